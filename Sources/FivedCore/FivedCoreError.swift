@@ -1,0 +1,32 @@
+/// The one error type of FivedCore: a stable, matchable `code` and a message a
+/// user can act on without reading the source (it names the file, line, flag,
+/// key or service concerned).
+public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What went wrong, stable across releases so that callers and tests can match it.
+    public enum Code: String, Sendable, Equatable {
+        case invalidServiceName
+        case invalidBackend
+        case invalidListenAddress
+        case invalidAllowRule
+        case configUnreadable
+        case configSyntax
+        case configUnknownKey
+        case configInvalidValue
+        case invalidFlag
+        case authorizedKeyMalformed
+        case authorizedKeyUnknownOption
+        case authorizedKeyUnsupported
+        case proxyProtocol
+    }
+
+    public let code: Code
+    /// One line, no trailing period, naming the thing concerned.
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
