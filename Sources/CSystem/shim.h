@@ -1,0 +1,45 @@
+// Linux calls Swift's Glibc module does not expose (variadic syscall(2), GNU
+// extensions). Thin static inline wrappers only; no state.
+#ifndef FIVED_CSYSTEM_SHIM_H
+#define FIVED_CSYSTEM_SHIM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <spawn.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <errno.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+// A descriptor that polls readable once process `pid` has exited (Linux 5.3+).
+static inline int fived_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+// Close every descriptor >= lowfd in the child (glibc 2.34+).
+static inline int fived_spawn_addclosefrom(posix_spawn_file_actions_t *fa, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(fa, lowfd);
+}
+
+// chdir in the child before exec (glibc 2.29+).
+static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const char *dir) {
+    return posix_spawn_file_actions_addchdir_np(fa, dir);
+}
+
+static inline short fived_spawn_flags(void) {
+    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID;
+}
+
+// Wait-status decoding (macros in C).
+static inline int fived_wifexited(int status) { return WIFEXITED(status); }
+static inline int fived_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int fived_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int fived_wtermsig(int status) { return WTERMSIG(status); }
+
+#endif
