@@ -12,6 +12,25 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <errno.h>
+#include <sys/wait.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+
+// accept4(2) with close-on-exec (a GNU extension).
+static inline int fived_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_CLOEXEC);
+}
+
+// pipe2(2) with close-on-exec and, optionally, non-blocking ends.
+static inline int fived_pipe_cloexec(int fds[2], int nonblocking) {
+    return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
+}
+
+// eventfd(2) wake-up descriptor, close-on-exec and non-blocking.
+static inline int fived_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -35,11 +54,5 @@ static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const cha
 static inline short fived_spawn_flags(void) {
     return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID;
 }
-
-// Wait-status decoding (macros in C).
-static inline int fived_wifexited(int status) { return WIFEXITED(status); }
-static inline int fived_wexitstatus(int status) { return WEXITSTATUS(status); }
-static inline int fived_wifsignaled(int status) { return WIFSIGNALED(status); }
-static inline int fived_wtermsig(int status) { return WTERMSIG(status); }
 
 #endif

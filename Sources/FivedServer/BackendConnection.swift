@@ -39,31 +39,36 @@ final class BackendConnection {
         stderrFD = -1
     }
 
-    /// Reaps the child if it has exited; returns its wait status.
+    /// Reaps the child if it has exited; returns its wait status. The pidfd stays
+    /// open until `closeProcessDescriptor` (it may still be registered with a poll set).
     func reap() -> Int32? {
-        guard let pid, pidFD >= 0 else { return nil }
+        guard let pid, !reaped else { return nil }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
         if rc == pid {
-            Sys.close(pidFD)
-            pidFD = -1
+            reaped = true
             return status
         }
         if rc < 0 && errno == ECHILD {
-            // Already reaped elsewhere: nothing left to wait for.
-            Sys.close(pidFD)
-            pidFD = -1
+            reaped = true  // already reaped elsewhere: nothing left to wait for
             return 0
         }
         return nil
     }
 
+    private(set) var reaped = false
+
+    func closeProcessDescriptor() {
+        Sys.close(pidFD)
+        pidFD = -1
+    }
+
     /// True while the child has not been reaped.
-    var childRunning: Bool { pid != nil && pidFD >= 0 }
+    var childRunning: Bool { pid != nil && !reaped }
 
     /// Signals the child's process group (it is a session leader, see `spawn`).
     func signalChild(_ sig: Int32) {
-        guard let pid, pidFD >= 0 else { return }
+        guard let pid, !reaped else { return }
         _ = kill(-pid, sig)
         _ = kill(pid, sig)
     }
@@ -173,7 +178,7 @@ enum BackendConnector {
             throw BackendFailure(description: "exec \(program): socketpair: \(String(cString: strerror(errno)))")
         }
         var errPipe: [Int32] = [-1, -1]
-        guard pipe2(&errPipe, O_CLOEXEC) == 0 else {
+        guard fived_pipe_cloexec(&errPipe, 0) == 0 else {
             let e = errno
             Sys.close(pair[0]); Sys.close(pair[1])
             throw BackendFailure(description: "exec \(program): pipe: \(String(cString: strerror(e)))")

@@ -69,7 +69,7 @@ final class Connection: SSHServerSessionDelegate {
         }
         let config = worker.config.snapshot
         let candidates = worker.authorizedKeys.keys(for: user, patterns: config.authorizedKeys)
-        let result = KeyMatcher.match(blob: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
+        let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
             guard state == .verified else { return true }  // probe: "this key would do"
@@ -80,8 +80,9 @@ final class Connection: SSHServerSessionDelegate {
                 "comment": "\(entry.comment)", "key_file": "\(entry.file):\(entry.line)",
             ])
             return true
-        case .refused(let reason):
+        case .notListed, .refused:
             failedAttempts += 1
+            let reason = "\(result)"
             logger.info("authentication failed", metadata: [
                 "user": "\(user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
                 "reason": "\(reason)",
@@ -258,10 +259,17 @@ final class Connection: SSHServerSessionDelegate {
     private func preamble(for service: ServiceConfig, caller: Caller, channelID: UInt64) -> [UInt8] {
         guard service.proxyProtocol else { return [] }
         if case .exec = service.backend { return [] }  // an exec service gets the environment instead
-        return ProxyV2Header.encode(
-            source: (client.address, client.port), destination: (local.address, local.port),
-            uniqueID: Array(String(channelID, radix: 16).utf8), service: service.name.value, user: caller.user,
-            fingerprint: caller.key.blob.fingerprint, comment: caller.key.comment) ?? []
+        guard let source = IPAddress(client.address), let destination = IPAddress(local.address) else { return [] }
+        let header = ProxyV2Header(
+            sourceAddress: source, sourcePort: client.port, destinationAddress: destination, destinationPort: local.port,
+            uniqueID: Array(String(channelID, radix: 16).utf8), service: service.name, user: caller.user,
+            keyFingerprint: caller.key.blob.fingerprint, keyComment: caller.key.comment)
+        do {
+            return try header.encoded()
+        } catch {
+            logger.warning("PROXY header not sent", metadata: ["service": "\(service.name)", "reason": "\(error)"])
+            return []
+        }
     }
 
     // MARK: Channel lifetime

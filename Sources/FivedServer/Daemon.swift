@@ -1,3 +1,4 @@
+import CSystem
 import FivedCore
 import Foundation
 import LibSSH
@@ -13,14 +14,14 @@ nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 /// The daemon: listeners, the acceptor (this thread) and the workers. One
 /// graceful path out: SIGTERM/SIGINT stop accepting, close every connection
 /// and return; SIGHUP reloads the configuration.
-public final class Daemon {
+public final class Daemon: @unchecked Sendable {
     /// Why the daemon could not start; the message names the file, address or key.
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
     }
 
     private let config: ConfigStore
-    private let reload: () throws -> Configuration
+    private let reload: @Sendable () throws(FivedCoreError) -> Configuration
     private let logger: Logger
     private let startups = StartupLimiter()
     private var workers: [Worker] = []
@@ -31,7 +32,7 @@ public final class Daemon {
     /// - Parameters:
     ///   - configuration: the validated configuration to start with.
     ///   - reload: reads the configuration again (SIGHUP); throws to keep the old one.
-    public init(configuration: Configuration, reload: @escaping () throws -> Configuration, logger: Logger) {
+    public init(configuration: Configuration, reload: @escaping @Sendable () throws(FivedCoreError) -> Configuration, logger: Logger) {
         self.config = ConfigStore(configuration)
         self.reload = reload
         self.logger = logger
@@ -87,7 +88,7 @@ public final class Daemon {
 
     private func installSignalHandlers() throws(StartupError) {
         var fds: [Int32] = [-1, -1]
-        guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else {
+        guard fived_pipe_cloexec(&fds, 1) == 0 else {
             throw StartupError(description: "cannot create the signal pipe: \(String(cString: strerror(errno)))")
         }
         signalPipeRead = fds[0]
@@ -141,7 +142,7 @@ public final class Daemon {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept4(listener.fd, $0, &len, Int32(SOCK_CLOEXEC.rawValue)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { fived_accept_cloexec(listener.fd, $0, &len) }
             }
             if fd < 0 {
                 let e = errno

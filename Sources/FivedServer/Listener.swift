@@ -1,3 +1,4 @@
+import CSystem
 import FivedCore
 #if canImport(Glibc)
 import Glibc

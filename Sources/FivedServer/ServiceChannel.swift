@@ -62,10 +62,12 @@ final class ServiceChannel: SSHChannelDelegate {
     private(set) var bytesOut = 0
     let startedAt = MonotonicClock.now
 
-    // What the worker has registered with the event for this channel.
-    var registeredMain: Int16 = 0
-    var registeredStderr: Int16 = 0
-    var registeredPid = false
+    // What the worker has registered with the event for this channel: the
+    // descriptor and events, so a registration is always removed by the number
+    // it was made with, before that descriptor is closed.
+    var registeredMain: (fd: Int32, events: Int16) = (-1, 0)
+    var registeredStderr: (fd: Int32, events: Int16) = (-1, 0)
+    var registeredPid: Int32 = -1
 
     init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool) {
         self.id = id
@@ -337,15 +339,12 @@ final class ServiceChannel: SSHChannelDelegate {
             if n < 0 {
                 let e = errno
                 if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { stderrReadable = false; return }
-                n == 0 ? () : ()
-                stderrEOF = true
-                backend.closeStderr()
+                stderrEOF = true  // closed by the worker once unregistered
                 return
             }
             if n == 0 {
                 stderrEOF = true
                 flushStderrLine(force: true)
-                backend.closeStderr()
                 return
             }
             if forwardsStderrToLog {
@@ -391,8 +390,10 @@ final class ServiceChannel: SSHChannelDelegate {
         guard let backend else { return nil }
         if backend.pid != nil {
             guard let status = waitStatus else { return nil }
-            if fived_wifsignaled(status) != 0 { return .signal(fived_wtermsig(status)) }
-            return .status(fived_wexitstatus(status))
+            // Linux wait-status layout (the W* macros are not visible from Swift).
+            let low = status & 0x7f
+            if low != 0 && low != 0x7f { return .signal(low) }
+            return .status((status >> 8) & 0xff)
         }
         return .status(backendFailed ? 1 : 0)
     }
@@ -483,6 +484,9 @@ final class ServiceChannel: SSHChannelDelegate {
         guard !finished, let backend else { return false }
         return backend.childRunning && waitStatus == nil
     }
+
+    /// True once the child's stderr reached EOF (its descriptor may be closed after unregistering).
+    var stderrFinished: Bool { stderrEOF }
 
     /// True when the channel waits on the SSH side (window or pending output)
     /// and must be re-checked after every poll: libssh 0.10.6 does not report a

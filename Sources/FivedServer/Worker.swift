@@ -1,3 +1,4 @@
+import CSystem
 import FivedCore
 import LibSSH
 import Logging
@@ -45,7 +46,7 @@ final class Worker: @unchecked Sendable {
         self.logger = logger
         self.statusProvider = statusProvider
         self.nextConnectionID = UInt64(index) << 40
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
+        wakeFD = fived_eventfd()
         guard wakeFD >= 0 else { throw SystemError("eventfd", errno: errno) }
     }
 
@@ -206,32 +207,37 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Brings the event's registrations for a channel in line with what it wants.
+    /// Registrations are removed by the descriptor number they were made with, and
+    /// a descriptor is closed only after it is unregistered.
     private func reconcile(_ pump: ServiceChannel) {
         guard !pump.finished, let backend = pump.backend else { return }
         let main = pump.wantedMainEvents
-        if main != pump.registeredMain {
-            if pump.registeredMain != 0 { event.unwatch(fd: backend.fd) }
-            if main != 0 {
-                try? event.watch(DescriptorWatch(fd: backend.fd) { [unowned pump] in pump.backendEvent($0) }, events: main)
+        if main != pump.registeredMain.events || (main != 0 && backend.fd != pump.registeredMain.fd) {
+            if pump.registeredMain.fd >= 0 { event.unwatch(fd: pump.registeredMain.fd) }
+            pump.registeredMain = (-1, 0)
+            if main != 0, (try? event.watch(DescriptorWatch(fd: backend.fd) { [unowned pump] in pump.backendEvent($0) }, events: main)) != nil {
+                pump.registeredMain = (backend.fd, main)
             }
-            pump.registeredMain = main
         }
         let err = pump.wantedStderrEvents
-        if err != pump.registeredStderr {
-            if pump.registeredStderr != 0, backend.stderrFD >= 0 { event.unwatch(fd: backend.stderrFD) }
-            if err != 0 {
-                try? event.watch(DescriptorWatch(fd: backend.stderrFD) { [unowned pump] in pump.stderrEvent($0) }, events: err)
+        if err != pump.registeredStderr.events {
+            if pump.registeredStderr.fd >= 0 { event.unwatch(fd: pump.registeredStderr.fd) }
+            pump.registeredStderr = (-1, 0)
+            if err != 0, (try? event.watch(DescriptorWatch(fd: backend.stderrFD) { [unowned pump] in pump.stderrEvent($0) }, events: err)) != nil {
+                pump.registeredStderr = (backend.stderrFD, err)
             }
-            pump.registeredStderr = err
+        }
+        if pump.stderrFinished, pump.registeredStderr.fd < 0, backend.stderrFD >= 0 {
+            backend.closeStderr()
         }
         let pid = pump.wantsProcessEvents
-        if pid != pump.registeredPid {
-            if pid {
-                try? event.watch(DescriptorWatch(fd: backend.pidFD) { [unowned pump] in pump.processExitEvent($0) }, events: Int16(POLLIN))
-            } else if backend.pidFD >= 0 {
-                event.unwatch(fd: backend.pidFD)
+        if pid != (pump.registeredPid >= 0) {
+            if pump.registeredPid >= 0 {
+                event.unwatch(fd: pump.registeredPid)
+                pump.registeredPid = -1
+            } else if (try? event.watch(DescriptorWatch(fd: backend.pidFD) { [unowned pump] in pump.processExitEvent($0) }, events: Int16(POLLIN))) != nil {
+                pump.registeredPid = backend.pidFD
             }
-            pump.registeredPid = pid
         }
         if pump.waitsOnSSH {
             watchedOnSSH[ObjectIdentifier(pump)] = pump
@@ -259,11 +265,13 @@ final class Worker: @unchecked Sendable {
         let id = ObjectIdentifier(pump)
         dirty.removeValue(forKey: id)
         watchedOnSSH.removeValue(forKey: id)
+        if pump.registeredMain.fd >= 0 { event.unwatch(fd: pump.registeredMain.fd) }
+        if pump.registeredStderr.fd >= 0 { event.unwatch(fd: pump.registeredStderr.fd) }
+        if pump.registeredPid >= 0 { event.unwatch(fd: pump.registeredPid) }
+        pump.registeredMain = (-1, 0)
+        pump.registeredStderr = (-1, 0)
+        pump.registeredPid = -1
         if let backend = pump.takeBackend() {
-            if pump.registeredMain != 0 { event.unwatch(fd: backend.fd) }
-            if pump.registeredStderr != 0, backend.stderrFD >= 0 { event.unwatch(fd: backend.stderrFD) }
-            if pump.registeredPid, backend.pidFD >= 0 { event.unwatch(fd: backend.pidFD) }
-            pump.registeredMain = 0; pump.registeredStderr = 0; pump.registeredPid = false
             backend.closeStream()
             backend.closeStderr()
             if backend.childRunning, backend.reap() == nil {
@@ -271,6 +279,8 @@ final class Worker: @unchecked Sendable {
                 backend.signalChild(SIGHUP)
                 orphans.append((backend, MonotonicClock.now + 2000))
                 watchOrphan(backend)
+            } else {
+                backend.closeProcessDescriptor()
             }
         }
         pump.connection.forget(pump)
@@ -286,9 +296,9 @@ final class Worker: @unchecked Sendable {
     private func reapOrphans(force: Bool) {
         let now = MonotonicClock.now
         orphans.removeAll { entry in
-            let pidFD = entry.backend.pidFD
             if entry.backend.reap() != nil {
-                if pidFD >= 0 { event.unwatch(fd: pidFD) }
+                event.unwatch(fd: entry.backend.pidFD)
+                entry.backend.closeProcessDescriptor()
                 return true
             }
             if force || now >= entry.killAt {

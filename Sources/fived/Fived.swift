@@ -65,11 +65,11 @@ struct Fived: ParsableCommand {
         let level = Logger.Level(fived: configuration.logLevel)
         LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level) }
         let logger = Logger(label: "fived")
-        let daemon = Daemon(configuration: configuration, reload: { try ConfigurationLoader.load(overrides) }, logger: logger)
+        let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in try ConfigurationLoader.load(overrides) }, logger: logger)
         do {
             try daemon.run()
         } catch {
-            Self.fail(error.description)
+            Self.fail("\(error)")
         }
     }
 
