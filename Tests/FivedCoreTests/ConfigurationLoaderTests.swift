@@ -506,6 +506,14 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         #expect(e.message == "--service echo: program /bin/nope does not exist or is not executable")
     }
 
+    @Test func longProgramPathsAreShownWhole() throws {
+        let program = "/nix/store/" + String(repeating: "0123456789abcdef", count: 8) + "-rsync-3.2.7/bin/rsync"
+        let e = try #require(thrown {
+            _ = try ConfigurationLoader.load(ConfigurationOverrides(services: ["rsync=exec:\(program) --daemon"]), isExecutable: { _ in false })
+        })
+        #expect(e.message == "--service rsync: program \(program) does not exist or is not executable")
+    }
+
     @Test func missingProgramFromTheFileNamesFileLineAndKey() throws {
         let dir = try TempDirectory()
         defer { dir.remove() }

@@ -28,7 +28,7 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         } else {
             throw FivedCoreError(
                 .invalidBackend,
-                "\(context): backend '\(ServiceName.printable(raw))' is not tcp:HOST:PORT, unix:/PATH or exec:/PATH/PROG ARG...")
+                "\(context): backend '\(DisplayText.escaped(raw))' is not tcp:HOST:PORT, unix:/PATH or exec:/PATH/PROG ARG...")
         }
     }
 
@@ -36,12 +36,12 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
     static func checkedSocketPath(_ path: String, context: String) throws(FivedCoreError) -> String {
         guard path.hasPrefix("/") else {
             throw FivedCoreError(
-                .invalidBackend, "\(context): unix socket path '\(ServiceName.printable(path))' must be absolute")
+                .invalidBackend, "\(context): unix socket path '\(DisplayText.escaped(path))' must be absolute")
         }
         guard path.utf8.count <= maximumUnixPathLength, !path.utf8.contains(0) else {
             throw FivedCoreError(
                 .invalidBackend,
-                "\(context): unix socket path '\(ServiceName.printable(path))' is longer than \(maximumUnixPathLength) bytes")
+                "\(context): unix socket path '\(DisplayText.escaped(path))' is longer than \(maximumUnixPathLength) bytes")
         }
         return path
     }
@@ -54,7 +54,7 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         guard program.hasPrefix("/") else {
             throw FivedCoreError(
                 .invalidBackend,
-                "\(context): program '\(ServiceName.printable(program))' must be an absolute path, e.g. /usr/bin/\(ServiceName.printable(program))")
+                "\(context): program '\(DisplayText.escaped(program))' must be an absolute path, e.g. /usr/bin/\(DisplayText.escaped(program))")
         }
         return argv
     }

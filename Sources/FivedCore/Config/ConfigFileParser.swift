@@ -102,7 +102,7 @@ struct ConfigFileParser {
             if let earlier = spellings[name] {
                 throw FivedCoreError(
                     .configInvalidValue,
-                    "\(location(path)): services '\(ServiceName.printable(earlier))' and '\(rawName)' differ only by case, and service names are compared without case")
+                    "\(location(path)): services '\(DisplayText.escaped(earlier))' and '\(rawName)' differ only by case, and service names are compared without case")
             }
             spellings[name] = rawName
             let body = try self.table(value, at: path)
@@ -160,12 +160,12 @@ struct ConfigFileParser {
         if raw.hasPrefix("exec:") {
             throw FivedCoreError(
                 .invalidBackend,
-                "\(context): '\(ServiceName.printable(raw))' is not an address: for a program use exec = [\"/PATH/PROG\", \"ARG\"]")
+                "\(context): '\(DisplayText.escaped(raw))' is not an address: for a program use exec = [\"/PATH/PROG\", \"ARG\"]")
         }
         if raw.hasPrefix("/") {
             throw FivedCoreError(
                 .invalidBackend,
-                "\(context): '\(ServiceName.printable(raw))' is not HOST:PORT: for a Unix socket write unix:\(ServiceName.printable(raw))")
+                "\(context): '\(DisplayText.escaped(raw))' is not HOST:PORT: for a Unix socket write unix:\(DisplayText.escaped(raw))")
         }
         return try Backend(flagValue: "tcp:" + raw, context: context)
     }
@@ -199,7 +199,7 @@ struct ConfigFileParser {
     static func render(_ path: [String]) -> String {
         path.map { part in
             let bare = !part.isEmpty && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
-            return bare ? part : "\"\(ServiceName.printable(part))\""
+            return bare ? part : "\"\(DisplayText.escaped(part))\""
         }.joined(separator: ".")
     }
 

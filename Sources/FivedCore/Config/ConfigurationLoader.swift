@@ -75,7 +75,7 @@ public enum ConfigurationLoader {
                 whence = file?.context(["services", spelled, "exec"]) ?? service.origin
             }
             throw FivedCoreError(
-                .invalidBackend, "\(whence): program \(ServiceName.printable(argv[0])) does not exist or is not executable")
+                .invalidBackend, "\(whence): program \(DisplayText.escaped(argv[0])) does not exist or is not executable")
         }
         return config
     }
@@ -98,7 +98,7 @@ public enum ConfigurationLoader {
         guard let equals = raw.firstIndex(of: "=") else {
             throw FivedCoreError(
                 .invalidFlag,
-                "--service '\(ServiceName.printable(raw))': expected NAME=BACKEND, e.g. web=tcp:127.0.0.1:8080")
+                "--service '\(DisplayText.escaped(raw))': expected NAME=BACKEND, e.g. web=tcp:127.0.0.1:8080")
         }
         let name = try ServiceName(validating: raw[..<equals], context: "--service")
         let context = "--service \(name)"
@@ -118,7 +118,7 @@ public enum ConfigurationLoader {
     /// Checks a host key file name: not empty, no NUL.
     static func checkedHostKeyPath(_ raw: String, context: String) throws(FivedCoreError) -> String {
         guard !raw.isEmpty, !raw.utf8.contains(0) else {
-            throw FivedCoreError(.configInvalidValue, "\(context): '\(ServiceName.printable(raw))' is not a file name")
+            throw FivedCoreError(.configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' is not a file name")
         }
         return raw
     }
@@ -134,7 +134,7 @@ public enum ConfigurationLoader {
                 let token = next < path.endIndex ? "%\(path[next])" : "%"
                 throw FivedCoreError(
                     .configInvalidValue,
-                    "\(context): '\(ServiceName.printable(path))' has '\(ServiceName.printable(token))': use %h (home), %u (user) or %% (a percent sign)")
+                    "\(context): '\(DisplayText.escaped(path))' has '\(DisplayText.escaped(token))': use %h (home), %u (user) or %% (a percent sign)")
             }
             i = path.index(after: next)
         }

@@ -11,7 +11,7 @@ enum HostPort {
         example: String
     ) throws(FivedCoreError) -> (host: String, port: UInt16) {
         let text = Substring(raw)
-        let shown = ServiceName.printable(text)
+        let shown = DisplayText.escaped(text)
         func fail(_ why: String) -> FivedCoreError {
             FivedCoreError(code, "\(context): '\(shown)' \(why)")
         }
@@ -29,7 +29,7 @@ enum HostPort {
             }
             portText = rest.dropFirst()
             guard isIPv6(host) else {
-                throw fail("has '\(ServiceName.printable(host))' in brackets, which is not an IPv6 address")
+                throw fail("has '\(DisplayText.escaped(host))' in brackets, which is not an IPv6 address")
             }
         } else {
             guard let colon = text.lastIndex(of: ":") else {
@@ -44,7 +44,7 @@ enum HostPort {
                 throw fail("has no host: use HOST:PORT, e.g. \(example)")
             }
             guard isIPv4(host) || (!looksNumeric(host) && isHostName(host)) else {
-                throw fail("has '\(ServiceName.printable(host))', which is not a host name or an IP address")
+                throw fail("has '\(DisplayText.escaped(host))', which is not a host name or an IP address")
             }
         }
 
@@ -52,7 +52,7 @@ enum HostPort {
         guard !portText.isEmpty, portText.count <= 5, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let port = Int(portText), port >= lowest, port <= 65535
         else {
-            throw fail("has port '\(ServiceName.printable(portText))': use a number from \(lowest) to 65535")
+            throw fail("has port '\(DisplayText.escaped(portText))': use a number from \(lowest) to 65535")
         }
         return (String(host), UInt16(port))
     }

@@ -18,7 +18,7 @@ public enum LogLevel: String, Sendable, CaseIterable {
     {
         guard let level = LogLevel(rawValue: raw) else {
             let names = LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
-            throw FivedCoreError(code, "\(context): '\(ServiceName.printable(raw))' is not a log level: use one of \(names)")
+            throw FivedCoreError(code, "\(context): '\(DisplayText.escaped(raw))' is not a log level: use one of \(names)")
         }
         self = level
     }

@@ -53,11 +53,11 @@ public enum ServiceTable {
     }
 
     private static func allowCell(_ rules: [AllowRule]) -> String {
-        rules.isEmpty ? "(nobody)" : rules.map { ServiceName.printable($0.description) }.joined(separator: ", ")
+        rules.isEmpty ? "(nobody)" : rules.map { DisplayText.escaped($0.description) }.joined(separator: ", ")
     }
 
     private static func list(_ items: [String]) -> String {
-        items.isEmpty ? "(none)" : items.map { ServiceName.printable($0) }.joined(separator: ", ")
+        items.isEmpty ? "(none)" : items.map { DisplayText.escaped($0) }.joined(separator: ", ")
     }
 
     private static func yesNo(_ flag: Bool) -> String { flag ? "yes" : "no" }
