@@ -488,6 +488,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         let file = try dir.write("fived.toml", "log_level = \"error\"\n")
         #expect(try ConfigurationLoader.load(ConfigurationOverrides(configFile: file)).logLevel == .error)
         #expect(try ConfigurationLoader.load(ConfigurationOverrides(configFile: file, logLevel: "trace")).logLevel == .trace)
+        #expect(try ConfigurationLoader.load(ConfigurationOverrides(logLevel: "Warning")).logLevel == .warning)
     }
 
     @Test func execProgramsAreCheckedThroughIsExecutable() throws {
@@ -590,7 +591,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         (ConfigurationOverrides(services: ["web=tcp:127.0.0.1:80", "Web=tcp:127.0.0.1:81"]), .invalidFlag, "--service web: given twice"),
         (ConfigurationOverrides(logLevel: "loud"), .invalidFlag,
             "--log-level: 'loud' is not a log level: use one of trace, debug, info, warning, error"),
-        (ConfigurationOverrides(logLevel: "INFO"), .invalidFlag, "--log-level: 'INFO' is not a log level"),
+        (ConfigurationOverrides(logLevel: ""), .invalidFlag, "--log-level: '' is not a log level"),
     ])
     func badFlagsAreNamed(_ overrides: ConfigurationOverrides, _ code: FivedCoreError.Code, _ prefix: String) throws {
         let e = try #require(thrown { _ = try ConfigurationLoader.load(overrides, isExecutable: allExecutable) })

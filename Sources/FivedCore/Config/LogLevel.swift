@@ -11,12 +11,12 @@ public enum LogLevel: String, Sendable, CaseIterable {
     /// Something failed (a backend could not be reached, a listener could not bind).
     case error
 
-    /// Parses a level name (lower case, as SPEC.md spells them); the message
+    /// Parses a level name in any case (as sshd takes `LogLevel INFO`); the message
     /// names `context` and lists the accepted names.
     public init(parsing raw: String, context: String, code: FivedCoreError.Code = .configInvalidValue)
         throws(FivedCoreError)
     {
-        guard let level = LogLevel(rawValue: raw) else {
+        guard let level = LogLevel(rawValue: raw.lowercased()) else {
             let names = LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
             throw FivedCoreError(code, "\(context): '\(DisplayText.escaped(raw))' is not a log level: use one of \(names)")
         }
