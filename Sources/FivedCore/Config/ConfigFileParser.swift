@@ -8,6 +8,7 @@ import TOMLKit
 struct ConfigFileParser {
     /// The file name used in messages.
     let file: String
+    private let text: String
     private let locator: TOMLKeyLocator
     /// Each service's name as the file spells it, to find its lines again later.
     private(set) var spellings: [ServiceName: String] = [:]
@@ -21,11 +22,12 @@ struct ConfigFileParser {
 
     init(text: String, file: String) {
         self.file = file
+        self.text = text
         self.locator = TOMLKeyLocator(text: text)
     }
 
-    /// Parses `text`, the content this parser was made for.
-    mutating func parse(_ text: String) throws(FivedCoreError) -> Configuration {
+    /// Parses the text this parser was made for.
+    mutating func parse() throws(FivedCoreError) -> Configuration {
         // TOMLKit hands the text to C as a C string: a NUL would silently end the file there.
         if let nul = text.utf8.firstIndex(of: 0) {
             let line = text.utf8[..<nul].count(where: { $0 == 0x0A }) + 1

@@ -22,7 +22,7 @@ public enum ConfigurationLoader {
         if let path = overrides.configFile {
             let text = try ConfigFileReader.readText(path)
             var parser = ConfigFileParser(text: text, file: path)
-            config = try parser.parse(text)
+            config = try parser.parse()
             file = parser
         }
         let fileTCPMUXCount = config.tcpmux.count
@@ -85,7 +85,7 @@ public enum ConfigurationLoader {
     /// looked at: `load` does both.
     public static func parse(toml: String, file: String) throws(FivedCoreError) -> Configuration {
         var parser = ConfigFileParser(text: toml, file: file)
-        return try parser.parse(toml)
+        return try parser.parse()
     }
 
     /// The real check behind `load`: `path` is a regular file this process may execute.
