@@ -14,6 +14,30 @@
 #include <errno.h>
 #include <sys/wait.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <stdint.h>
+
+// epoll_event is packed on x86_64; these keep its layout on the C side.
+static inline int fived_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+static inline int fived_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = token;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+// Waits and copies up to `max` ready events into parallel arrays.
+static inline int fived_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens, int max, int timeout) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, evs, max, timeout);
+    for (int i = 0; i < n; i++) {
+        events[i] = evs[i].events;
+        tokens[i] = evs[i].data.u64;
+    }
+    return n;
+}
 #include <sys/socket.h>
 #include <fcntl.h>
 

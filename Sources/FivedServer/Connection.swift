@@ -2,9 +2,13 @@ import FivedCore
 import Foundation
 import LibSSH
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Channel ids, unique in the process (the PROXY v2 UNIQUE_ID and log lines carry them).
+private let channelSerial = Atomic<UInt64>(0)
 
 /// One SSH connection on a worker: authentication, then routing each channel to
 /// its service. Every callback runs on the worker's thread.
@@ -14,6 +18,12 @@ final class Connection: SSHServerSessionDelegate {
 
     let id: UInt64
     let session: SSHSession
+    /// This session's private poll context (see Poller).
+    let event: SSHEvent
+    /// The SSH socket, as accepted (libssh may close it before teardown).
+    let socketFD: Int32
+    var pollerToken: UInt64 = 0
+    var registeredEvents: UInt32 = 0
     unowned let worker: Worker
     let client: Endpoint
     let local: Endpoint
@@ -26,11 +36,12 @@ final class Connection: SSHServerSessionDelegate {
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
     private(set) var closing = false
     private(set) var closeReason = "disconnected"
-    private var nextChannelID: UInt64 = 0
 
-    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, loginGraceSeconds: Int, logger: Logger) {
+    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
         self.id = id
         self.session = session
+        self.event = try SSHEvent()
+        self.socketFD = session.fileDescriptor
         self.worker = worker
         self.client = client
         self.local = local
@@ -135,8 +146,7 @@ final class Connection: SSHServerSessionDelegate {
     }
 
     private func makeChannelID() -> UInt64 {
-        nextChannelID += 1
-        return (id << 20) | nextChannelID
+        channelSerial.add(1, ordering: .relaxed).newValue
     }
 
     private func openDirect(_ message: borrowing SSHMessage, caller: Caller, requested: String, port: UInt32) -> Bool {

@@ -11,8 +11,8 @@ import Glibc
 /// It reads only while the other side can take it, and turns EOF into a
 /// half-close. libssh callbacks and descriptor events only record what happened
 /// and mark the channel dirty; the worker calls `pump()` between polls, where
-/// libssh may safely be re-entered (LIBSSH-NOTES: flushing calls poll the whole
-/// event). Memory per channel is bounded: `chunkSize` each way plus what libssh
+/// libssh may safely be re-entered (LIBSSH-NOTES: flushing calls poll the
+/// session's poll context, which runs this session's callbacks). Memory per channel is bounded: `chunkSize` each way plus what libssh
 /// itself buffers up to the SSH window.
 final class ServiceChannel: SSHChannelDelegate {
     /// Largest read from a backend or from libssh's buffer in one go.
@@ -62,12 +62,11 @@ final class ServiceChannel: SSHChannelDelegate {
     private(set) var bytesOut = 0
     let startedAt = MonotonicClock.now
 
-    // What the worker has registered with the event for this channel: the
-    // descriptor and events, so a registration is always removed by the number
-    // it was made with, before that descriptor is closed.
-    var registeredMain: (fd: Int32, events: Int16) = (-1, 0)
-    var registeredStderr: (fd: Int32, events: Int16) = (-1, 0)
-    var registeredPid: Int32 = -1
+    // What the worker has registered for this channel: the poller token and
+    // events, so a registration is removed by token before its descriptor closes.
+    var registeredMain: (token: UInt64, events: UInt32) = (0, 0)
+    var registeredStderr: (token: UInt64, events: UInt32) = (0, 0)
+    var registeredPid: UInt64 = 0
 
     init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool) {
         self.id = id
@@ -171,18 +170,18 @@ final class ServiceChannel: SSHChannelDelegate {
 
     // MARK: Descriptor events (inside dispatch: record only)
 
-    func backendEvent(_ revents: Int16) {
-        if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { backendReadable = true }
-        if revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 { backendWritable = true }
+    func backendEvent(_ revents: UInt32) {
+        if revents & (Poller.readable | Poller.hangup) != 0 { backendReadable = true }
+        if revents & (Poller.writable | Poller.hangup) != 0 { backendWritable = true }
         connection.worker.markDirty(self)
     }
 
-    func stderrEvent(_ revents: Int16) {
+    func stderrEvent(_ revents: UInt32) {
         stderrReadable = true
         connection.worker.markDirty(self)
     }
 
-    func processExitEvent(_ revents: Int16) {
+    func processExitEvent(_ revents: UInt32) {
         if let status = backend?.reap() {
             waitStatus = status
         }
@@ -462,24 +461,24 @@ final class ServiceChannel: SSHChannelDelegate {
     // MARK: What the worker registers
 
     /// Poll events wanted on the backend stream now.
-    var wantedMainEvents: Int16 {
+    var wantedMainEvents: UInt32 {
         guard !finished, let backend, backend.fd >= 0 else { return 0 }
-        var ev: Int16 = 0
+        var ev: UInt32 = 0
         if !backendEOF && !eofSent && !backendReadable && toClientOffset >= toClient.count
             && channel.windowSize > 0 && !channel.session.hasPendingWrite {
-            ev |= Int16(POLLIN)
+            ev |= Poller.readable
         }
         if !backendWriteClosed && !backendWritable && (toBackendOffset < toBackend.count || libsshHasBuffered) {
-            ev |= Int16(POLLOUT)
+            ev |= Poller.writable
         }
         return ev
     }
 
     /// Poll events wanted on the child's stderr now.
-    var wantedStderrEvents: Int16 {
+    var wantedStderrEvents: UInt32 {
         guard !finished, let backend, backend.stderrFD >= 0, !stderrEOF, !stderrReadable else { return 0 }
         if !forwardsStderrToLog && (channel.windowSize <= 0 || toClientStderrOffset < toClientStderr.count) { return 0 }
-        return Int16(POLLIN)
+        return Poller.readable
     }
 
     /// Whether the child's pidfd should be watched.

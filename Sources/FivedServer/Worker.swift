@@ -7,9 +7,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// One event-loop thread: an `SSHEvent` over its sessions, their backends and
-/// exec children. A session lives on one worker for life and is touched by no
-/// other thread; other threads talk to a worker only through `inbox` + eventfd.
+/// One event-loop thread: an epoll set (`Poller`) over its sessions, their
+/// backends and exec children. Each session has a private `SSHEvent` that libssh
+/// polls; the worker runs it when epoll says its socket is ready (see Poller for
+/// why sessions do not share one). A session lives on one worker for life and is
+/// touched by no other thread; other threads reach a worker only through `inbox`
+/// and its eventfd.
 final class Worker: @unchecked Sendable {
     enum Command {
         case adopt(SSHSession, client: Endpoint, local: Endpoint)
@@ -23,7 +26,7 @@ final class Worker: @unchecked Sendable {
     let logger: Logger
     private let inbox = Mutex<[Command]>([])
     private let wakeFD: Int32
-    private var event: SSHEvent!
+    private var poller: Poller!
     private var thread: pthread_t?
     private let liveConnections = Atomic<Int>(0)
 
@@ -32,7 +35,8 @@ final class Worker: @unchecked Sendable {
     private var watchedOnSSH: [ObjectIdentifier: ServiceChannel] = [:]
     private var closingConnections: [Connection] = []
     private var finishedChannels: [ServiceChannel] = []
-    private var orphans: [(backend: BackendConnection, killAt: Int64)] = []
+    private var orphans: [(backend: BackendConnection, killAt: Int64, token: UInt64)] = []
+    private var touched: [ObjectIdentifier: Connection] = [:]
     private var stopping = false
     private var nextConnectionID: UInt64
     private let statusProvider: @Sendable () -> String
@@ -96,19 +100,32 @@ final class Worker: @unchecked Sendable {
 
     private func run() {
         do {
-            event = try SSHEvent()
-            try event.watch(DescriptorWatch(fd: wakeFD) { [unowned self] _ in
-                var value: UInt64 = 0
-                _ = read(self.wakeFD, &value, 8)
-            }, events: Int16(POLLIN))
+            poller = try Poller()
         } catch {
             logger.critical("worker could not start", metadata: ["worker": "\(index)", "reason": "\(error)"])
             return
         }
+        poller.add(wakeFD, events: Poller.readable, target: .wake)
         var lastTick = MonotonicClock.now
         while true {
             let timeout: Int32 = dirty.isEmpty ? 1000 : 0
-            event.poll(timeoutMilliseconds: timeout)
+            poller.wait(timeoutMilliseconds: timeout) { target, events in
+                switch target {
+                case .wake:
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                case .session(let connection):
+                    service(connection)
+                case .backend(let pump):
+                    pump.backendEvent(events)
+                case .stderr(let pump):
+                    pump.stderrEvent(events)
+                case .process(let pump):
+                    pump.processExitEvent(events)
+                case .orphan:
+                    reapOrphans(force: false)
+                }
+            }
             handleInbox()
             if stopping && connections.isEmpty && orphans.isEmpty { break }
             runDirty()
@@ -119,10 +136,38 @@ final class Worker: @unchecked Sendable {
                 lastTick = now
                 tick(now: now)
             }
-            checkTransports()
+            settleTouched()
             reapFinished()
         }
         Sys.close(wakeFD)
+    }
+
+    /// Lets libssh process what arrived on a session's socket: a bounded number
+    /// of passes (libssh reads 4 KiB per pass), each polling only this session.
+    private func service(_ connection: Connection) {
+        touched[ObjectIdentifier(connection)] = connection
+        for _ in 0..<32 {
+            if connection.event.poll(timeoutMilliseconds: 0) != 0 { break }
+        }
+    }
+
+    /// After a pass: close connections whose transport ended, and keep each
+    /// session's epoll interest in line with libssh's (POLLOUT while output is queued).
+    private func settleTouched() {
+        guard !touched.isEmpty else { return }
+        let batch = touched
+        touched.removeAll(keepingCapacity: true)
+        for c in batch.values where connections[ObjectIdentifier(c)] != nil {
+            if !c.closing && !c.session.isConnected {
+                c.close(reason: c.isAuthenticated ? "client disconnected" : "disconnected before authentication")
+                continue
+            }
+            let wanted = Poller.readable | (c.session.hasPendingWrite ? Poller.writable : 0)
+            if wanted != c.registeredEvents {
+                poller.modify(c.pollerToken, events: wanted)
+                c.registeredEvents = wanted
+            }
+        }
     }
 
     private func handleInbox() {
@@ -145,21 +190,25 @@ final class Worker: @unchecked Sendable {
     private func adoptNow(_ session: SSHSession, client: Endpoint, local: Endpoint) {
         nextConnectionID += 1
         let snapshot = config.snapshot
-        let connection = Connection(id: nextConnectionID, session: session, worker: self, client: client, local: local,
-                                    loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
+        let connection: Connection
         do {
+            connection = try Connection(id: nextConnectionID, session: session, worker: self, client: client, local: local,
+                                        loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
             try session.prepareServer(delegate: connection)
             // libssh requires one key-exchange step before the session may join an event.
             _ = try session.handleKeyExchange()
-            try event.add(session)
+            try connection.event.add(session)
         } catch {
             logger.info("connection failed", metadata: ["client": "\(client)", "reason": "\(error)"])
-            connection.releaseStartupSlot()
+            startups.release(source: client.address)
             session.disconnect()
             return
         }
+        connection.pollerToken = poller.add(connection.socketFD, events: Poller.readable, target: .session(connection))
+        connection.registeredEvents = Poller.readable
         if stopping { connection.close(reason: "fived stopping") }
         connections[ObjectIdentifier(connection)] = connection
+        touched[ObjectIdentifier(connection)] = connection
         liveConnections.store(connections.count, ordering: .relaxed)
         logger.debug("connection accepted", metadata: ["client": "\(client)", "worker": "\(index)"])
     }
@@ -173,6 +222,7 @@ final class Worker: @unchecked Sendable {
             dirty.removeAll(keepingCapacity: true)
             for pump in batch.values {
                 if pump.pump() { dirty[ObjectIdentifier(pump)] = pump }
+                touched[ObjectIdentifier(pump.connection)] = pump.connection
                 reconcile(pump)
             }
         }
@@ -185,6 +235,7 @@ final class Worker: @unchecked Sendable {
         for pump in watchedOnSSH.values where !pump.finished {
             if pump.channel.windowSize > 0 && !pump.channel.session.hasPendingWrite {
                 if pump.pump() { dirty[ObjectIdentifier(pump)] = pump }
+                touched[ObjectIdentifier(pump.connection)] = pump.connection
                 reconcile(pump)
             }
         }
@@ -212,31 +263,36 @@ final class Worker: @unchecked Sendable {
     private func reconcile(_ pump: ServiceChannel) {
         guard !pump.finished, let backend = pump.backend else { return }
         let main = pump.wantedMainEvents
-        if main != pump.registeredMain.events || (main != 0 && backend.fd != pump.registeredMain.fd) {
-            if pump.registeredMain.fd >= 0 { event.unwatch(fd: pump.registeredMain.fd) }
-            pump.registeredMain = (-1, 0)
-            if main != 0, (try? event.watch(DescriptorWatch(fd: backend.fd) { [unowned pump] in pump.backendEvent($0) }, events: main)) != nil {
-                pump.registeredMain = (backend.fd, main)
+        if main != pump.registeredMain.events {
+            if main == 0 {
+                poller.remove(pump.registeredMain.token)
+                pump.registeredMain = (0, 0)
+            } else if pump.registeredMain.token != 0 {
+                poller.modify(pump.registeredMain.token, events: main)
+                pump.registeredMain.events = main
+            } else {
+                pump.registeredMain = (poller.add(backend.fd, events: main, target: .backend(pump)), main)
             }
         }
         let err = pump.wantedStderrEvents
         if err != pump.registeredStderr.events {
-            if pump.registeredStderr.fd >= 0 { event.unwatch(fd: pump.registeredStderr.fd) }
-            pump.registeredStderr = (-1, 0)
-            if err != 0, (try? event.watch(DescriptorWatch(fd: backend.stderrFD) { [unowned pump] in pump.stderrEvent($0) }, events: err)) != nil {
-                pump.registeredStderr = (backend.stderrFD, err)
+            if err == 0 {
+                poller.remove(pump.registeredStderr.token)
+                pump.registeredStderr = (0, 0)
+            } else {
+                pump.registeredStderr = (poller.add(backend.stderrFD, events: err, target: .stderr(pump)), err)
             }
         }
-        if pump.stderrFinished, pump.registeredStderr.fd < 0, backend.stderrFD >= 0 {
+        if pump.stderrFinished, pump.registeredStderr.token == 0, backend.stderrFD >= 0 {
             backend.closeStderr()
         }
         let pid = pump.wantsProcessEvents
-        if pid != (pump.registeredPid >= 0) {
-            if pump.registeredPid >= 0 {
-                event.unwatch(fd: pump.registeredPid)
-                pump.registeredPid = -1
-            } else if (try? event.watch(DescriptorWatch(fd: backend.pidFD) { [unowned pump] in pump.processExitEvent($0) }, events: Int16(POLLIN))) != nil {
-                pump.registeredPid = backend.pidFD
+        if pid != (pump.registeredPid != 0) {
+            if pump.registeredPid != 0 {
+                poller.remove(pump.registeredPid)
+                pump.registeredPid = 0
+            } else {
+                pump.registeredPid = poller.add(backend.pidFD, events: Poller.readable, target: .process(pump))
             }
         }
         if pump.waitsOnSSH {
@@ -265,20 +321,20 @@ final class Worker: @unchecked Sendable {
         let id = ObjectIdentifier(pump)
         dirty.removeValue(forKey: id)
         watchedOnSSH.removeValue(forKey: id)
-        if pump.registeredMain.fd >= 0 { event.unwatch(fd: pump.registeredMain.fd) }
-        if pump.registeredStderr.fd >= 0 { event.unwatch(fd: pump.registeredStderr.fd) }
-        if pump.registeredPid >= 0 { event.unwatch(fd: pump.registeredPid) }
-        pump.registeredMain = (-1, 0)
-        pump.registeredStderr = (-1, 0)
-        pump.registeredPid = -1
+        poller.remove(pump.registeredMain.token)
+        poller.remove(pump.registeredStderr.token)
+        poller.remove(pump.registeredPid)
+        pump.registeredMain = (0, 0)
+        pump.registeredStderr = (0, 0)
+        pump.registeredPid = 0
         if let backend = pump.takeBackend() {
             backend.closeStream()
             backend.closeStderr()
             if backend.childRunning, backend.reap() == nil {
                 // The stream is closed (the child sees EOF/EPIPE); give it a moment, then end it.
                 backend.signalChild(SIGHUP)
-                orphans.append((backend, MonotonicClock.now + 2000))
-                watchOrphan(backend)
+                let token = poller.add(backend.pidFD, events: Poller.readable, target: .orphan(backend))
+                orphans.append((backend, MonotonicClock.now + 2000, token))
             } else {
                 backend.closeProcessDescriptor()
             }
@@ -287,17 +343,11 @@ final class Worker: @unchecked Sendable {
         pump.channel.release()
     }
 
-    private func watchOrphan(_ backend: BackendConnection) {
-        try? event.watch(DescriptorWatch(fd: backend.pidFD) { [unowned self] _ in
-            self.reapOrphans(force: false)
-        }, events: Int16(POLLIN))
-    }
-
     private func reapOrphans(force: Bool) {
         let now = MonotonicClock.now
         orphans.removeAll { entry in
             if entry.backend.reap() != nil {
-                event.unwatch(fd: entry.backend.pidFD)
+                poller.remove(entry.token)
                 entry.backend.closeProcessDescriptor()
                 return true
             }
@@ -319,7 +369,8 @@ final class Worker: @unchecked Sendable {
         finishedChannels.removeAll()
         for pump in batch { teardown(pump) }
         connection.releaseStartupSlot()
-        event.remove(connection.session)
+        poller.remove(connection.pollerToken)
+        connection.event.remove(connection.session)
         connection.session.disconnect()
         connections.removeValue(forKey: key)
         liveConnections.store(connections.count, ordering: .relaxed)
@@ -335,13 +386,6 @@ final class Worker: @unchecked Sendable {
             c.close(reason: "login grace time exceeded")
         }
         if !orphans.isEmpty { reapOrphans(force: false) }
-    }
-
-    /// Finds sessions whose transport ended (EOF, error, or a disconnect).
-    private func checkTransports() {
-        for c in connections.values where !c.closing && !c.session.isConnected {
-            c.close(reason: c.isAuthenticated ? "client disconnected" : "disconnected before authentication")
-        }
     }
 
     func statusText() -> String { statusProvider() }
