@@ -122,6 +122,8 @@ struct FivedOptions: Sendable {
     /// Extra environment for fived itself.
     var environment: [String: String] = [:]
     var logLevel = "info"
+    /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
+    var useConfigFile = true
 
     init(services: [ServiceConfig] = [.exec("echo", "/bin/cat")], extraTOML: String = "", arguments: [String] = []) {
         self.services = services
@@ -181,6 +183,24 @@ final class TestEnvironment: Sendable {
         if !options.extraTOML.isEmpty { text += options.extraTOML + "\n" }
         for service in options.services { text += "\n" + service.toml }
         return text
+    }
+
+    /// The same setup as command-line flags only (services as `--service NAME=BACKEND`).
+    func flagArguments(_ options: FivedOptions) -> [String] {
+        var arguments = [
+            "--listen", "127.0.0.1:0",
+            "--host-key", options.hostKey ?? directory.file("host_ed25519_key"),
+            "--log-level", options.logLevel,
+        ]
+        for path in options.authorizedKeys ?? [authorizedKeysPath] { arguments += ["--authorized-keys", path] }
+        for service in options.services {
+            switch service.backend {
+            case .exec(let argv): arguments += ["--service", "\(service.name)=exec:\(argv.joined(separator: " "))"]
+            case .connect(let target) where target.hasPrefix("unix:"): arguments += ["--service", "\(service.name)=\(target)"]
+            case .connect(let target): arguments += ["--service", "\(service.name)=tcp:\(target)"]
+            }
+        }
+        return arguments
     }
 
     /// Starts fived with a config file made from `options`, runs `body`, then stops it
@@ -254,9 +274,16 @@ final class Fived: Sendable {
     }
 
     static func start(_ environment: TestEnvironment, _ options: FivedOptions) async throws -> Fived {
-        let configPath = try environment.directory.write("fived.toml", environment.configText(options))
+        let configPath = environment.directory.file("fived.toml")
+        let arguments: [String]
+        if options.useConfigFile {
+            try environment.directory.write("fived.toml", environment.configText(options))
+            arguments = ["--config", configPath] + options.arguments
+        } else {
+            arguments = environment.flagArguments(options) + options.arguments
+        }
         let process = try ChildProcess.spawn(
-            try Binaries.fived(), ["--config", configPath] + options.arguments,
+            try Binaries.fived(), arguments,
             environment: Tools.environment(home: environment.directory.path, extra: options.environment),
             outputPrefix: environment.directory.file("fived"))
         do {
@@ -294,6 +321,9 @@ final class Fived: Sendable {
         if ended == nil { await process.killGroup() }
         return ended
     }
+
+    /// The `channel closed` log lines so far.
+    var channelClosedLines: [LogLine] { logLines.filter { $0.message == "channel closed" } }
 
     /// Everything fived has logged so far.
     var logText: String { process.stderr }
@@ -361,10 +391,14 @@ final class Fived: Sendable {
             outputPrefix: directory.file(name))
     }
 
+    /// Writes `bytes` to a new file in the test directory, to feed a child's stdin.
+    func input(_ bytes: [UInt8]) throws -> StandardInput {
+        .file(try directory.write("stdin-\(UInt32.random(in: 0...UInt32.max))", bytes))
+    }
+
     /// Sends `bytes` through `ssh -W NAME:1` (stdin EOF half-closes) and returns the result.
     func stdio(_ service: String, _ bytes: [UInt8], timeout: Duration = .seconds(60)) async throws -> ProcessResult {
-        let input = try directory.write("stdin-\(UInt32.random(in: 0...UInt32.max))", bytes)
-        return try await ssh(["-W", "\(service):1"], stdin: .file(input), timeout: timeout)
+        try await ssh(["-W", "\(service):1"], stdin: try input(bytes), timeout: timeout)
     }
 
     // MARK: what the daemon holds
