@@ -15,7 +15,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "fived", targets: ["fived"]),
-        .executable(name: "fived-connect", targets: ["fived-connect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,6 +28,9 @@ let package = Package(
             pkgConfig: "libssh",
             providers: [.apt(["libssh-dev"])]
         ),
+        // Linux calls Swift's Glibc module does not expose (pidfd_open, GNU
+        // posix_spawn extensions): static inline wrappers only.
+        .systemLibrary(name: "CSystem"),
         .target(
             name: "LibSSH",
             dependencies: ["CLibSSH"]
@@ -43,7 +45,7 @@ let package = Package(
         .target(
             name: "FivedServer",
             dependencies: [
-                "FivedCore", "LibSSH",
+                "FivedCore", "LibSSH", "CSystem",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -53,13 +55,6 @@ let package = Package(
                 "FivedCore", "FivedServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        .executableTarget(
-            name: "fived-connect",
-            dependencies: [
-                "FivedCore", "LibSSH",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(

@@ -1,0 +1,58 @@
+// Linux calls Swift's Glibc module does not expose (variadic syscall(2), GNU
+// extensions). Thin static inline wrappers only; no state.
+#ifndef FIVED_CSYSTEM_SHIM_H
+#define FIVED_CSYSTEM_SHIM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <spawn.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <errno.h>
+#include <sys/wait.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+
+// accept4(2) with close-on-exec (a GNU extension).
+static inline int fived_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_CLOEXEC);
+}
+
+// pipe2(2) with close-on-exec and, optionally, non-blocking ends.
+static inline int fived_pipe_cloexec(int fds[2], int nonblocking) {
+    return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
+}
+
+// eventfd(2) wake-up descriptor, close-on-exec and non-blocking.
+static inline int fived_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+// A descriptor that polls readable once process `pid` has exited (Linux 5.3+).
+static inline int fived_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+// Close every descriptor >= lowfd in the child (glibc 2.34+).
+static inline int fived_spawn_addclosefrom(posix_spawn_file_actions_t *fa, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(fa, lowfd);
+}
+
+// chdir in the child before exec (glibc 2.29+).
+static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const char *dir) {
+    return posix_spawn_file_actions_addchdir_np(fa, dir);
+}
+
+static inline short fived_spawn_flags(void) {
+    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID;
+}
+
+#endif

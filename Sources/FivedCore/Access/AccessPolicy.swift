@@ -1,0 +1,130 @@
+/// The one decision on every channel open and publish request (SPEC.md, "Access
+/// control from authorized_keys"): an authorized_keys line means in fived what
+/// it means in sshd, with the destination host read as the service name.
+///
+/// In order:
+/// 1. A session form (exec, subsystem, shell) on a key with `command="NAME"`
+///    goes to NAME whatever was asked, even under `restrict`, bypassing
+///    `permitopen` (as a forced command bypasses it in sshd).
+/// 2. Otherwise a shell is answered with `help`, and `help` may always be asked.
+/// 3. `restrict` / `no-port-forwarding` (unless a later `port-forwarding`) deny
+///    every other open; `permitopen` entries, when present, limit the key to
+///    those names, comparing the port for direct-tcpip only.
+/// 4. The target must exist (`status` is built in) and its allow list must
+///    admit the caller; `status` is admitted only by `statusAllow`.
+public enum AccessPolicy {
+    /// The only reply a refused client sees, for unknown and forbidden names alike.
+    public static let refusalText = "service not available"
+
+    /// Decides one channel open. `requested` is the name as it came off the wire
+    /// (nil for a shell), `requestedPort` the direct-tcpip port (nil otherwise),
+    /// `services` looks up configured services (nil for unknown names) and
+    /// `statusAllow` is the status table's allow list (empty admits nobody).
+    public static func decide(
+        caller: Caller, form: ChannelForm, requested: String?, requestedPort: UInt32?,
+        services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+    ) -> OpenDecision {
+        decide(
+            caller: caller, form: form, requested: requested, requestedPort: requestedPort, anyPort: false,
+            services: services, statusAllow: statusAllow)
+    }
+
+    private static func decide(
+        caller: Caller, form: ChannelForm, requested: String?, requestedPort: UInt32?, anyPort: Bool,
+        services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+    ) -> OpenDecision {
+        let options = caller.key.options
+        if form.isSession, let forced = options.command {
+            guard let name = ServiceName(forced) else {
+                return .refused(.invalidForcedCommand(ServiceName.printable(forced)))
+            }
+            return target(name, caller: caller, services: services, statusAllow: statusAllow)
+        }
+        if form == .shell { return .help }
+        guard let raw = requested else { return .refused(.noServiceName) }
+        guard let name = ServiceName(raw) else { return .refused(.invalidName(ServiceName.printable(raw))) }
+        if name == .help { return .help }
+        guard options.portForwarding else { return .refused(.forwardingDisabled) }
+        if !options.permitOpen.isEmpty {
+            let permitted = options.permitOpen.contains { permit in
+                guard ServiceName(permit.host) == name else { return false }
+                guard form == .directTCPIP, !anyPort else { return true }
+                switch permit.port {
+                case .any: return true
+                case .number(let n): return requestedPort == UInt32(n)
+                }
+            }
+            guard permitted else {
+                return .refused(.notInPermitOpen(name, port: form == .directTCPIP ? requestedPort : nil))
+            }
+        }
+        return target(name, caller: caller, services: services, statusAllow: statusAllow)
+    }
+
+    private static func target(
+        _ name: ServiceName, caller: Caller, services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+    ) -> OpenDecision {
+        if name == .help { return .help }
+        if name == .status {
+            return allowListAdmits(statusAllow, caller: caller) ? .status : .refused(.statusNotAllowed)
+        }
+        guard let service = services(name) else { return .refused(.unknownService(name)) }
+        if let allow = service.allow, !allowListAdmits(allow, caller: caller) {
+            return .refused(.notAllowed(name))
+        }
+        return .open(name)
+    }
+
+    /// The names `help` lists for `caller`, sorted: each service (and `status`)
+    /// that some form of open would reach, ignoring direct-tcpip ports.
+    public static func visibleServices(
+        caller: Caller, services: [ServiceAccess], statusAllow: [AllowRule]
+    ) -> [ServiceName] {
+        var byName: [ServiceName: ServiceAccess] = [:]
+        for service in services where !service.name.isReserved { byName[service.name] = service }
+        let lookup = { (name: ServiceName) in byName[name] }
+        var visible: [ServiceName] = []
+        for name in byName.keys.sorted() + [.status] {
+            let reachable = [ChannelForm.directTCPIP, .exec].contains { form in
+                switch decide(
+                    caller: caller, form: form, requested: name.value, requestedPort: nil, anyPort: true,
+                    services: lookup, statusAllow: statusAllow)
+                {
+                case .open(let opened): return opened == name
+                case .status: return name == .status
+                default: return false
+                }
+            }
+            if reachable { visible.append(name) }
+        }
+        return visible.sorted()
+    }
+
+    /// Decides a request to publish `name` (a `tcpip-forward` bind address):
+    /// the key's port forwarding must be on and one of its `permitlisten` hosts
+    /// must match the name (wildcards as in sshd, without case; a bare port
+    /// entry means any name; the port is ignored). Reserved names never.
+    public static func mayPublish(caller: Caller, name raw: String) -> PublishDecision {
+        guard let name = ServiceName(raw) else { return .refused(.invalidName(ServiceName.printable(raw))) }
+        guard !name.isReserved else { return .refused(.reservedName(name)) }
+        let options = caller.key.options
+        guard options.portForwarding else { return .refused(.forwardingDisabled) }
+        let target = Array(name.value.utf8)
+        let permitted = options.permitListen.contains { permit in
+            Wildcard.matches(target, pattern: permit.host.utf8.map(AddressPattern.asciiLower))
+        }
+        return permitted ? .publish(name) : .refused(.notInPermitListen(name))
+    }
+
+    /// True when one of `rules` admits `caller`: its key's fingerprint, its SSH
+    /// user name (`user:NAME`), or its key's comment, each compared exactly.
+    public static func allowListAdmits(_ rules: [AllowRule], caller: Caller) -> Bool {
+        rules.contains { rule in
+            switch rule {
+            case .fingerprint(let fingerprint): return fingerprint == caller.key.blob.fingerprint
+            case .user(let user): return user == caller.user
+            case .comment(let comment): return comment == caller.key.comment
+            }
+        }
+    }
+}

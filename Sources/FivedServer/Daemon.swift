@@ -1,0 +1,216 @@
+import CSystem
+import FivedCore
+import Foundation
+import LibSSH
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write end of the signal self-pipe; set once before handlers are installed.
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+
+/// The daemon: listeners, the acceptor (this thread) and the workers. One
+/// graceful path out: SIGTERM/SIGINT stop accepting, close every connection
+/// and return; SIGHUP reloads the configuration.
+public final class Daemon: @unchecked Sendable {
+    /// Why the daemon could not start; the message names the file, address or key.
+    public struct StartupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private let config: ConfigStore
+    private let reload: @Sendable () throws(FivedCoreError) -> Configuration
+    private let logger: Logger
+    private let startups = StartupLimiter()
+    private var workers: [Worker] = []
+    private var listeners: [Listener] = []
+    private var bind: SSHBind!
+    private var signalPipeRead: Int32 = -1
+
+    /// - Parameters:
+    ///   - configuration: the validated configuration to start with.
+    ///   - reload: reads the configuration again (SIGHUP); throws to keep the old one.
+    public init(configuration: Configuration, reload: @escaping @Sendable () throws(FivedCoreError) -> Configuration, logger: Logger) {
+        self.config = ConfigStore(configuration)
+        self.reload = reload
+        self.logger = logger
+    }
+
+    /// Starts everything and serves until SIGTERM or SIGINT.
+    public func run(workerCount: Int? = nil) throws(StartupError) {
+        LibSSH.initialize()
+        let snapshot = config.snapshot
+        if !snapshot.tcpmux.isEmpty {
+            throw StartupError(description: "tcpmux listeners are not available in this build of fived; remove 'tcpmux' / --tcpmux")
+        }
+        do {
+            bind = try SSHBind()
+            let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
+            for key in keys { try bind.addHostKey(key) }
+        } catch let e as HostKeys.Failure {
+            throw StartupError(description: e.description)
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+        for address in snapshot.listen {
+            do {
+                listeners += try Listener.open(address)
+            } catch {
+                listeners.forEach { Sys.close($0.fd) }
+                throw StartupError(description: "cannot listen on \(address): \(error)")
+            }
+        }
+        try installSignalHandlers()
+        let authorizedKeys = AuthorizedKeysStore(logger: logger)
+        let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
+        for i in 0..<count {
+            do {
+                let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys, logger: logger,
+                                        statusProvider: { [unowned self] in self.statusText() })
+                try worker.start()
+                workers.append(worker)
+            } catch {
+                throw StartupError(description: "cannot start worker threads: \(error)")
+            }
+        }
+        for l in listeners {
+            logger.info("listening", metadata: ["address": "\(l.address)"])
+        }
+        logger.info("ready", metadata: ["services": "\(snapshot.services.count)", "workers": "\(count)", "libssh": "\(LibSSH.version)"])
+        acceptLoop()
+        for l in listeners { Sys.close(l.fd) }
+        for w in workers { w.shutdown() }
+        for w in workers { w.join() }
+        logger.info("stopped")
+    }
+
+    private func installSignalHandlers() throws(StartupError) {
+        var fds: [Int32] = [-1, -1]
+        guard fived_pipe_cloexec(&fds, 1) == 0 else {
+            throw StartupError(description: "cannot create the signal pipe: \(String(cString: strerror(errno)))")
+        }
+        signalPipeRead = fds[0]
+        signalPipeWrite = fds[1]
+        signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGHUP, SIGTERM, SIGINT] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { sig in
+                var byte = UInt8(truncatingIfNeeded: sig)
+                let saved = errno
+                _ = write(signalPipeWrite, &byte, 1)
+                errno = saved
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(sig, &action, nil)
+        }
+    }
+
+    /// Accepts until a stop signal; reloads on SIGHUP.
+    private func acceptLoop() {
+        var pfds = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        pfds.append(pollfd(fd: signalPipeRead, events: Int16(POLLIN), revents: 0))
+        while true {
+            let rc = poll(&pfds, nfds_t(pfds.count), -1)
+            if rc < 0 {
+                if errno == EINTR { continue }
+                logger.critical("poll failed", metadata: ["reason": "\(String(cString: strerror(errno)))"])
+                return
+            }
+            if pfds.last!.revents != 0 {
+                var byte: UInt8 = 0
+                while read(signalPipeRead, &byte, 1) == 1 {
+                    switch Int32(byte) {
+                    case SIGHUP: reloadConfiguration()
+                    case SIGTERM, SIGINT:
+                        logger.info("stopping", metadata: ["signal": "\(byte == UInt8(SIGTERM) ? "TERM" : "INT")"])
+                        return
+                    default: break
+                    }
+                }
+            }
+            for i in listeners.indices where pfds[i].revents != 0 {
+                acceptAll(from: listeners[i])
+            }
+        }
+    }
+
+    private func acceptAll(from listener: Listener) {
+        for _ in 0..<64 {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { fived_accept_cloexec(listener.fd, $0, &len) }
+            }
+            if fd < 0 {
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK { return }
+                if e == EINTR || e == ECONNABORTED { continue }
+                logger.warning("accept failed", metadata: ["address": "\(listener.address)", "reason": "\(String(cString: strerror(e)))"])
+                if e == EMFILE || e == ENFILE { usleep(10_000) }
+                return
+            }
+            guard let client = Endpoint(storage), let local = Endpoint.local(of: fd) else {
+                Sys.close(fd)
+                continue
+            }
+            let limits = config.snapshot.limits
+            guard startups.admit(source: client.address, limits: limits) else {
+                logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
+                Sys.close(fd)
+                continue
+            }
+            configureAcceptedSocket(fd)
+            let session: SSHSession
+            do {
+                session = try bind.accept(fd: fd)
+            } catch {
+                logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error)"])
+                startups.release(source: client.address)
+                Sys.close(fd)
+                continue
+            }
+            let worker = workers.min { $0.connectionCount < $1.connectionCount }!
+            worker.adopt(session, client: client, local: local)
+        }
+    }
+
+    /// The SSH socket stays blocking (LIBSSH-NOTES: libssh treats EAGAIN as fatal);
+    /// libssh only sends after POLLOUT, and SO_SNDTIMEO bounds the time a client
+    /// that stops reading can hold a worker in send(): such a session is dropped.
+    private func configureAcceptedSocket(_ fd: Int32) {
+        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        Sys.setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, 60)
+        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, 15)
+        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, 4)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    private func reloadConfiguration() {
+        do {
+            let fresh = try reload()
+            let old = config.snapshot
+            if fresh.listen != old.listen || fresh.hostKeys != old.hostKeys {
+                logger.warning("listen addresses and host keys change only on restart")
+            }
+            config.replace(with: fresh)
+            logger.info("configuration reloaded", metadata: ["services": "\(fresh.services.count)"])
+        } catch {
+            logger.error("configuration reload failed, keeping the old one", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// A short live summary (the `status` service).
+    func statusText() -> String {
+        var lines = ["WORKER  CONNECTIONS"]
+        for w in workers {
+            lines.append(String("\(w.index)".padding(toLength: 8, withPad: " ", startingAt: 0)) + "\(w.connectionCount)")
+        }
+        lines.append("unauthenticated: \(startups.inFlight)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,520 @@
+import CSystem
+import FivedCore
+import LibSSH
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One SSH channel joined to one backend: the byte pump.
+///
+/// It reads only while the other side can take it, and turns EOF into a
+/// half-close. libssh callbacks and descriptor events only record what happened
+/// and mark the channel dirty; the worker calls `pump()` between polls, where
+/// libssh may safely be re-entered (LIBSSH-NOTES: flushing calls poll the whole
+/// event). Memory per channel is bounded: `chunkSize` each way plus what libssh
+/// itself buffers up to the SSH window.
+final class ServiceChannel: SSHChannelDelegate {
+    /// Largest read from a backend or from libssh's buffer in one go.
+    static let chunkSize = 64 * 1024
+    /// Bytes moved toward the client per channel per pump, so one busy channel
+    /// cannot starve the others on its worker.
+    static let pumpBudget = 512 * 1024
+
+    let id: UInt64
+    let channel: SSHChannel
+    unowned let connection: Connection
+    let isSessionChannel: Bool
+    private(set) var form: ChannelForm?
+    private(set) var service: String = "-"
+    private(set) var backend: BackendConnection?
+    private var forwardsStderrToLog = false
+
+    // Client -> backend.
+    private var clientEOF = false
+    private var libsshHasBuffered = false
+    private var toBackend: [UInt8] = []
+    private var toBackendOffset = 0
+    private var backendWriteClosed = false
+    private var backendWritable = true
+
+    // Backend -> client.
+    private var toClient: [UInt8] = []
+    private var toClientOffset = 0
+    private var toClientStderr: [UInt8] = []
+    private var toClientStderrOffset = 0
+    private var backendReadable = false
+    private var stderrReadable = false
+    private var backendEOF = false
+    private var stderrEOF = true
+    private var stderrLine: [UInt8] = []
+    private var eofSent = false
+    private var waitStatus: Int32?
+    private var presetExitStatus: Int32?
+    private var exitReported = false
+    private var backendFailed = false
+
+    // Lifetime.
+    private(set) var clientClosed = false
+    private(set) var finished = false
+    private var closeReason: String?
+    private(set) var bytesIn = 0
+    private(set) var bytesOut = 0
+    let startedAt = MonotonicClock.now
+
+    // What the worker has registered with the event for this channel: the
+    // descriptor and events, so a registration is always removed by the number
+    // it was made with, before that descriptor is closed.
+    var registeredMain: (fd: Int32, events: Int16) = (-1, 0)
+    var registeredStderr: (fd: Int32, events: Int16) = (-1, 0)
+    var registeredPid: Int32 = -1
+
+    init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool) {
+        self.id = id
+        self.channel = channel
+        self.connection = connection
+        self.isSessionChannel = isSessionChannel
+    }
+
+    // MARK: Starting
+
+    /// Joins the channel to a connected backend.
+    func attach(_ backend: BackendConnection, form: ChannelForm, service: String, preamble: [UInt8] = []) {
+        self.form = form
+        self.service = service
+        self.backend = backend
+        self.toBackend = preamble
+        self.stderrEOF = backend.stderrFD < 0
+        self.forwardsStderrToLog = !isSessionChannel
+        self.backendReadable = true
+        self.stderrReadable = backend.stderrFD >= 0
+        connection.worker.markDirty(self)
+    }
+
+    /// Answers from fived itself (help, refusals): fixed output, then exit status
+    /// (session channels), EOF and close.
+    func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
+        self.form = form
+        self.service = service
+        toClient = Array(stdout.utf8)
+        toClientStderr = isSessionChannel ? Array(stderr.utf8) : []
+        backendEOF = true
+        stderrEOF = true
+        presetExitStatus = exitStatus
+        connection.worker.markDirty(self)
+    }
+
+    // MARK: SSHChannelDelegate (inside libssh's dispatch: record, do not re-enter)
+
+    func channel(_ channel: SSHChannel, received data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
+        if isStderr || finished { return data.count }  // extended data from a client has no meaning here
+        guard let backend, backend.fd >= 0 else {
+            // Session channel before its request: leave it in libssh (ordered) until a backend exists.
+            libsshHasBuffered = true
+            return 0
+        }
+        if backendWriteClosed {
+            return data.count  // the backend stopped reading for good; discard as sshd does
+        }
+        if toBackendOffset < toBackend.count || !backendWritable {
+            libsshHasBuffered = true
+            connection.worker.markDirty(self)
+            return 0
+        }
+        let n = send(backend.fd, data.baseAddress, data.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        if n < 0 {
+            let e = errno
+            if e == EAGAIN || e == EWOULDBLOCK || e == EINTR {
+                backendWritable = false
+                libsshHasBuffered = true
+                connection.worker.markDirty(self)
+                return 0
+            }
+            backendWriteFailed(errno: e)
+            return data.count
+        }
+        bytesIn += n
+        if n < data.count {
+            backendWritable = false
+            libsshHasBuffered = true
+            connection.worker.markDirty(self)
+        } else {
+            libsshHasBuffered = false
+        }
+        return n
+    }
+
+    func channelReceivedEOF(_ channel: SSHChannel) {
+        clientEOF = true
+        connection.worker.markDirty(self)
+    }
+
+    func channelReceivedClose(_ channel: SSHChannel) {
+        clientClosed = true
+        connection.worker.markDirty(self)
+    }
+
+    func channel(_ channel: SSHChannel, exec command: String) -> Bool {
+        guard form == nil else { return false }
+        return connection.routeSessionRequest(self, form: .exec, requested: command)
+    }
+
+    func channel(_ channel: SSHChannel, subsystem name: String) -> Bool {
+        guard form == nil else { return false }
+        return connection.routeSessionRequest(self, form: .subsystem, requested: name)
+    }
+
+    func channelShell(_ channel: SSHChannel) -> Bool {
+        guard form == nil else { return false }
+        return connection.routeSessionRequest(self, form: .shell, requested: nil)
+    }
+
+    // MARK: Descriptor events (inside dispatch: record only)
+
+    func backendEvent(_ revents: Int16) {
+        if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { backendReadable = true }
+        if revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 { backendWritable = true }
+        connection.worker.markDirty(self)
+    }
+
+    func stderrEvent(_ revents: Int16) {
+        stderrReadable = true
+        connection.worker.markDirty(self)
+    }
+
+    func processExitEvent(_ revents: Int16) {
+        if let status = backend?.reap() {
+            waitStatus = status
+        }
+        connection.worker.markDirty(self)
+    }
+
+    // MARK: The pump (top level only)
+
+    /// Moves what can be moved, sends EOF/exit-status/close when due.
+    /// Returns true when the channel wants to run again without a new event
+    /// (budget exhausted with data still readable).
+    func pump() -> Bool {
+        if finished { return false }
+        if clientClosed {
+            finish(reason: closeReason ?? (eofSent ? "closed" : "client closed"))
+            return false
+        }
+        if !channel.isOpen {
+            finish(reason: "channel gone")
+            return false
+        }
+        pumpToBackend()
+        let again = pumpToClient()
+        if finished { return false }
+        settleEOF()
+        if isComplete {
+            finish(reason: closeReason ?? "closed")
+            return false
+        }
+        return again
+    }
+
+    private func pumpToBackend() {
+        guard let backend, backend.fd >= 0, !backendWriteClosed else { return }
+        var rounds = 0
+        while rounds < 8 {
+            rounds += 1
+            if toBackendOffset < toBackend.count {
+                guard backendWritable else { return }
+                let remaining = toBackend.count - toBackendOffset
+                let n = toBackend.withUnsafeBytes { buf in
+                    send(backend.fd, buf.baseAddress! + toBackendOffset, remaining, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                }
+                if n < 0 {
+                    let e = errno
+                    if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendWritable = false; return }
+                    backendWriteFailed(errno: e)
+                    return
+                }
+                toBackendOffset += n
+                if toBackendOffset < toBackend.count { backendWritable = false; return }
+                toBackend.removeAll(keepingCapacity: toBackend.count <= Self.chunkSize)
+                toBackendOffset = 0
+                continue
+            }
+            guard libsshHasBuffered else { break }
+            if toBackend.capacity < Self.chunkSize { toBackend.reserveCapacity(Self.chunkSize) }
+            var got: Int? = 0
+            var failed = false
+            toBackend = [UInt8](unsafeUninitializedCapacity: Self.chunkSize) { buf, count in
+                do {
+                    got = try channel.readBuffered(into: UnsafeMutableRawBufferPointer(buf))
+                } catch {
+                    failed = true
+                    got = 0
+                }
+                count = got ?? 0
+            }
+            toBackendOffset = 0
+            if failed { closeReason = closeReason ?? "ssh read error"; libsshHasBuffered = false; break }
+            guard let n = got else { libsshHasBuffered = false; break }  // EOF and drained
+            if n == 0 { libsshHasBuffered = false; break }
+            bytesIn += n
+        }
+        if clientEOF, !libsshHasBuffered, toBackendOffset >= toBackend.count, !backendWriteClosed {
+            // Client EOF, everything delivered: half-close toward the service.
+            _ = shutdown(backend.fd, Int32(SHUT_WR))
+            backendWriteClosed = true
+        }
+    }
+
+    /// Returns true when data is still readable but the budget ran out.
+    private func pumpToClient() -> Bool {
+        guard !eofSent else { return false }
+        var budget = Self.pumpBudget
+        // stderr first for session channels: it is usually small and diagnostic.
+        if !flushPending(stderr: true) { return false }
+        if !flushPending(stderr: false) { return false }
+        if let backend, stderrReadable, !stderrEOF, backend.stderrFD >= 0 {
+            drainStderr(backend)
+            if !flushPending(stderr: true) { return false }
+        }
+        guard let backend, backendReadable, !backendEOF, backend.fd >= 0 else { return false }
+        while budget > 0 {
+            let window = channel.windowSize
+            if window <= 0 || channel.session.hasPendingWrite { return false }
+            let want = min(window, Self.chunkSize, budget)
+            toClient = [UInt8](unsafeUninitializedCapacity: want) { buf, count in
+                let n = read(backend.fd, buf.baseAddress, want)
+                count = max(n, 0)
+                if n < 0 {
+                    let e = errno
+                    if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendReadable = false } else {
+                        backendEOF = true
+                        backendFailed = true
+                        closeReason = closeReason ?? "backend read error: \(String(cString: strerror(e)))"
+                    }
+                } else if n == 0 {
+                    backendEOF = true
+                }
+            }
+            toClientOffset = 0
+            if toClient.isEmpty { return false }
+            budget -= toClient.count
+            if !flushPending(stderr: false) { return false }
+        }
+        return backendReadable
+    }
+
+    /// Writes buffered output to the channel; true when the buffer is empty.
+    private func flushPending(stderr: Bool) -> Bool {
+        while true {
+            let pending = stderr ? toClientStderr.count - toClientStderrOffset : toClient.count - toClientOffset
+            if pending <= 0 {
+                if stderr { toClientStderr.removeAll(); toClientStderrOffset = 0 } else { toClient.removeAll(keepingCapacity: true); toClientOffset = 0 }
+                return true
+            }
+            let window = channel.windowSize
+            if window <= 0 { return false }
+            let count = min(pending, window)
+            let written: Int
+            do {
+                if stderr {
+                    written = try toClientStderr.withUnsafeBytes { try channel.write(UnsafeRawBufferPointer(rebasing: $0[toClientStderrOffset..<(toClientStderrOffset + count)]), stderr: true) }
+                } else {
+                    written = try toClient.withUnsafeBytes { try channel.write(UnsafeRawBufferPointer(rebasing: $0[toClientOffset..<(toClientOffset + count)])) }
+                }
+            } catch {
+                closeReason = closeReason ?? "ssh write error"
+                finish(reason: closeReason!)
+                return false
+            }
+            if stderr { toClientStderrOffset += written } else { toClientOffset += written }
+            bytesOut += written
+            if written < count { return false }  // re-keying or window shrank: try again later
+            if finished || clientClosed { return false }
+        }
+    }
+
+    private func drainStderr(_ backend: BackendConnection) {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while toClientStderrOffset >= toClientStderr.count {
+            let n = read(backend.stderrFD, &buf, buf.count)
+            if n < 0 {
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { stderrReadable = false; return }
+                stderrEOF = true  // closed by the worker once unregistered
+                return
+            }
+            if n == 0 {
+                stderrEOF = true
+                flushStderrLine(force: true)
+                return
+            }
+            if forwardsStderrToLog {
+                logStderr(buf[0..<n])
+            } else {
+                toClientStderr = Array(buf[0..<n])
+                toClientStderrOffset = 0
+                return
+            }
+        }
+    }
+
+    private func logStderr(_ bytes: ArraySlice<UInt8>) {
+        for b in bytes {
+            if b == 0x0A { flushStderrLine(force: true); continue }
+            if stderrLine.count < 1024 { stderrLine.append(b) } else { flushStderrLine(force: true) }
+        }
+    }
+
+    private func flushStderrLine(force: Bool) {
+        guard !stderrLine.isEmpty else { return }
+        connection.logger.info("service stderr", metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: stderrLine, as: UTF8.self))"]) { $1 })
+        stderrLine.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends exit-status and EOF once the backend's output is fully delivered.
+    private func settleEOF() {
+        guard !eofSent, backendEOF, stderrEOF,
+              toClientOffset >= toClient.count, toClientStderrOffset >= toClientStderr.count else { return }
+        if let backend, backend.childRunning, backend.fd >= 0 {
+            // Output ended; the process may still be running (it reads stdin or exits soon).
+        }
+        if isSessionChannel, !exitReported, let status = exitStatusIfKnown {
+            reportExit(status)
+        }
+        channel.sendEOF()
+        eofSent = true
+    }
+
+    /// The exit to report on a session channel, once known.
+    private var exitStatusIfKnown: ExitReport? {
+        if let preset = presetExitStatus { return .status(preset) }
+        guard let backend else { return nil }
+        if backend.pid != nil {
+            guard let status = waitStatus else { return nil }
+            // Linux wait-status layout (the W* macros are not visible from Swift).
+            let low = status & 0x7f
+            if low != 0 && low != 0x7f { return .signal(low) }
+            return .status((status >> 8) & 0xff)
+        }
+        return .status(backendFailed ? 1 : 0)
+    }
+
+    private enum ExitReport {
+        case status(Int32)
+        case signal(Int32)
+    }
+
+    private func reportExit(_ report: ExitReport) {
+        exitReported = true
+        switch report {
+        case .status(let s): channel.sendExitStatus(s)
+        case .signal(let sig): channel.sendExitSignal(ServiceChannel.signalName(sig))
+        }
+    }
+
+    /// Done when the backend side has said everything (EOF, and exit status on
+    /// session channels) and the client side is finished: for exec backends the
+    /// process has exited; for sockets the client's EOF was delivered (or the
+    /// service stopped reading for good).
+    private var isComplete: Bool {
+        guard eofSent else { return false }
+        if let backend, backend.pid != nil {
+            guard waitStatus != nil else { return false }
+            if isSessionChannel && !exitReported, let status = exitStatusIfKnown { reportExit(status) }
+            return true
+        }
+        if isSessionChannel && !exitReported {
+            if let status = exitStatusIfKnown { reportExit(status) } else { return false }
+        }
+        if presetExitStatus != nil { return true }
+        return backendWriteClosed || (backend == nil)
+    }
+
+    private func backendWriteFailed(errno e: Int32) {
+        backendWriteClosed = true
+        libsshHasBuffered = false
+        toBackend.removeAll()
+        toBackendOffset = 0
+        if e != EPIPE && e != ECONNRESET {
+            closeReason = closeReason ?? "backend write error: \(String(cString: strerror(e)))"
+        }
+    }
+
+    /// Closes the channel and releases the backend; logs the channel's end once.
+    func finish(reason: String) {
+        guard !finished else { return }
+        finished = true
+        flushStderrLine(force: true)
+        if !clientClosed || channel.isOpen {
+            channel.close()
+        }
+        connection.channelFinished(self, reason: reason)
+    }
+
+    /// Hands the backend over for teardown (closing descriptors, reaping or killing the child).
+    func takeBackend() -> BackendConnection? {
+        defer { backend = nil }
+        return backend
+    }
+
+    // MARK: What the worker registers
+
+    /// Poll events wanted on the backend stream now.
+    var wantedMainEvents: Int16 {
+        guard !finished, let backend, backend.fd >= 0 else { return 0 }
+        var ev: Int16 = 0
+        if !backendEOF && !eofSent && !backendReadable && toClientOffset >= toClient.count
+            && channel.windowSize > 0 && !channel.session.hasPendingWrite {
+            ev |= Int16(POLLIN)
+        }
+        if !backendWriteClosed && !backendWritable && (toBackendOffset < toBackend.count || libsshHasBuffered) {
+            ev |= Int16(POLLOUT)
+        }
+        return ev
+    }
+
+    /// Poll events wanted on the child's stderr now.
+    var wantedStderrEvents: Int16 {
+        guard !finished, let backend, backend.stderrFD >= 0, !stderrEOF, !stderrReadable else { return 0 }
+        if !forwardsStderrToLog && (channel.windowSize <= 0 || toClientStderrOffset < toClientStderr.count) { return 0 }
+        return Int16(POLLIN)
+    }
+
+    /// Whether the child's pidfd should be watched.
+    var wantsProcessEvents: Bool {
+        guard !finished, let backend else { return false }
+        return backend.childRunning && waitStatus == nil
+    }
+
+    /// True once the child's stderr reached EOF (its descriptor may be closed after unregistering).
+    var stderrFinished: Bool { stderrEOF }
+
+    /// True when the channel waits on the SSH side (window or pending output)
+    /// and must be re-checked after every poll: libssh 0.10.6 does not report a
+    /// reopened window.
+    var waitsOnSSH: Bool {
+        guard !finished, !eofSent else { return false }
+        let hasOutput = (backendReadable && !backendEOF) || toClientOffset < toClient.count
+            || toClientStderrOffset < toClientStderr.count || (stderrReadable && !stderrEOF)
+        if !hasOutput && backend != nil && !backendEOF { return channel.windowSize <= 0 || channel.session.hasPendingWrite }
+        return hasOutput
+    }
+
+    static func signalName(_ sig: Int32) -> String {
+        switch sig {
+        case SIGABRT: return "ABRT"
+        case SIGALRM: return "ALRM"
+        case SIGFPE: return "FPE"
+        case SIGHUP: return "HUP"
+        case SIGILL: return "ILL"
+        case SIGINT: return "INT"
+        case SIGKILL: return "KILL"
+        case SIGPIPE: return "PIPE"
+        case SIGQUIT: return "QUIT"
+        case SIGSEGV: return "SEGV"
+        case SIGTERM: return "TERM"
+        case SIGUSR1: return "USR1"
+        case SIGUSR2: return "USR2"
+        default: return "SIG\(sig)"
+        }
+    }
+}
