@@ -8,7 +8,7 @@ import Testing
 @Suite("Channel forms", .timeLimit(.minutes(2)))
 struct ChannelFormTests {
     /// echo for everyone, sha256 for everyone, secret for nobody this key is.
-    static let services: [ServiceConfig] = [
+    static let services: [TestService] = [
         .exec("echo", "/bin/cat"),
         .exec("sha256", "/usr/bin/sha256sum"),
         .exec("secret", "/bin/cat", allow: ["user:somebody-else"]),

@@ -52,7 +52,7 @@ enum Binaries {
 }
 
 /// One service in the generated config file.
-struct ServiceConfig: Sendable {
+struct TestService: Sendable {
     enum Backend: Sendable {
         /// `exec = [...]`
         case exec([String])
@@ -67,12 +67,12 @@ struct ServiceConfig: Sendable {
     /// Further `key = value` lines for the service table, as TOML.
     var extra: [String] = []
 
-    static func exec(_ name: String, _ argv: String..., allow: [String]? = nil) -> ServiceConfig {
-        ServiceConfig(name: name, backend: .exec(argv), allow: allow)
+    static func exec(_ name: String, _ argv: String..., allow: [String]? = nil) -> TestService {
+        TestService(name: name, backend: .exec(argv), allow: allow)
     }
 
-    static func connect(_ name: String, _ target: String, allow: [String]? = nil) -> ServiceConfig {
-        ServiceConfig(name: name, backend: .connect(target), allow: allow)
+    static func connect(_ name: String, _ target: String, allow: [String]? = nil) -> TestService {
+        TestService(name: name, backend: .connect(target), allow: allow)
     }
 
     /// The `[services.NAME]` table.
@@ -110,7 +110,7 @@ func tomlArray(_ items: [String]) -> String {
 
 /// How a test wants fived started.
 struct FivedOptions: Sendable {
-    var services: [ServiceConfig] = [.exec("echo", "/bin/cat")]
+    var services: [TestService] = [.exec("echo", "/bin/cat")]
     /// TOML appended after the top-level keys and before the services (e.g. a `[limits]` table).
     var extraTOML: String = ""
     /// Flags after the generated ones.
@@ -125,7 +125,7 @@ struct FivedOptions: Sendable {
     /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
     var useConfigFile = true
 
-    init(services: [ServiceConfig] = [.exec("echo", "/bin/cat")], extraTOML: String = "", arguments: [String] = []) {
+    init(services: [TestService] = [.exec("echo", "/bin/cat")], extraTOML: String = "", arguments: [String] = []) {
         self.services = services
         self.extraTOML = extraTOML
         self.arguments = arguments
