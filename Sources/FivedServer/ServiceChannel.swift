@@ -204,8 +204,8 @@ final class ServiceChannel: SSHChannelDelegate {
             finish(reason: "channel gone")
             return false
         }
-        pumpToBackend()
-        let again = pumpToClient()
+        let moreToBackend = pumpToBackend()
+        let again = pumpToClient() || moreToBackend
         if finished { return false }
         settleEOF()
         if isComplete {
@@ -215,25 +215,27 @@ final class ServiceChannel: SSHChannelDelegate {
         return again
     }
 
-    private func pumpToBackend() {
-        guard let backend, backend.fd >= 0, !backendWriteClosed else { return }
+    /// Returns true when the round bound stopped it with data still to move.
+    private func pumpToBackend() -> Bool {
+        guard let backend, backend.fd >= 0, !backendWriteClosed else { return false }
         var rounds = 0
-        while rounds < 8 {
+        while true {
+            if rounds == 8 { return backendWritable && (libsshHasBuffered || toBackendOffset < toBackend.count) }
             rounds += 1
             if toBackendOffset < toBackend.count {
-                guard backendWritable else { return }
+                guard backendWritable else { return false }
                 let remaining = toBackend.count - toBackendOffset
                 let n = toBackend.withUnsafeBytes { buf in
                     send(backend.fd, buf.baseAddress! + toBackendOffset, remaining, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
                 }
                 if n < 0 {
                     let e = errno
-                    if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendWritable = false; return }
+                    if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendWritable = false; return false }
                     backendWriteFailed(errno: e)
-                    return
+                    return false
                 }
                 toBackendOffset += n
-                if toBackendOffset < toBackend.count { backendWritable = false; return }
+                if toBackendOffset < toBackend.count { backendWritable = false; return false }
                 toBackend.removeAll(keepingCapacity: toBackend.count <= Self.chunkSize)
                 toBackendOffset = 0
                 continue
@@ -262,6 +264,7 @@ final class ServiceChannel: SSHChannelDelegate {
             _ = shutdown(backend.fd, Int32(SHUT_WR))
             backendWriteClosed = true
         }
+        return false
     }
 
     /// Returns true when data is still readable but the budget ran out.

@@ -25,7 +25,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             var a = addr
             var buf = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             guard inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count)) != nil else { return nil }
-            self.address = String(cString: buf)
+            self.address = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             self.port = UInt16(bigEndian: port)
         case AF_INET6:
             let (addr, port): (in6_addr, UInt16) = withUnsafePointer(to: &s) {
@@ -34,7 +34,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             var a = addr
             var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil else { return nil }
-            var text = String(cString: buf)
+            var text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if text.hasPrefix("::ffff:"), text.contains(".") { text.removeFirst("::ffff:".count) }
             self.address = text
             self.port = UInt16(bigEndian: port)

@@ -49,11 +49,12 @@ public enum AuthorizedKeysParser {
             scanner.skipBlanks()
             let next = scanner.peekToken()
             if next == nil || !isKeyTypeName(next!) {
-                let shown = ServiceName.printable(String(decoding: next ?? first, as: UTF8.self))
-                if next == nil || !field.contains(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",") }) {
-                    return failure(.authorizedKeyMalformed, "'\(shown)' is not a key type sshd knows (expected e.g. ssh-ed25519)")
+                if let next, field.contains(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",") }) {
+                    let shown = ServiceName.printable(String(decoding: next, as: UTF8.self))
+                    return failure(.authorizedKeyMalformed, "'\(shown)' after the options is not a key type sshd knows")
                 }
-                return failure(.authorizedKeyMalformed, "'\(shown)' after the options is not a key type sshd knows")
+                let shown = ServiceName.printable(String(decoding: first, as: UTF8.self))
+                return failure(.authorizedKeyMalformed, "'\(shown)' is not a key type sshd knows (expected e.g. ssh-ed25519)")
             }
         }
 

@@ -160,6 +160,12 @@ private struct OptionsScanner {
         while true {
             let nameStart = index
             while index < bytes.count, bytes[index] != Self.comma, bytes[index] != Self.equals { index += 1 }
+            if index == nameStart, index < bytes.count, bytes[index] == Self.comma {
+                // sshd skips empty options: ",restrict" and "restrict,,pty" are accepted.
+                index += 1
+                guard index < bytes.count else { throw fail("options end with a comma") }
+                continue
+            }
             let rawName = String(decoding: bytes[nameStart..<index], as: UTF8.self)
             // Option names compare without ASCII case only, as strncasecmp does.
             let name = String(decoding: bytes[nameStart..<index].map(AddressPattern.asciiLower), as: UTF8.self)

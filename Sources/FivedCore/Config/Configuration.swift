@@ -1,0 +1,64 @@
+/// Everything fived runs with: the config file and the command line merged and
+/// checked. Built by `ConfigurationLoader`; SIGHUP builds a new one.
+public struct Configuration: Sendable, Equatable {
+    /// `listen`, `--listen`: the SSH listeners. Default 0.0.0.0:1 and [::]:1 (port 1 is TCPMUX's).
+    public var listen: [ListenAddress]
+    /// `host_keys`, `--host-key`: private host key files; a missing one is generated.
+    /// Default /etc/fived/ssh_host_ed25519_key.
+    public var hostKeys: [String]
+    /// `authorized_keys`, `--authorized-keys`: OpenSSH authorized_keys files, read on
+    /// every authentication; `%u` (user), `%h` (home) and `%%` expand as in sshd's
+    /// AuthorizedKeysFile, and a relative path is taken from the user's home.
+    /// Default %h/.ssh/authorized_keys.
+    public var authorizedKeys: [String]
+    /// `tcpmux`, `--tcpmux`: plain RFC 1078 listeners, no authentication. Default none.
+    public var tcpmux: [ListenAddress]
+    /// `log_level`, `--log-level`. Default info.
+    public var logLevel: LogLevel
+    /// `[limits]`.
+    public var limits: Limits
+    /// `[services.NAME]` and `--service NAME=BACKEND`, by name; never `help` or `status`.
+    public var services: [ServiceName: ServiceConfig]
+    /// `allow` of `[services.status]`: who may open the built-in status table.
+    /// Default empty: nobody.
+    public var statusAllow: [AllowRule]
+
+    /// SSH listeners used when neither the file nor the flags name any.
+    public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 1), ListenAddress(host: "::", port: 1)]
+    /// Host keys used when neither the file nor the flags name any.
+    public static let defaultHostKeys = ["/etc/fived/ssh_host_ed25519_key"]
+    /// authorized_keys files used when neither the file nor the flags name any (as sshd).
+    public static let defaultAuthorizedKeys = ["%h/.ssh/authorized_keys"]
+
+    /// A configuration; every list defaults to empty, so use `withDefaults()` (or
+    /// `ConfigurationLoader.load`) for the one fived would run with.
+    public init(
+        listen: [ListenAddress] = [], hostKeys: [String] = [], authorizedKeys: [String] = [],
+        tcpmux: [ListenAddress] = [], logLevel: LogLevel = .info, limits: Limits = Limits(),
+        services: [ServiceName: ServiceConfig] = [:], statusAllow: [AllowRule] = []
+    ) {
+        self.listen = listen
+        self.hostKeys = hostKeys
+        self.authorizedKeys = authorizedKeys
+        self.tcpmux = tcpmux
+        self.logLevel = logLevel
+        self.limits = limits
+        self.services = services
+        self.statusAllow = statusAllow
+    }
+
+    /// This configuration with the default listeners, host keys and authorized_keys
+    /// files in place of empty lists.
+    public func withDefaults() -> Configuration {
+        var c = self
+        if c.listen.isEmpty { c.listen = Self.defaultListen }
+        if c.hostKeys.isEmpty { c.hostKeys = Self.defaultHostKeys }
+        if c.authorizedKeys.isEmpty { c.authorizedKeys = Self.defaultAuthorizedKeys }
+        return c
+    }
+
+    /// The services sorted by name, as `help` and `--check` list them.
+    public var sortedServices: [ServiceConfig] {
+        services.values.sorted { $0.name < $1.name }
+    }
+}

@@ -1,0 +1,64 @@
+/// The table `fived --check` prints: one row per service, the built-in `help` and
+/// `status` included, sorted by name, columns aligned, then one line each for the
+/// listeners, files and limits in effect, and notes on anything that looks unintended.
+public enum ServiceTable {
+    /// Renders `configuration` as text ending in a newline.
+    public static func render(_ configuration: Configuration) -> String {
+        var rows: [(name: ServiceName, cells: [String])] = [
+            (.help, ["help", "(built-in)", "no", "no", "(any key)"]),
+            (.status, ["status", "(built-in)", "no", "no", allowCell(configuration.statusAllow)]),
+        ]
+        for service in configuration.sortedServices {
+            rows.append(
+                (
+                    service.name,
+                    [
+                        service.name.value, service.backend.description, yesNo(service.proxyProtocol),
+                        yesNo(service.tcpmux), service.allow.map(allowCell) ?? "(any key)",
+                    ]
+                ))
+        }
+        rows.sort { $0.name < $1.name }
+
+        var lines = aligned([["NAME", "BACKEND", "PROXY", "TCPMUX", "ALLOW"]] + rows.map(\.cells))
+        lines.append("")
+        lines.append("listen: " + list(configuration.listen.map(\.description)))
+        lines.append("tcpmux: " + list(configuration.tcpmux.map(\.description)))
+        lines.append("host keys: " + list(configuration.hostKeys))
+        lines.append("authorized_keys: " + list(configuration.authorizedKeys))
+        lines.append("log level: " + configuration.logLevel.rawValue)
+        let limits = configuration.limits
+        lines.append("limits: " + Limits.keys.map { "\($0)=\(limits[key: $0]!)" }.joined(separator: " "))
+
+        let offered = configuration.sortedServices.filter(\.tcpmux)
+        if !offered.isEmpty && configuration.tcpmux.isEmpty {
+            let names = offered.map(\.name.value).joined(separator: ", ")
+            lines.append("note: tcpmux = true on \(names), but there is no tcpmux listener")
+        }
+        if configuration.statusAllow.isEmpty {
+            lines.append("note: status has no allow list, so nobody may open it")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Pads every column but the last to its widest cell plus two spaces.
+    private static func aligned(_ table: [[String]]) -> [String] {
+        let columns = table.map(\.count).max() ?? 0
+        let widths = (0..<columns).map { c in table.map { $0.indices.contains(c) ? $0[c].count : 0 }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { c, cell in
+                c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
+            }.joined()
+        }
+    }
+
+    private static func allowCell(_ rules: [AllowRule]) -> String {
+        rules.isEmpty ? "(nobody)" : rules.map { DisplayText.escaped($0.description) }.joined(separator: ", ")
+    }
+
+    private static func list(_ items: [String]) -> String {
+        items.isEmpty ? "(none)" : items.map { DisplayText.escaped($0) }.joined(separator: ", ")
+    }
+
+    private static func yesNo(_ flag: Bool) -> String { flag ? "yes" : "no" }
+}
