@@ -36,7 +36,7 @@ struct AuthenticationTests {
                     ["-o", "PubkeyAcceptedAlgorithms=\(algorithm)", "-W", "echo:1"], identity: .key(key),
                     stdin: try fived.input(data))
                 #expect(result.exitStatus == 0, "\(algorithm): \(result)")
-                #expect(result.stdout == data, "\(algorithm): \(result)")
+                expectBytes(result.stdout, data, "\(algorithm): \(result)")
             }
             // The log names the key that was used.
             let logged = await fived.waitForLog { $0.message == "channel closed" && $0["fingerprint"] == ecdsa.fingerprint }
@@ -56,7 +56,7 @@ struct AuthenticationTests {
             try environment.setAuthorizedKeys([environment.key.publicLine, second.publicLine])
             let added = try await fived.ssh(["-W", "echo:1"], identity: .key(second), stdin: try fived.input(data))
             #expect(added.exitStatus == 0, "authorized by the edit: \(added)")
-            #expect(added.stdout == data)
+            expectBytes(added.stdout, data)
 
             try environment.setAuthorizedKeys([second.publicLine])
             let removed = try await fived.ssh(["-W", "echo:1"], stdin: try fived.input(data))
@@ -78,7 +78,7 @@ struct AuthenticationTests {
             let bob = try await fived.ssh(["-W", "echo:1"], user: "bob", stdin: try fived.input(data))
             let carol = try await fived.ssh(["-W", "echo:1"], user: "carol", stdin: try fived.input(data))
             #expect(alice.exitStatus == 0, "\(alice)")
-            #expect(alice.stdout == data)
+            expectBytes(alice.stdout, data)
             #expect(bob.exitStatus == 255, "\(bob)")
             #expect(carol.exitStatus == 255, "no keys-carol file at all: \(carol)")
             let logged = await fived.waitForLog { $0.message == "channel closed" && $0["user"] == "alice" }
@@ -97,7 +97,7 @@ struct AuthenticationTests {
                 let result = try await fived.ssh(
                     ["-W", "echo:1"], identity: .none, stdin: try fived.input(data), agentSocket: agent.socketPath)
                 #expect(result.exitStatus == 0, "\(result)")
-                #expect(result.stdout == data)
+                expectBytes(result.stdout, data)
                 let withoutAgent = try await fived.ssh(["-W", "echo:1"], identity: .none, stdin: try fived.input(data))
                 #expect(withoutAgent.exitStatus == 255, "no key at all must fail: \(withoutAgent)")
             }

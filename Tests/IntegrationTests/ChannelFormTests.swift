@@ -21,7 +21,7 @@ struct ChannelFormTests {
             let data = randomBytes(200_000)
             let result = try await fived.stdio("echo", data)
             #expect(result.exitStatus == 0, "\(result)")
-            #expect(result.stdout == data, "echoed \(result.stdout.count) of \(data.count) bytes")
+            expectBytes(result.stdout, data, "echoed \(result.stdout.count) of \(data.count) bytes")
         }
     }
 
@@ -49,7 +49,7 @@ struct ChannelFormTests {
                         }
                     }
                 }
-                #expect(echoed == data, "round \(round): got \(echoed.count) of \(data.count) bytes; ssh: \(forward.stderr)")
+                expectBytes(echoed, data, "round \(round): got \(echoed.count) of \(data.count) bytes; ssh: \(forward.stderr)")
             }
             forward.signal(SIGTERM)
             _ = await forward.wait(timeout: .seconds(5))
@@ -63,7 +63,7 @@ struct ChannelFormTests {
             let data = randomBytes(150_000)
             let result = try await fived.ssh(["-s"], command: ["echo"], stdin: try fived.input(data))
             #expect(result.exitStatus == 0, "\(result)")
-            #expect(result.stdout == data)
+            expectBytes(result.stdout, data)
         }
     }
 
@@ -74,7 +74,7 @@ struct ChannelFormTests {
             let data = randomBytes(150_000)
             let result = try await fived.ssh(command: ["echo"], stdin: try fived.input(data))
             #expect(result.exitStatus == 0, "\(result)")
-            #expect(result.stdout == data)
+            expectBytes(result.stdout, data)
         }
     }
 
@@ -121,7 +121,7 @@ struct ChannelFormTests {
             let subsystem = try await fived.ssh(["-s"], command: ["eChO"], stdin: try fived.input(data))
             for result in [stdio, exec, subsystem] {
                 #expect(result.exitStatus == 0, "\(result)")
-                #expect(result.stdout == data, "\(result)")
+                expectBytes(result.stdout, data, "\(result)")
             }
         }
     }

@@ -35,7 +35,7 @@ struct ConcurrencyTests {
             #expect(results.count == 50)
             for (index, data, result) in results.sorted(by: { $0.0 < $1.0 }) {
                 #expect(result.exitStatus == 0, "client \(index): \(result)")
-                #expect(result.stdout == data, "client \(index): \(result.stdout.count) of \(data.count) bytes")
+                expectBytes(result.stdout, data, "client \(index): \(result.stdout.count) of \(data.count) bytes")
             }
             // All 50 went over the one connection: one client address:port in the log.
             _ = await eventually { fived.channelClosedLines.count >= 50 }
@@ -65,7 +65,7 @@ struct ConcurrencyTests {
             }
             for (index, data, result) in results.sorted(by: { $0.0 < $1.0 }) {
                 #expect(result.exitStatus == 0, "client \(index): \(result)")
-                #expect(result.stdout == data, "client \(index): \(result.stdout.count) of \(data.count) bytes")
+                expectBytes(result.stdout, data, "client \(index): \(result.stdout.count) of \(data.count) bytes")
             }
             _ = await eventually { fived.channelClosedLines.count >= 20 }
             #expect(Set(fived.channelClosedLines.compactMap { $0["client"] }).count == 20)

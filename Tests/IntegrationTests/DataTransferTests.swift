@@ -37,10 +37,10 @@ struct DataTransferTests {
             #expect(first.count == 8_388_608)
             #expect(stdio.exitStatus == 0, "\(stdio)")
             #expect(stdio.stdout.count == first.count)
-            #expect(stdio.stdout == first, "the -W download differs from what the backend wrote")
+            expectBytes(stdio.stdout, first, "the -W download differs from what the backend wrote")
             #expect(exec.exitStatus == 0, "\(exec)")
             #expect(exec.stdout.count == second.count)
-            #expect(exec.stdout == second, "the exec download differs from what the backend wrote")
+            expectBytes(exec.stdout, second, "the exec download differs from what the backend wrote")
         }
     }
 
@@ -52,7 +52,7 @@ struct DataTransferTests {
             let result = try await fived.stdio("echo", data, timeout: .seconds(90))
             #expect(result.exitStatus == 0, "\(result)")
             #expect(result.stdout.count == data.count)
-            #expect(result.stdout == data)
+            expectBytes(result.stdout, data)
         }
     }
 }

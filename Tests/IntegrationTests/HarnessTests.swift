@@ -54,14 +54,14 @@ struct HarnessTests {
             defer { close(fd) }
             return try Sockets.exchange(fd, data)
         }
-        #expect(viaTCP == data)
+        expectBytes(viaTCP, data)
         let socketPath = directory.file("echo.sock")
         let viaUnix = try await onThread {
             let fd = try Sockets.connectUnix(path: socketPath)
             defer { close(fd) }
             return try Sockets.exchange(fd, data)
         }
-        #expect(viaUnix == data)
+        expectBytes(viaUnix, data)
         #expect(unix.connections == 1)
     }
 

@@ -43,10 +43,10 @@ struct RefusalTests {
                 let forbidden = try await fived.ssh(form, command: ["secret"])
                 #expect(unknown.exitStatus != 0, "\(unknown)")
                 #expect(unknown.exitStatus == forbidden.exitStatus, "\(unknown)\n\(forbidden)")
-                #expect(unknown.stdout == forbidden.stdout)
+                expectBytes(unknown.stdout, forbidden.stdout)
                 #expect(
-                    unknown.stderr.replacingOccurrences(of: "no-such-service", with: "NAME")
-                        == forbidden.stderr.replacingOccurrences(of: "secret", with: "NAME"),
+                    sshDiagnostics(unknown.stderr).replacingOccurrences(of: "no-such-service", with: "NAME")
+                        == sshDiagnostics(forbidden.stderr).replacingOccurrences(of: "secret", with: "NAME"),
                     "\(unknown)\n\(forbidden)")
             }
         }

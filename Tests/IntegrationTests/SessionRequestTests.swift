@@ -5,15 +5,27 @@ import Testing
 /// backend learns about its caller.
 @Suite("Session requests and caller identity", .timeLimit(.minutes(2)))
 struct SessionRequestTests {
-    @Test("a pty request is declined and the exec channel still carries bytes")
+    @Test("a pty request is declined and the session goes on (ssh at a terminal, no -t)")
     func ptyDeclined() async throws {
+        // Stock ssh treats a refused pty as fatal only when -t/-tt forced it; at a terminal
+        // (RequestTTY=auto) it warns and goes on, which is what a user sees.
         let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
-            let data = randomText(20_000)
-            let result = try await fived.ssh(["-tt", "-e", "none"], command: ["echo"], stdin: try fived.input(data))
-            #expect(result.exitStatus == 0, "\(result)")
-            #expect(result.stdout == data, "\(result)")
-            #expect(result.stderr.contains("PTY allocation request failed"), "\(result)")
+        try await environment.withFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+            let result = try await fived.ssh(stdin: .terminal)
+            #expect(result.stderr.contains("PTY allocation request failed"), "no pty was asked for: \(result)")
+            #expect(result.exitStatus == 1, "the shell form after a declined pty: \(result)")
+            #expect(result.stderr.contains("echo"), "the help list after a declined pty: \(result)")
+        }
+    }
+
+    @Test("ssh -tt: fived declines the pty; stock ssh gives up by itself (its rule), fived stays up")
+    func forcedPty() async throws {
+        let environment = try await TestEnvironment.make()
+        try await environment.withFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+            let forced = try await fived.ssh(["-tt", "-e", "none"], command: ["echo"], stdin: try fived.input(Array("x\n".utf8)))
+            #expect(forced.stderr.contains("PTY allocation request failed"), "\(forced)")
+            let after = try await fived.stdio("echo", Array("still serving".utf8))
+            #expect(after.stdoutText == "still serving", "\(after)")
         }
     }
 

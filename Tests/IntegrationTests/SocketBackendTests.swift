@@ -14,10 +14,10 @@ struct SocketBackendTests {
             let data = randomBytes(1024 * 1024)
             let stdio = try await fived.stdio("tcpecho", data)
             #expect(stdio.exitStatus == 0, "\(stdio)")
-            #expect(stdio.stdout == data)
+            expectBytes(stdio.stdout, data)
             let exec = try await fived.ssh(command: ["tcpecho"], stdin: try fived.input(data))
             #expect(exec.exitStatus == 0, "socket backend closed cleanly must give exit-status 0: \(exec)")
-            #expect(exec.stdout == data)
+            expectBytes(exec.stdout, data)
             #expect(server.connections == 2)
         }
     }
@@ -32,10 +32,10 @@ struct SocketBackendTests {
             let data = randomBytes(1024 * 1024)
             let stdio = try await fived.stdio("unixecho", data)
             #expect(stdio.exitStatus == 0, "\(stdio)")
-            #expect(stdio.stdout == data)
+            expectBytes(stdio.stdout, data)
             let subsystem = try await fived.ssh(["-s"], command: ["unixecho"], stdin: try fived.input(data))
             #expect(subsystem.exitStatus == 0, "\(subsystem)")
-            #expect(subsystem.stdout == data)
+            expectBytes(subsystem.stdout, data)
             #expect(server.connections == 2)
         }
     }
@@ -57,8 +57,8 @@ struct SocketBackendTests {
             let viaTCP = try await fived.stdio("t", data)
             let viaUnix = try await fived.stdio("u", data)
             let upper = try await fived.stdio("upper", data)
-            #expect(viaTCP.stdout == data, "\(viaTCP)")
-            #expect(viaUnix.stdout == data, "\(viaUnix)")
+            expectBytes(viaTCP.stdout, data, "\(viaTCP)")
+            expectBytes(viaUnix.stdout, data, "\(viaUnix)")
             #expect(upper.stdoutText == "HELLO FIVED\n", "\(upper)")
         }
     }

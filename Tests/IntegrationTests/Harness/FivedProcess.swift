@@ -299,7 +299,7 @@ final class Fived: Sendable {
     static func waitForListening(_ process: ChildProcess, timeout: Duration = .seconds(20)) async throws -> UInt16 {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            for line in process.stderr.split(separator: "\n") {
+            for line in process.stderr.split(whereSeparator: \.isNewline) {
                 if let parsed = LogLine(line), parsed.message == "listening", let address = parsed["address"],
                     let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
                 {
@@ -329,7 +329,7 @@ final class Fived: Sendable {
     var logText: String { process.stderr }
 
     /// fived's log so far, parsed.
-    var logLines: [LogLine] { logText.split(separator: "\n").compactMap(LogLine.init) }
+    var logLines: [LogLine] { logText.split(whereSeparator: \.isNewline).compactMap(LogLine.init) }
 
     /// Waits until a log line satisfies `predicate` (log lines of a channel end may come
     /// just after the client has exited).

@@ -43,4 +43,28 @@ enum GNU {
         guard let addCloseFromFunction else { return false }
         return addCloseFromFunction(actions, lowest) == 0
     }
+
+    private typealias OpenPT = @convention(c) (Int32) -> Int32
+    private typealias PTYCall = @convention(c) (Int32) -> Int32
+    private typealias PTSName = @convention(c) (Int32, UnsafeMutablePointer<CChar>, Int) -> Int32
+    private static let posixOpenPT = symbol("posix_openpt", as: OpenPT.self)
+    private static let grantPT = symbol("grantpt", as: PTYCall.self)
+    private static let unlockPT = symbol("unlockpt", as: PTYCall.self)
+    private static let ptsNameR = symbol("ptsname_r", as: PTSName.self)
+
+    /// A new pseudo-terminal: the master descriptor (close-on-exec) and the slave's path.
+    static func openPseudoTerminal() throws -> (master: Int32, slavePath: String) {
+        guard let posixOpenPT, let grantPT, let unlockPT, let ptsNameR else {
+            throw HarnessError("no posix_openpt/grantpt/unlockpt/ptsname_r in this libc")
+        }
+        let master = posixOpenPT(O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard master >= 0 else { throw HarnessError("posix_openpt: \(errnoText())") }
+        var name = [CChar](repeating: 0, count: 128)
+        guard grantPT(master) == 0, unlockPT(master) == 0, ptsNameR(master, &name, name.count) == 0 else {
+            let text = errnoText()
+            close(master)
+            throw HarnessError("pseudo-terminal setup: \(text)")
+        }
+        return (master, String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
 }

@@ -36,6 +36,9 @@ enum StandardInput: Sendable {
     case file(String)
     /// A pipe whose write end the test keeps (see `ChildProcess.stdinWriter`).
     case pipe
+    /// A new pseudo-terminal (so `isatty(0)` holds, as for a user at a terminal);
+    /// the test keeps the master side and types nothing.
+    case terminal
 }
 
 /// Errors of the harness itself (not of fived).
@@ -100,6 +103,10 @@ final class ChildProcess: Sendable {
         case .pipe:
             guard GNU.pipeCloexec(&pipeFDs) == 0 else { throw HarnessError("pipe2: \(errnoText())") }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[0], 0)
+        case .terminal:
+            let (master, slavePath) = try GNU.openPseudoTerminal()
+            pipeFDs[1] = master  // kept open (and closed) like a pipe's write end
+            posix_spawn_file_actions_addopen(&actions, 0, slavePath, O_RDWR | O_NOCTTY, 0)
         }
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
