@@ -30,6 +30,8 @@ struct RefusalTests {
             let forbiddenLine = try #require(openFailureLine(f), "no 'open failed' line: \(f)")
             #expect(unknownLine == forbiddenLine, "a caller can tell unknown from not permitted")
             #expect(!unknownLine.contains("secret") && !unknownLine.contains("no-such-service"))
+            // ssh prints "open failed: <code text>: <description>": SPEC wants a reason text.
+            #expect(!unknownLine.hasSuffix(":"), "the open failure carries no reason text: \(unknownLine)")
             #expect(openFailureLine(d) != nil, "backend down must be an open failure: \(d)")
         }
     }

@@ -122,6 +122,8 @@ struct FivedOptions: Sendable {
     /// Extra environment for fived itself.
     var environment: [String: String] = [:]
     var logLevel = "info"
+    /// A plain TCPMUX listener on 127.0.0.1 at this port (`--tcpmux`), or none.
+    var tcpmuxPort: UInt16? = nil
     /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
     var useConfigFile = true
 
@@ -165,8 +167,8 @@ final class TestEnvironment: Sendable {
     }
 
     /// A new key of `type` in this directory (not authorized).
-    func newKey(_ type: ClientKey.KeyType, name: String) async throws -> ClientKey {
-        try await ClientKey.generate(type, name: name, in: directory)
+    func newKey(_ type: ClientKey.KeyType, name: String, comment: String? = nil) async throws -> ClientKey {
+        try await ClientKey.generate(type, name: name, comment: comment, in: directory)
     }
 
     /// The config file text for `options`.
@@ -282,12 +284,13 @@ final class Fived: Sendable {
         } else {
             arguments = environment.flagArguments(options) + options.arguments
         }
+        let tcpmux = options.tcpmuxPort.map { ["--tcpmux", "127.0.0.1:\($0)"] } ?? []
         let process = try ChildProcess.spawn(
-            try Binaries.fived(), arguments,
+            try Binaries.fived(), arguments + tcpmux,
             environment: Tools.environment(home: environment.directory.path, extra: options.environment),
             outputPrefix: environment.directory.file("fived"))
         do {
-            let port = try await waitForListening(process)
+            let port = try await waitForListening(process, excluding: options.tcpmuxPort)
             return Fived(environment: environment, process: process, port: port, configPath: configPath, options: options)
         } catch {
             await process.killGroup()
@@ -296,12 +299,15 @@ final class Fived: Sendable {
     }
 
     /// Waits for `listening address=HOST:PORT` on stderr; fails at once if fived exits.
-    static func waitForListening(_ process: ChildProcess, timeout: Duration = .seconds(20)) async throws -> UInt16 {
+    static func waitForListening(
+        _ process: ChildProcess, excluding tcpmuxPort: UInt16? = nil, timeout: Duration = .seconds(20)
+    ) async throws -> UInt16 {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for line in process.stderr.split(whereSeparator: \.isNewline) {
                 if let parsed = LogLine(line), parsed.message == "listening", let address = parsed["address"],
-                    let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
+                    let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]),
+                    port != tcpmuxPort
                 {
                     return port
                 }

@@ -263,3 +263,44 @@ final class EchoServer: Sendable {
         shutdown(fd, Int32(SHUT_WR))
     }
 }
+
+/// A TCP backend that records what each connection sends (until the client's EOF),
+/// answers `reply`, then closes: for checking the PROXY v2 header fived sends first.
+final class RecordingServer: Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let received = Mutex<[[UInt8]]>([])
+    private let reply: [UInt8]
+
+    /// What each finished connection sent, in order of their ends.
+    var recordings: [[UInt8]] { received.withLock { $0 } }
+
+    init(reply: [UInt8] = Array("ok\n".utf8)) throws {
+        let (fd, port) = try Sockets.listenTCP()
+        self.listener = fd
+        self.port = port
+        self.reply = reply
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
+
+    private func acceptLoop() {
+        while true {
+            let fd = GNU.acceptCloexec(listener)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                break
+            }
+            let connection = Thread { [self] in
+                defer { close(fd) }
+                let bytes = (try? Sockets.readAll(fd)) ?? []
+                try? Sockets.writeAll(fd, reply)
+                received.withLock { $0.append(bytes) }
+            }
+            connection.start()
+        }
+        close(listener)
+    }
+}
