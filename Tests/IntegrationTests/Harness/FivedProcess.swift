@@ -121,7 +121,8 @@ struct FivedOptions: Sendable {
     var hostKey: String? = nil
     /// Extra environment for fived itself.
     var environment: [String: String] = [:]
-    var logLevel = "info"
+    /// `log_level`; FIVED_IT_LOG_LEVEL (e.g. debug) overrides it for every test.
+    var logLevel = ProcessInfo.processInfo.environment["FIVED_IT_LOG_LEVEL"] ?? "info"
     /// A plain TCPMUX listener on 127.0.0.1 at this port (`--tcpmux`), or none.
     var tcpmuxPort: UInt16? = nil
     /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
