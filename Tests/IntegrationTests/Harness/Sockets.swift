@@ -1,0 +1,306 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// Blocking socket helpers over Glibc. Every descriptor is created close-on-exec, so
+/// the processes other tests spawn at the same time never inherit it.
+/// Call these from `onThread { }`, not from async code directly.
+enum Sockets {
+    private static let streamCloexec = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+
+    /// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
+    static func listenTCP() throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = loopback(port: 0)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0, listen(fd, 128) == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("bind/listen 127.0.0.1:0: \(text)")
+        }
+        return (fd, try localPort(fd))
+    }
+
+    /// A listening Unix stream socket at `path` (replacing a stale file).
+    static func listenUnix(path: String) throws -> Int32 {
+        unlink(path)
+        let fd = socket(AF_UNIX, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        var address = try unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0, listen(fd, 128) == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("bind/listen \(path): \(text)")
+        }
+        return fd
+    }
+
+    /// A loopback port that nothing listens on right now (bound, then closed).
+    static func unusedPort() throws -> UInt16 {
+        let fd = socket(AF_INET, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else { throw HarnessError("bind: \(errnoText())") }
+        return try localPort(fd)
+    }
+
+    /// A TCP connection to 127.0.0.1:`port`.
+    static func connectTCP(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        var address = loopback(port: port)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard rc == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("connect 127.0.0.1:\(port): \(text)")
+        }
+        return fd
+    }
+
+    /// A connection to the Unix stream socket at `path`.
+    static func connectUnix(path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        var address = try unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("connect \(path): \(text)")
+        }
+        return fd
+    }
+
+    /// Writes all bytes, retrying short writes and EINTR.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { buffer in
+                send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOTSOCK {
+                    // A pipe: write(2) instead (SIGPIPE is not ignored by every runner, but
+                    // a closed reader only happens in tests that expect failure).
+                    let w = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                    if w < 0 {
+                        if errno == EINTR { continue }
+                        throw HarnessError("write: \(errnoText())")
+                    }
+                    offset += w
+                    continue
+                }
+                throw HarnessError("send: \(errnoText())")
+            }
+            offset += n
+        }
+    }
+
+    /// Reads until EOF.
+    static func readAll(_ fd: Int32) throws -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HarnessError("read: \(errnoText())")
+            }
+            if n == 0 { return result }
+            result.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    /// Sends `bytes`, half-closes, and returns everything read until the peer's EOF;
+    /// reading runs on its own thread while writing, so a large echo cannot deadlock.
+    static func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> [UInt8] {
+        let received = Mutex<Result<[UInt8], any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let reader = Thread {
+            let r = Result { try readAll(fd) }
+            received.withLock { $0 = r }
+            done.signal()
+        }
+        reader.start()
+        var writeError: (any Error)?
+        do {
+            try writeAll(fd, bytes)
+            shutdown(fd, Int32(SHUT_WR))
+        } catch {
+            writeError = error
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
+        done.wait()
+        if let writeError { throw writeError }
+        return try received.withLock { $0! }.get()
+    }
+
+    private static func loopback(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
+    private static func unixAddress(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else { throw HarnessError("unix socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return address
+    }
+
+    private static func localPort(_ fd: Int32) throws -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { throw HarnessError("getsockname: \(errnoText())") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
+
+/// A backend for the tcp: and unix: tests: echoes every byte back, turns the client's
+/// write shutdown into its own, and counts the connections it has served.
+final class EchoServer: Sendable {
+    /// The TCP port, for `listenTCP`; 0 for a Unix socket server.
+    let port: UInt16
+    /// The socket path, for a Unix socket server.
+    let path: String?
+    private let listener: Int32
+    private let served = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    /// Connections accepted so far.
+    var connections: Int { served.load(ordering: .relaxed) }
+
+    private init(listener: Int32, port: UInt16, path: String?) {
+        self.listener = listener
+        self.port = port
+        self.path = path
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    /// An echo server on 127.0.0.1 with a kernel-chosen port.
+    static func tcp() throws -> EchoServer {
+        let (fd, port) = try Sockets.listenTCP()
+        return EchoServer(listener: fd, port: port, path: nil)
+    }
+
+    /// An echo server on a Unix socket at `path`.
+    static func unix(path: String) throws -> EchoServer {
+        EchoServer(listener: try Sockets.listenUnix(path: path), port: 0, path: path)
+    }
+
+    /// Stops accepting; connections already served run to their end.
+    func stop() {
+        if stopped.exchange(true, ordering: .relaxed) { return }
+        shutdown(listener, Int32(SHUT_RDWR))  // wakes accept() on Linux
+        if let path { unlink(path) }
+    }
+
+    private func acceptLoop() {
+        while !stopped.load(ordering: .relaxed) {
+            let fd = GNU.acceptCloexec(listener)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                break
+            }
+            served.add(1, ordering: .relaxed)
+            let connection = Thread { Self.echo(fd) }
+            connection.start()
+        }
+        close(listener)
+    }
+
+    private static func echo(_ fd: Int32) {
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            guard (try? Sockets.writeAll(fd, Array(buffer[0..<n]))) != nil else { return }
+        }
+        shutdown(fd, Int32(SHUT_WR))
+    }
+}
+
+/// A TCP backend that records what each connection sends (until the client's EOF),
+/// answers `reply`, then closes: for checking the PROXY v2 header fived sends first.
+final class RecordingServer: Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let received = Mutex<[[UInt8]]>([])
+    private let reply: [UInt8]
+
+    /// What each finished connection sent, in order of their ends.
+    var recordings: [[UInt8]] { received.withLock { $0 } }
+
+    init(reply: [UInt8] = Array("ok\n".utf8)) throws {
+        let (fd, port) = try Sockets.listenTCP()
+        self.listener = fd
+        self.port = port
+        self.reply = reply
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
+
+    private func acceptLoop() {
+        while true {
+            let fd = GNU.acceptCloexec(listener)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                break
+            }
+            let connection = Thread { [self] in
+                defer { close(fd) }
+                let bytes = (try? Sockets.readAll(fd)) ?? []
+                try? Sockets.writeAll(fd, reply)
+                received.withLock { $0.append(bytes) }
+            }
+            connection.start()
+        }
+        close(listener)
+    }
+}

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// [limits] and forms fived refuses by design.
+@Suite("Limits and unsupported forms", .timeLimit(.minutes(2)))
+struct LimitsTests {
+    @Test("a connection that does not authenticate is closed after login_grace_seconds")
+    func loginGrace() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(services: [.exec("echo", "/bin/cat")], extraTOML: "[limits]\nlogin_grace_seconds = 1\n")
+        try await environment.withFived(options) { fived in
+            let port = fived.port
+            let (banner, seconds) = try await onThread { () -> (String, Double) in
+                let fd = try Sockets.connectTCP(port: port)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 15, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let started = Date()
+                // Send our banner so the server waits in key exchange, then say nothing more.
+                try Sockets.writeAll(fd, Array("SSH-2.0-fived_test\r\n".utf8))
+                let received = (try? Sockets.readAll(fd)) ?? []
+                return (String(decoding: received.prefix(8), as: UTF8.self), Date().timeIntervalSince(started))
+            }
+            #expect(banner == "SSH-2.0-", "no SSH banner: \(banner.debugDescription)")
+            #expect(seconds < 6, "closed after \(seconds) s, with login_grace_seconds = 1")
+            let working = try await fived.stdio("echo", Array("x".utf8))
+            #expect(working.stdoutText == "x", "\(working)")
+        }
+    }
+
+    @Test("direct-streamlocal (ssh -L PORT:/path) is refused with a reason that points to -L PORT:NAME:1")
+    func streamLocal() async throws {
+        let environment = try await TestEnvironment.make()
+        try await environment.withFived(FivedOptions()) { fived in
+            let localPort = try Sockets.unusedPort()
+            let forward = try fived.spawnSSH(["-N", "-L", "127.0.0.1:\(localPort):/run/echo.sock"], name: "ssh-L-path")
+            defer { forward.signal(SIGKILL) }
+            let echoed = try await onThread { () -> [UInt8] in
+                let deadline = ContinuousClock.now + .seconds(15)
+                while true {
+                    do {
+                        let fd = try Sockets.connectTCP(port: localPort)
+                        defer { close(fd) }
+                        // ssh accepts, fails to open the channel and closes: a reset is fine.
+                        return (try? Sockets.exchange(fd, Array("x".utf8))) ?? []
+                    } catch {
+                        guard ContinuousClock.now < deadline else { throw error }
+                        Thread.sleep(forTimeInterval: 0.05)
+                    }
+                }
+            }
+            #expect(echoed.isEmpty)
+            let reported = await eventually { forward.stderr.contains("open failed") }
+            #expect(reported, "\(forward.stderr)")
+            #expect(forward.stderr.contains("-L") || forward.stderr.contains("fived-connect"), "the reason should point to -L PORT:NAME:1: \(forward.stderr)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// tcp: and unix: backends, with echo servers the test starts itself.
+@Suite("Socket backends", .timeLimit(.minutes(2)))
+struct SocketBackendTests {
+    @Test("a tcp: backend: bytes echo intact over -W and exec; exit-status 0 on a clean close")
+    func tcp() async throws {
+        let environment = try await TestEnvironment.make()
+        let server = try EchoServer.tcp()
+        defer { server.stop() }
+        let options = FivedOptions(services: [.connect("tcpecho", "127.0.0.1:\(server.port)")])
+        try await environment.withFived(options) { fived in
+            let data = randomBytes(1024 * 1024)
+            let stdio = try await fived.stdio("tcpecho", data)
+            #expect(stdio.exitStatus == 0, "\(stdio)")
+            expectBytes(stdio.stdout, data)
+            let exec = try await fived.ssh(command: ["tcpecho"], stdin: try fived.input(data))
+            #expect(exec.exitStatus == 0, "socket backend closed cleanly must give exit-status 0: \(exec)")
+            expectBytes(exec.stdout, data)
+            #expect(server.connections == 2)
+        }
+    }
+
+    @Test("a unix: backend: bytes echo intact over -W and subsystem")
+    func unix() async throws {
+        let environment = try await TestEnvironment.make()
+        let server = try EchoServer.unix(path: environment.directory.file("echo.sock"))
+        defer { server.stop() }
+        let options = FivedOptions(services: [.connect("unixecho", "unix:\(server.path!)")])
+        try await environment.withFived(options) { fived in
+            let data = randomBytes(1024 * 1024)
+            let stdio = try await fived.stdio("unixecho", data)
+            #expect(stdio.exitStatus == 0, "\(stdio)")
+            expectBytes(stdio.stdout, data)
+            let subsystem = try await fived.ssh(["-s"], command: ["unixecho"], stdin: try fived.input(data))
+            #expect(subsystem.exitStatus == 0, "\(subsystem)")
+            expectBytes(subsystem.stdout, data)
+            #expect(server.connections == 2)
+        }
+    }
+
+    @Test("services given as --service flags only (tcp:, unix:, exec: split on spaces)")
+    func flagsOnly() async throws {
+        let environment = try await TestEnvironment.make()
+        let tcpServer = try EchoServer.tcp()
+        let unixServer = try EchoServer.unix(path: environment.directory.file("u.sock"))
+        defer { tcpServer.stop(); unixServer.stop() }
+        var options = FivedOptions(services: [
+            .connect("t", "127.0.0.1:\(tcpServer.port)"),
+            .connect("u", "unix:\(unixServer.path!)"),
+            .exec("upper", "/usr/bin/tr", "a-z", "A-Z"),
+        ])
+        options.useConfigFile = false
+        try await environment.withFived(options) { fived in
+            let data = Array("hello fived\n".utf8)
+            let viaTCP = try await fived.stdio("t", data)
+            let viaUnix = try await fived.stdio("u", data)
+            let upper = try await fived.stdio("upper", data)
+            expectBytes(viaTCP.stdout, data, "\(viaTCP)")
+            expectBytes(viaUnix.stdout, data, "\(viaUnix)")
+            #expect(upper.stdoutText == "HELLO FIVED\n", "\(upper)")
+        }
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds fived and runs every test suite: FivedCoreTests (policy, no sockets) and
+# IntegrationTests (the built fived driven by the stock OpenSSH client).
+#
+# Installs what the build and the tests need when it is missing and we are root:
+# libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
+# ssh-agent, ssh-add: the integration tests' client). Quiet when all is there.
+#
+# Environment:
+#   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
+#   FIVED_TEST_ARGS extra arguments for `swift test` (e.g. "--filter Channel")
+# Exit status: swift test's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if ! pkg-config --exists libssh 2>/dev/null; then missing+=(libssh-dev); fi
+for tool in ssh ssh-keygen ssh-agent ssh-add; do
+    if ! command -v "$tool" >/dev/null 2>&1; then missing+=(openssh-client); break; fi
+done
+for tool in sha256sum head tr; do
+    if ! command -v "$tool" >/dev/null 2>&1; then missing+=(coreutils); break; fi
+done
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "test.sh: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "test.sh: missing ${missing[*]}; install them: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+scratch=(--scratch-path "${FIVED_SCRATCH:-.build}")
+swift build "${scratch[@]}" --build-tests
+# The integration tests find fived beside the test runner (the same build folder).
+# shellcheck disable=SC2086
+exec swift test "${scratch[@]}" --skip-build ${FIVED_TEST_ARGS:-}
