@@ -46,6 +46,11 @@ static inline int fived_accept_cloexec(int fd, struct sockaddr *addr, socklen_t 
     return accept4(fd, addr, len, SOCK_CLOEXEC);
 }
 
+// socketpair(2), stream, close-on-exec.
+static inline int fived_socketpair_cloexec(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+
 // pipe2(2) with close-on-exec and, optionally, non-blocking ends.
 static inline int fived_pipe_cloexec(int fds[2], int nonblocking) {
     return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));

@@ -1,3 +1,4 @@
+import CSystem
 import FivedCore
 import Foundation
 import LibSSH
@@ -134,10 +135,46 @@ final class Connection: SSHServerSessionDelegate {
                 ])
             }
             return false
+        case .globalRequest(.tcpipForward):
+            guard let caller, !closing, let request = message.globalRequestAddress else { return false }
+            return publish(message, caller: caller, address: request.address, port: request.port)
+        case .globalRequest(.cancelTCPIPForward):
+            guard caller != nil, let request = message.globalRequestAddress, let name = ServiceName(request.address),
+                  worker.publications.release(name, connectionID: id) else { return false }
+            logger.info("unpublished", metadata: ["user": "\(caller!.user)", "client": "\(client)", "service": "\(name)"])
+            message.acceptGlobalRequest(boundPort: 0)
+            return true
         default:
-            // Global requests (keepalive included: a failure reply is an answer),
+            // Other global requests (keepalive included: a failure reply is an answer),
             // x11/agent/pty requests, other auth methods: libssh's default refusal.
             return false
+        }
+    }
+
+    /// `tcpip-forward` whose bind address is a service name: publish it while
+    /// this connection lives, if the key's permitlisten allows and the name is free.
+    private func publish(_ message: borrowing SSHMessage, caller: Caller, address: String, port: UInt32) -> Bool {
+        let meta: Logger.Metadata = [
+            "user": "\(caller.user)", "fingerprint": "\(caller.key.blob.fingerprint)", "client": "\(client)",
+            "service": "\(ServiceName.printable(address))",
+        ]
+        switch AccessPolicy.mayPublish(caller: caller, name: address) {
+        case .refused(let refusal):
+            logger.info("publish refused", metadata: meta.merging(["reason": "\(refusal)"]) { $1 })
+            return false
+        case .publish(let name):
+            if worker.config.snapshot.services[name] != nil {
+                logger.info("publish refused", metadata: meta.merging(["reason": "a configured service has that name"]) { $1 })
+                return false
+            }
+            let publication = Publications.Publication(worker: worker, connectionID: id, address: address, port: port)
+            guard worker.publications.claim(name, publication) else {
+                logger.info("publish refused", metadata: meta.merging(["reason": "already published"]) { $1 })
+                return false
+            }
+            logger.info("published", metadata: meta)
+            message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: port == 0 ? 1 : port))
+            return true
         }
     }
 
@@ -152,21 +189,22 @@ final class Connection: SSHServerSessionDelegate {
     private func openDirect(_ message: borrowing SSHMessage, caller: Caller, requested: String, port: UInt32) -> Bool {
         let config = worker.config.snapshot
         let decision = AccessPolicy.decide(caller: caller, form: .directTCPIP, requested: requested, requestedPort: port,
-                                           services: Self.lookup(config), statusAllow: config.statusAllow)
+                                           services: lookup(config), statusAllow: config.statusAllow)
         switch decision {
         case .open(let name):
-            guard let service = config.services[name] else { return refuse(requested, form: .directTCPIP, why: "unknown service") }
+            let channelID = makeChannelID()
             let backend: BackendConnection
+            let preamble: [UInt8]
             do {
-                backend = try BackendConnector.connect(service.backend, environment: environment(for: service, caller: caller))
+                (backend, preamble) = try connectBackend(name, caller: caller, config: config, channelID: channelID)
             } catch {
                 return refuse(requested, form: .directTCPIP, why: "backend unavailable: \(error)")
             }
             guard let channel = message.acceptChannel() else { return false }
-            let pump = ServiceChannel(id: makeChannelID(), channel: channel, connection: self, isSessionChannel: false)
+            let pump = ServiceChannel(id: channelID, channel: channel, connection: self, isSessionChannel: false)
             channel.install(delegate: pump)
             channels[ObjectIdentifier(pump)] = pump
-            pump.attach(backend, form: .directTCPIP, service: name.value, preamble: preamble(for: service, caller: caller, channelID: pump.id))
+            pump.attach(backend, form: .directTCPIP, service: name.value, preamble: preamble)
             worker.channelStarted(pump)
             return true
         case .help, .status:
@@ -198,18 +236,13 @@ final class Connection: SSHServerSessionDelegate {
         guard let caller, !closing else { return false }
         let config = worker.config.snapshot
         let decision = AccessPolicy.decide(caller: caller, form: form, requested: requested, requestedPort: nil,
-                                           services: Self.lookup(config), statusAllow: config.statusAllow)
+                                           services: lookup(config), statusAllow: config.statusAllow)
         let shownName = requested.map { ServiceName.printable($0) } ?? "-"
         switch decision {
         case .open(let name):
-            guard let service = config.services[name] else {
-                _ = refuse(shownName, form: form, why: "unknown service")
-                pump.respond(form: form, service: shownName, stdout: "", stderr: "fived: \(AccessPolicy.refusalText)\n", exitStatus: 1)
-                return true
-            }
             do {
-                let backend = try BackendConnector.connect(service.backend, environment: environment(for: service, caller: caller))
-                pump.attach(backend, form: form, service: name.value, preamble: preamble(for: service, caller: caller, channelID: pump.id))
+                let (backend, preamble) = try connectBackend(name, caller: caller, config: config, channelID: pump.id)
+                pump.attach(backend, form: form, service: name.value, preamble: preamble)
                 worker.channelStarted(pump)
             } catch {
                 _ = refuse(shownName, form: form, why: "backend unavailable: \(error)")
@@ -235,14 +268,50 @@ final class Connection: SSHServerSessionDelegate {
         }
     }
 
-    private static func lookup(_ config: Configuration) -> (ServiceName) -> ServiceAccess? {
-        { name in config.services[name].map { ServiceAccess(name: $0.name, allow: $0.allow) } }
+    /// Configured services first, then published names (which carry no allow list:
+    /// every key whose own options permit it may open them).
+    private func lookup(_ config: Configuration) -> (ServiceName) -> ServiceAccess? {
+        let publications = worker.publications
+        return { name in
+            if let service = config.services[name] { return ServiceAccess(name: service.name, allow: service.allow) }
+            return publications.lookup(name) == nil ? nil : ServiceAccess(name: name, allow: nil)
+        }
     }
 
     private func helpText(caller: Caller, config: Configuration) -> String {
-        let names = AccessPolicy.visibleServices(caller: caller, services: config.sortedServices.map { ServiceAccess(name: $0.name, allow: $0.allow) },
-                                                 statusAllow: config.statusAllow)
-        return names.map { $0.value + "\n" }.joined()
+        var entries = config.sortedServices.map { ServiceAccess(name: $0.name, allow: $0.allow) }
+        entries += worker.publications.names.filter { config.services[$0] == nil }.map { ServiceAccess(name: $0, allow: nil) }
+        let names = AccessPolicy.visibleServices(caller: caller, services: entries, statusAllow: config.statusAllow)
+        return names.sorted().map { $0.value + "\n" }.joined()
+    }
+
+    /// Connects the backend of a configured or published service.
+    private func connectBackend(_ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64) throws(BackendFailure) -> (BackendConnection, [UInt8]) {
+        if let service = config.services[name] {
+            let backend = try BackendConnector.connect(service.backend, environment: environment(for: service, caller: caller))
+            return (backend, preamble(for: service, caller: caller, channelID: channelID))
+        }
+        guard let publication = worker.publications.lookup(name) else {
+            throw BackendFailure(description: "no service named \(name)")
+        }
+        // A published name lives on its publisher's connection, perhaps on another
+        // worker thread: join the two channels through a socketpair, each end
+        // pumped by its own worker like any socket backend.
+        var pair: [Int32] = [-1, -1]
+        guard fived_socketpair_cloexec(&pair) == 0 else {
+            throw BackendFailure(description: "socketpair: \(String(cString: strerror(errno)))")
+        }
+        do {
+            try Sys.setNonBlocking(pair[0])
+            try Sys.setNonBlocking(pair[1])
+        } catch {
+            Sys.close(pair[0]); Sys.close(pair[1])
+            throw BackendFailure(description: "\(error)")
+        }
+        publication.worker.openForwarded(
+            connectionID: publication.connectionID, name: name, address: publication.address, port: publication.port,
+            originator: client, fd: pair[1])
+        return (BackendConnection(fd: pair[0]), [])
     }
 
     // MARK: What the service learns
@@ -299,13 +368,20 @@ final class Connection: SSHServerSessionDelegate {
         channels.removeValue(forKey: ObjectIdentifier(pump))
     }
 
+    /// Adopts a channel this connection opened toward its client (forwarded-tcpip).
+    func adopt(_ pump: ServiceChannel) {
+        channels[ObjectIdentifier(pump)] = pump
+    }
+
+    func nextChannelID() -> UInt64 { makeChannelID() }
+
     func channelMetadata(_ pump: ServiceChannel) -> Logger.Metadata {
         [
             "user": "\(caller?.user ?? "-")",
             "fingerprint": "\(caller?.key.blob.fingerprint ?? "-")",
             "client": "\(client)",
             "service": "\(pump.service)",
-            "form": "\(pump.form?.rawValue ?? "session")",
+            "form": "\(pump.formLabel)",
             "channel": "\(pump.id)",
         ]
     }

@@ -24,6 +24,9 @@ public final class Daemon: @unchecked Sendable {
     private let reload: @Sendable () throws(FivedCoreError) -> Configuration
     private let logger: Logger
     private let startups = StartupLimiter()
+    private let tcpmuxSources = StartupLimiter()
+    private let publications = Publications()
+    private var tcpmuxListeners: [Listener] = []
     private var workers: [Worker] = []
     private var listeners: [Listener] = []
     private var bind: SSHBind!
@@ -42,9 +45,6 @@ public final class Daemon: @unchecked Sendable {
     public func run(workerCount: Int? = nil) throws(StartupError) {
         LibSSH.initialize()
         let snapshot = config.snapshot
-        if !snapshot.tcpmux.isEmpty {
-            throw StartupError(description: "tcpmux listeners are not available in this build of fived; remove 'tcpmux' / --tcpmux")
-        }
         do {
             bind = try SSHBind()
             let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
@@ -62,12 +62,21 @@ public final class Daemon: @unchecked Sendable {
                 throw StartupError(description: "cannot listen on \(address): \(error)")
             }
         }
+        for address in snapshot.tcpmux {
+            do {
+                tcpmuxListeners += try Listener.open(address)
+            } catch {
+                (listeners + tcpmuxListeners).forEach { Sys.close($0.fd) }
+                throw StartupError(description: "cannot listen for tcpmux on \(address): \(error)")
+            }
+        }
         try installSignalHandlers()
         let authorizedKeys = AuthorizedKeysStore(logger: logger)
         let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
         for i in 0..<count {
             do {
-                let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys, logger: logger,
+                let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
+                                        publications: publications, tcpmuxSources: tcpmuxSources, logger: logger,
                                         statusProvider: { [unowned self] in self.statusText() })
                 try worker.start()
                 workers.append(worker)
@@ -78,9 +87,12 @@ public final class Daemon: @unchecked Sendable {
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])
         }
+        for l in tcpmuxListeners {
+            logger.info("listening for tcpmux", metadata: ["address": "\(l.address)", "tcpmux": "true"])
+        }
         logger.info("ready", metadata: ["services": "\(snapshot.services.count)", "workers": "\(count)", "libssh": "\(LibSSH.version)"])
         acceptLoop()
-        for l in listeners { Sys.close(l.fd) }
+        for l in listeners + tcpmuxListeners { Sys.close(l.fd) }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
         logger.info("stopped")
@@ -110,7 +122,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// Accepts until a stop signal; reloads on SIGHUP.
     private func acceptLoop() {
-        var pfds = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        let all = listeners + tcpmuxListeners
+        var pfds = all.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         pfds.append(pollfd(fd: signalPipeRead, events: Int16(POLLIN), revents: 0))
         while true {
             let rc = poll(&pfds, nfds_t(pfds.count), -1)
@@ -131,13 +144,13 @@ public final class Daemon: @unchecked Sendable {
                     }
                 }
             }
-            for i in listeners.indices where pfds[i].revents != 0 {
-                acceptAll(from: listeners[i])
+            for i in all.indices where pfds[i].revents != 0 {
+                acceptAll(from: all[i], tcpmux: i >= listeners.count)
             }
         }
     }
 
-    private func acceptAll(from listener: Listener) {
+    private func acceptAll(from listener: Listener, tcpmux: Bool) {
         for _ in 0..<64 {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -157,6 +170,18 @@ public final class Daemon: @unchecked Sendable {
                 continue
             }
             let limits = config.snapshot.limits
+            if tcpmux {
+                // Plain TCPMUX connections never authenticate: the startup limits
+                // apply to them for their whole life, counted apart from SSH's.
+                guard tcpmuxSources.admit(source: client.address, limits: limits), (try? Sys.setNonBlocking(fd)) != nil else {
+                    logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
+                    Sys.close(fd)
+                    continue
+                }
+                let worker = workers.min { $0.connectionCount < $1.connectionCount }!
+                worker.adoptTCPMUX(fd: fd, client: client, local: local)
+                continue
+            }
             guard startups.admit(source: client.address, limits: limits) else {
                 logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
                 Sys.close(fd)

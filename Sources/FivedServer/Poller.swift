@@ -21,6 +21,9 @@ final class Poller {
         case stderr(ServiceChannel)
         case process(ServiceChannel)
         case orphan(BackendConnection)
+        case tcpmuxClient(TCPMUXConnection)
+        case tcpmuxBackend(TCPMUXConnection)
+        case tcpmuxStderr(TCPMUXConnection)
     }
 
     static let readable = UInt32(EPOLLIN.rawValue)

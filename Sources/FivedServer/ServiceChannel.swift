@@ -27,6 +27,9 @@ final class ServiceChannel: SSHChannelDelegate {
     let isSessionChannel: Bool
     private(set) var form: ChannelForm?
     private(set) var service: String = "-"
+    /// The form for logs; forwarded-tcpip (toward a publisher) is not a ChannelForm.
+    var formLabel: String { labelOverride ?? form?.rawValue ?? "session" }
+    private var labelOverride: String?
     private(set) var backend: BackendConnection?
     private var forwardsStderrToLog = false
 
@@ -78,8 +81,11 @@ final class ServiceChannel: SSHChannelDelegate {
     // MARK: Starting
 
     /// Joins the channel to a connected backend.
-    func attach(_ backend: BackendConnection, form: ChannelForm, service: String, preamble: [UInt8] = []) {
+    func attach(_ backend: BackendConnection, form: ChannelForm, service: String, preamble: [UInt8] = [], label: String? = nil) {
         self.form = form
+        self.labelOverride = label
+        // A channel adopted after libssh already took data for it: drain that first.
+        if label != nil { libsshHasBuffered = true }
         self.service = service
         self.backend = backend
         self.toBackend = preamble

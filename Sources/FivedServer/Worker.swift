@@ -16,6 +16,8 @@ import Glibc
 final class Worker: @unchecked Sendable {
     enum Command {
         case adopt(SSHSession, client: Endpoint, local: Endpoint)
+        case adoptTCPMUX(fd: Int32, client: Endpoint, local: Endpoint)
+        case openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32)
         case shutdown
     }
 
@@ -23,6 +25,8 @@ final class Worker: @unchecked Sendable {
     let config: ConfigStore
     let startups: StartupLimiter
     let authorizedKeys: AuthorizedKeysStore
+    let publications: Publications
+    let tcpmuxSources: StartupLimiter
     let logger: Logger
     private let inbox = Mutex<[Command]>([])
     private let wakeFD: Int32
@@ -37,13 +41,19 @@ final class Worker: @unchecked Sendable {
     private var finishedChannels: [ServiceChannel] = []
     private var orphans: [(backend: BackendConnection, killAt: Int64, token: UInt64)] = []
     private var touched: [ObjectIdentifier: Connection] = [:]
+    private var connectionsByID: [UInt64: Connection] = [:]
+    private var pendingForwards: [(connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint)] = []
+    private var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
     private var stopping = false
     private var nextConnectionID: UInt64
     private let statusProvider: @Sendable () -> String
 
-    init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore, logger: Logger,
+    init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
+         publications: Publications, tcpmuxSources: StartupLimiter, logger: Logger,
          statusProvider: @escaping @Sendable () -> String) throws {
         self.index = index
+        self.publications = publications
+        self.tcpmuxSources = tcpmuxSources
         self.config = config
         self.startups = startups
         self.authorizedKeys = authorizedKeys
@@ -62,6 +72,17 @@ final class Worker: @unchecked Sendable {
     /// Hands a new session to this worker.
     func adopt(_ session: SSHSession, client: Endpoint, local: Endpoint) {
         send(.adopt(session, client: client, local: local))
+    }
+
+    /// Hands a plain TCPMUX connection to this worker.
+    func adoptTCPMUX(fd: Int32, client: Endpoint, local: Endpoint) {
+        send(.adoptTCPMUX(fd: fd, client: client, local: local))
+    }
+
+    /// Asks this worker to open a forwarded-tcpip channel on one of its
+    /// connections (a publisher) and join it to `fd`. The worker owns `fd` from here.
+    func openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32) {
+        send(.openForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd))
     }
 
     /// Asks the worker to close everything and stop.
@@ -124,10 +145,23 @@ final class Worker: @unchecked Sendable {
                     pump.processExitEvent(events)
                 case .orphan:
                     reapOrphans(force: false)
+                case .tcpmuxClient(let t):
+                    if t.phase == .readingName { t.readName { decideTCPMUX($0, t) } } else { t.relay() }
+                    settle(t)
+                case .tcpmuxBackend(let t):
+                    t.relay()
+                    settle(t)
+                case .tcpmuxStderr(let t):
+                    if t.drainStderr(logger: logger) {
+                        poller.remove(t.stderrRegistration)
+                        t.stderrRegistration = 0
+                        t.backend?.closeStderr()
+                    }
                 }
             }
             handleInbox()
-            if stopping && connections.isEmpty && orphans.isEmpty { break }
+            advancePendingForwards()
+            if stopping && connections.isEmpty && orphans.isEmpty && tcpmux.isEmpty { break }
             runDirty()
             recheckWaitingChannels()
             reapFinished()
@@ -179,9 +213,14 @@ final class Worker: @unchecked Sendable {
             switch command {
             case .adopt(let session, let client, let local):
                 adoptNow(session, client: client, local: local)
+            case .adoptTCPMUX(let fd, let client, let local):
+                adoptTCPMUX(fd, client: client, local: local)
+            case .openForwarded(let connectionID, let name, let address, let port, let originator, let fd):
+                startForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd)
             case .shutdown:
                 stopping = true
                 for c in connections.values { c.close(reason: "fived stopping") }
+                for t in tcpmux.values { t.finish("fived stopping"); settle(t) }
                 for i in orphans.indices { orphans[i].killAt = 0 }
             }
         }
@@ -208,6 +247,7 @@ final class Worker: @unchecked Sendable {
         connection.registeredEvents = Poller.readable
         if stopping { connection.close(reason: "fived stopping") }
         connections[ObjectIdentifier(connection)] = connection
+        connectionsByID[connection.id] = connection
         touched[ObjectIdentifier(connection)] = connection
         liveConnections.store(connections.count, ordering: .relaxed)
         logger.debug("connection accepted", metadata: ["client": "\(client)", "worker": "\(index)"])
@@ -327,20 +367,23 @@ final class Worker: @unchecked Sendable {
         pump.registeredMain = (0, 0)
         pump.registeredStderr = (0, 0)
         pump.registeredPid = 0
-        if let backend = pump.takeBackend() {
-            backend.closeStream()
-            backend.closeStderr()
-            if backend.childRunning, backend.reap() == nil {
-                // The stream is closed (the child sees EOF/EPIPE); give it a moment, then end it.
-                backend.signalChild(SIGHUP)
-                let token = poller.add(backend.pidFD, events: Poller.readable, target: .orphan(backend))
-                orphans.append((backend, MonotonicClock.now + 2000, token))
-            } else {
-                backend.closeProcessDescriptor()
-            }
-        }
+        if let backend = pump.takeBackend() { retire(backend) }
         pump.connection.forget(pump)
         pump.channel.release()
+    }
+
+    /// Closes a backend's descriptors; a child still running gets SIGHUP (its
+    /// stream is closed, so it sees EOF/EPIPE anyway) and SIGKILL 2 s later.
+    private func retire(_ backend: BackendConnection) {
+        backend.closeStream()
+        backend.closeStderr()
+        if backend.childRunning, backend.reap() == nil {
+            backend.signalChild(SIGHUP)
+            let token = poller.add(backend.pidFD, events: Poller.readable, target: .orphan(backend))
+            orphans.append((backend, MonotonicClock.now + 2000, token))
+        } else {
+            backend.closeProcessDescriptor()
+        }
     }
 
     private func reapOrphans(force: Bool) {
@@ -368,6 +411,16 @@ final class Worker: @unchecked Sendable {
         let batch = finishedChannels
         finishedChannels.removeAll()
         for pump in batch { teardown(pump) }
+        for name in publications.releaseAll(connectionID: connection.id) {
+            logger.info("unpublished", metadata: ["user": "\(connection.caller?.user ?? "-")", "client": "\(connection.client)", "service": "\(name)", "reason": "\(connection.closeReason)"])
+        }
+        pendingForwards.removeAll { entry in
+            guard entry.connection === connection else { return false }
+            entry.channel.release()
+            retire(entry.backend)
+            return true
+        }
+        connectionsByID.removeValue(forKey: connection.id)
         connection.releaseStartupSlot()
         poller.remove(connection.pollerToken)
         connection.event.remove(connection.session)
@@ -386,6 +439,147 @@ final class Worker: @unchecked Sendable {
             c.close(reason: "login grace time exceeded")
         }
         if !orphans.isEmpty { reapOrphans(force: false) }
+        for t in tcpmux.values where t.phase == .readingName && now >= t.deadline {
+            t.expire()
+            settle(t)
+        }
+    }
+
+    // MARK: Publishing: channels toward a publisher
+
+    private func startForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32) {
+        let backend = BackendConnection(fd: fd)
+        guard let connection = connectionsByID[connectionID], !connection.closing,
+              let (channel, progress) = SSHChannel.openReverseForward(
+                on: connection.session, address: address, port: port, originator: originator.address, originatorPort: UInt32(originator.port))
+        else {
+            retire(backend)
+            return
+        }
+        touched[ObjectIdentifier(connection)] = connection
+        pendingForwards.append((connection, channel, backend, name, originator))
+        if progress != .pending { advancePendingForwards() }
+    }
+
+    /// Retries forwarded-tcpip opens until the publisher's client answers.
+    private func advancePendingForwards() {
+        guard !pendingForwards.isEmpty else { return }
+        var still: [(connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint)] = []
+        for entry in pendingForwards {
+            switch entry.channel.continueReverseForward() {
+            case .pending:
+                still.append(entry)
+            case .failed:
+                logger.info("channel refused", metadata: [
+                    "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
+                    "service": "\(entry.name)", "form": "forwarded-tcpip", "reason": "the publisher refused the channel",
+                ])
+                entry.channel.release()
+                retire(entry.backend)
+            case .open:
+                let pump = ServiceChannel(id: entry.connection.nextChannelID(), channel: entry.channel, connection: entry.connection, isSessionChannel: false)
+                entry.channel.install(delegate: pump)
+                entry.connection.adopt(pump)
+                pump.attach(entry.backend, form: .directTCPIP, service: entry.name.value, label: "forwarded-tcpip")
+                touched[ObjectIdentifier(entry.connection)] = entry.connection
+            }
+        }
+        pendingForwards = still
+    }
+
+    // MARK: TCPMUX
+
+    private func adoptTCPMUX(_ fd: Int32, client: Endpoint, local: Endpoint) {
+        let t = TCPMUXConnection(fd: fd, client: client, local: local)
+        tcpmux[ObjectIdentifier(t)] = t
+        if stopping { t.finish("fived stopping") }
+        settle(t)
+    }
+
+    /// RFC 1078: HELP lists the offered names; a name offered here gets `+` and
+    /// its service; anything else `-` with a reason.
+    private func decideTCPMUX(_ request: TCPMUXRequest, _ t: TCPMUXConnection) -> (reply: String, backend: BackendConnection?, service: String) {
+        let config = config.snapshot
+        switch request {
+        case .help:
+            let names = config.sortedServices.filter(\.tcpmux).map { $0.name.value + "\r\n" }.joined()
+            return (names, nil, "help")
+        case .invalid(let why):
+            return ("-\(why)\r\n", nil, "-")
+        case .service(let name):
+            guard let service = config.services[name], service.tcpmux else {
+                return ("-service not available\r\n", nil, name.value)
+            }
+            let environment = [
+                "PATH=/usr/local/bin:/usr/bin:/bin", "FIVED_SERVICE=\(name.value)",
+                "FIVED_CLIENT_ADDR=\(t.client.address)", "FIVED_CLIENT_PORT=\(t.client.port)",
+                "PROTO=TCP", "TCPREMOTEIP=\(t.client.address)", "TCPREMOTEPORT=\(t.client.port)",
+                "TCPLOCALIP=\(t.local.address)", "TCPLOCALPORT=\(t.local.port)",
+            ]
+            do {
+                let backend = try BackendConnector.connect(service.backend, environment: environment)
+                if service.proxyProtocol, case .exec = service.backend {} else if service.proxyProtocol,
+                   let source = IPAddress(t.client.address), let destination = IPAddress(t.local.address),
+                   let header = try? ProxyV2Header(
+                       sourceAddress: source, sourcePort: t.client.port, destinationAddress: destination, destinationPort: t.local.port,
+                       tlvs: [.init(type: ProxyV2Header.serviceType, value: Array(name.value.utf8))]).encoded() {
+                    _ = header.withUnsafeBytes { Glibc.send(backend.fd, $0.baseAddress, header.count, Int32(MSG_NOSIGNAL)) }
+                }
+                return ("+\r\n", backend, name.value)
+            } catch {
+                logger.info("tcpmux backend unavailable", metadata: ["client": "\(t.client)", "service": "\(name)", "reason": "\(error)"])
+                return ("-service not available\r\n", nil, name.value)
+            }
+        }
+    }
+
+    /// Keeps a TCPMUX connection's registrations in line; tears it down when finished.
+    private func settle(_ t: TCPMUXConnection) {
+        if t.phase == .finished {
+            poller.remove(t.clientRegistration.token)
+            poller.remove(t.backendRegistration.token)
+            poller.remove(t.stderrRegistration)
+            t.clientRegistration = (0, 0)
+            t.backendRegistration = (0, 0)
+            t.stderrRegistration = 0
+            if let backend = t.takeBackend() { retire(backend) }
+            Sys.close(t.clientFD)
+            guard tcpmux.removeValue(forKey: ObjectIdentifier(t)) != nil else { return }
+            tcpmuxSources.release(source: t.client.address)
+            logger.info("tcpmux closed", metadata: [
+                "client": "\(t.client)", "service": "\(t.service)", "form": "tcpmux", "bytes_in": "\(t.bytesIn)",
+                "bytes_out": "\(t.bytesOut)", "duration_ms": "\(MonotonicClock.now - t.startedAt)", "reason": "\(t.closeReason)",
+            ])
+            return
+        }
+        let c = t.wantedClientEvents
+        if c != t.clientRegistration.events {
+            if t.clientRegistration.token == 0 {
+                t.clientRegistration = (poller.add(t.clientFD, events: c, target: .tcpmuxClient(t)), c)
+            } else if c == 0 {
+                poller.remove(t.clientRegistration.token)
+                t.clientRegistration = (0, 0)
+            } else {
+                poller.modify(t.clientRegistration.token, events: c)
+                t.clientRegistration.events = c
+            }
+        }
+        guard let backend = t.backend else { return }
+        let b = t.wantedBackendEvents
+        if b != t.backendRegistration.events {
+            if t.backendRegistration.token == 0 {
+                t.backendRegistration = (poller.add(backend.fd, events: b, target: .tcpmuxBackend(t)), b)
+            } else if b == 0 {
+                poller.remove(t.backendRegistration.token)
+                t.backendRegistration = (0, 0)
+            } else {
+                poller.modify(t.backendRegistration.token, events: b)
+                t.backendRegistration.events = b
+            }
+        }
+        if t.stderrRegistration == 0, backend.stderrFD >= 0 {
+            t.stderrRegistration = poller.add(backend.stderrFD, events: Poller.readable, target: .tcpmuxStderr(t))
+        }
     }
 
     func statusText() -> String { statusProvider() }

@@ -41,6 +41,33 @@ public final class SSHChannel: @unchecked Sendable {
         return SSHChannel(owning: raw, session: session)
     }
 
+    /// The result of one step of opening a channel toward the client.
+    public enum OpenProgress: Sendable {
+        case open, pending, failed
+    }
+
+    /// Starts a `forwarded-tcpip` open toward a client that asked for
+    /// `tcpip-forward` (publishing). The session is non-blocking, so the open
+    /// completes over later polls: call `continueReverseForward` until it is not pending.
+    public static func openReverseForward(on session: SSHSession, address: String, port: UInt32,
+                                          originator: String, originatorPort: UInt32) -> (SSHChannel, OpenProgress)? {
+        guard let raw = ssh_channel_new(session.session) else { return nil }
+        let channel = SSHChannel(owning: raw, session: session)
+        channel.reverseForward = (address, port, originator, originatorPort)
+        return (channel, channel.continueReverseForward())
+    }
+
+    private var reverseForward: (address: String, port: UInt32, originator: String, originatorPort: UInt32)?
+
+    /// Advances a pending `forwarded-tcpip` open.
+    public func continueReverseForward() -> OpenProgress {
+        guard let f = reverseForward else { return .failed }
+        let rc = ssh_channel_open_reverse_forward(channel, f.address, Int32(bitPattern: f.port), f.originator, Int32(bitPattern: f.originatorPort))
+        if rc == SSH_OK { return .open }
+        if rc == SSH_AGAIN { return .pending }
+        return .failed
+    }
+
     deinit {
         release()
         callbacks.deallocate()

@@ -1,0 +1,56 @@
+import FivedCore
+import Synchronization
+
+/// The names published with `tcpip-forward` (SPEC "Publishing a name"): one
+/// structure, one lock. Nothing is called out while the lock is held.
+final class Publications: Sendable {
+    /// One live publication.
+    struct Publication: Sendable {
+        /// The publisher's worker and connection (connection ids are unique in the process).
+        let worker: Worker
+        let connectionID: UInt64
+        /// The bind address and port exactly as the publisher sent them; its
+        /// client matches forwarded-tcpip opens against these.
+        let address: String
+        let port: UInt32
+    }
+
+    private let table = Mutex<[ServiceName: Publication]>([:])
+
+    /// Claims `name` for a publisher; false when it is already published.
+    func claim(_ name: ServiceName, _ publication: Publication) -> Bool {
+        table.withLock { t in
+            guard t[name] == nil else { return false }
+            t[name] = publication
+            return true
+        }
+    }
+
+    /// Releases `name` if `connectionID` holds it; true when it did.
+    @discardableResult
+    func release(_ name: ServiceName, connectionID: UInt64) -> Bool {
+        table.withLock { t in
+            guard t[name]?.connectionID == connectionID else { return false }
+            t.removeValue(forKey: name)
+            return true
+        }
+    }
+
+    /// Releases every name a connection holds; returns them.
+    func releaseAll(connectionID: UInt64) -> [ServiceName] {
+        table.withLock { t in
+            let mine = t.filter { $0.value.connectionID == connectionID }.map(\.key)
+            for name in mine { t.removeValue(forKey: name) }
+            return mine
+        }
+    }
+
+    func lookup(_ name: ServiceName) -> Publication? {
+        table.withLock { $0[name] }
+    }
+
+    /// Every published name, sorted.
+    var names: [ServiceName] {
+        table.withLock { Array($0.keys) }.sorted()
+    }
+}
