@@ -311,7 +311,11 @@ final class Connection: SSHServerSessionDelegate {
         publication.worker.openForwarded(
             connectionID: publication.connectionID, name: name, address: publication.address, port: publication.port,
             originator: client, fd: pair[1])
-        return (BackendConnection(fd: pair[0]), [])
+        // A publisher asks for the caller's identity as a PROXY v2 header by
+        // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.
+        let header = publication.port == Publications.proxyProtocolPort
+            ? proxyHeader(service: name, caller: caller, channelID: channelID) : []
+        return (BackendConnection(fd: pair[0]), header)
     }
 
     // MARK: What the service learns
@@ -338,15 +342,20 @@ final class Connection: SSHServerSessionDelegate {
     private func preamble(for service: ServiceConfig, caller: Caller, channelID: UInt64) -> [UInt8] {
         guard service.proxyProtocol else { return [] }
         if case .exec = service.backend { return [] }  // an exec service gets the environment instead
+        return proxyHeader(service: service.name, caller: caller, channelID: channelID)
+    }
+
+    /// SPEC's PROXY v2 header: addresses, then UNIQUE_ID and the 0xE0-0xE3 TLVs.
+    private func proxyHeader(service: ServiceName, caller: Caller, channelID: UInt64) -> [UInt8] {
         guard let source = IPAddress(client.address), let destination = IPAddress(local.address) else { return [] }
         let header = ProxyV2Header(
             sourceAddress: source, sourcePort: client.port, destinationAddress: destination, destinationPort: local.port,
-            uniqueID: Array(String(channelID, radix: 16).utf8), service: service.name, user: caller.user,
+            uniqueID: Array(String(channelID, radix: 16).utf8), service: service, user: caller.user,
             keyFingerprint: caller.key.blob.fingerprint, keyComment: caller.key.comment)
         do {
             return try header.encoded()
         } catch {
-            logger.warning("PROXY header not sent", metadata: ["service": "\(service.name)", "reason": "\(error)"])
+            logger.warning("PROXY header not sent", metadata: ["service": "\(service)", "reason": "\(error)"])
             return []
         }
     }

@@ -15,6 +15,10 @@ final class Publications: Sendable {
         let port: UInt32
     }
 
+    /// The bind port by which a publisher asks for a PROXY v2 header on each
+    /// channel (`ssh -R NAME:2:HOST:PORT`); any other port gives the raw stream.
+    static let proxyProtocolPort: UInt32 = 2
+
     private let table = Mutex<[ServiceName: Publication]>([:])
 
     /// Claims `name` for a publisher; false when it is already published.
