@@ -1,21 +1,45 @@
 // Linux calls Swift's Glibc module does not expose (variadic syscall(2), GNU
-// extensions). Thin static inline wrappers only; no state.
+// extensions, the packed epoll_event). Thin static inline wrappers only; no state.
 #ifndef FIVED_CSYSTEM_SHIM_H
 #define FIVED_CSYSTEM_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
+// No _GNU_SOURCE here: defining it changes declarations (fd_set among them)
+// relative to the other Clang modules of the build (CDispatch), which can break
+// module builds. The few GNU functions used are declared explicitly below.
 #include <spawn.h>
 #include <signal.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <unistd.h>
+#include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
-#include <stdint.h>
+
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+extern int pipe2(int fds[2], int flags);
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *fa, int from);
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa, const char *path);
+
+// glibc's value of POSIX_SPAWN_SETSID (spawn.h, defined only under __USE_GNU).
+#define FIVED_POSIX_SPAWN_SETSID 0x80
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+// A descriptor that polls readable once process `pid` has exited (Linux 5.3+).
+static inline int fived_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+// eventfd(2) wake-up descriptor, close-on-exec and non-blocking.
+static inline int fived_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 // epoll_event is packed on x86_64; these keep its layout on the C side.
 static inline int fived_epoll_create(void) {
@@ -27,7 +51,7 @@ static inline int fived_epoll_ctl(int epfd, int op, int fd, uint32_t events, uin
     ev.data.u64 = token;
     return epoll_ctl(epfd, op, fd, &ev);
 }
-// Waits and copies up to `max` ready events into parallel arrays.
+// Waits and copies up to `max` (at most 256) ready events into parallel arrays.
 static inline int fived_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens, int max, int timeout) {
     struct epoll_event evs[256];
     if (max > 256) max = 256;
@@ -38,10 +62,8 @@ static inline int fived_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens,
     }
     return n;
 }
-#include <sys/socket.h>
-#include <fcntl.h>
 
-// accept4(2) with close-on-exec (a GNU extension).
+// accept4(2) with close-on-exec.
 static inline int fived_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_CLOEXEC);
 }
@@ -56,20 +78,6 @@ static inline int fived_pipe_cloexec(int fds[2], int nonblocking) {
     return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
 }
 
-// eventfd(2) wake-up descriptor, close-on-exec and non-blocking.
-static inline int fived_eventfd(void) {
-    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-}
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-// A descriptor that polls readable once process `pid` has exited (Linux 5.3+).
-static inline int fived_pidfd_open(pid_t pid) {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 // Close every descriptor >= lowfd in the child (glibc 2.34+).
 static inline int fived_spawn_addclosefrom(posix_spawn_file_actions_t *fa, int lowfd) {
     return posix_spawn_file_actions_addclosefrom_np(fa, lowfd);
@@ -81,7 +89,7 @@ static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const cha
 }
 
 static inline short fived_spawn_flags(void) {
-    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID;
+    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | FIVED_POSIX_SPAWN_SETSID;
 }
 
 #endif

@@ -34,7 +34,12 @@ final class AuthorizedKeysStore: Sendable {
         let home = Self.home(of: user)
         var all: [AuthorizedKey] = []
         for pattern in patterns {
-            guard let path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else { continue }
+            guard var path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else { continue }
+            if !path.hasPrefix("/") {
+                // As sshd's AuthorizedKeysFile: a relative path is taken from the user's home.
+                guard let home else { continue }
+                path = home + "/" + path
+            }
             all += keys(atPath: path)
         }
         return all

@@ -69,8 +69,8 @@ final class BackendConnection {
     /// Signals the child's process group (it is a session leader, see `spawn`).
     func signalChild(_ sig: Int32) {
         guard let pid, !reaped else { return }
+        // The child leads its own session and process group (POSIX_SPAWN_SETSID).
         _ = kill(-pid, sig)
-        _ = kill(pid, sig)
     }
 }
 

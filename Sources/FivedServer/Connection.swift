@@ -350,7 +350,7 @@ final class Connection: SSHServerSessionDelegate {
         guard let source = IPAddress(client.address), let destination = IPAddress(local.address) else { return [] }
         let header = ProxyV2Header(
             sourceAddress: source, sourcePort: client.port, destinationAddress: destination, destinationPort: local.port,
-            uniqueID: Array(String(channelID, radix: 16).utf8), service: service, user: caller.user,
+            uniqueID: Array(String(channelID).utf8), service: service, user: caller.user,
             keyFingerprint: caller.key.blob.fingerprint, keyComment: caller.key.comment)
         do {
             return try header.encoded()

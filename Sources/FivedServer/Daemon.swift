@@ -21,6 +21,8 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private let config: ConfigStore
+    /// The configuration fived started with: its listeners and host keys stay in force until restart.
+    private let startedWith: Configuration
     private let reload: @Sendable () throws(FivedCoreError) -> Configuration
     private let logger: Logger
     private let startups = StartupLimiter()
@@ -37,23 +39,32 @@ public final class Daemon: @unchecked Sendable {
     ///   - reload: reads the configuration again (SIGHUP); throws to keep the old one.
     public init(configuration: Configuration, reload: @escaping @Sendable () throws(FivedCoreError) -> Configuration, logger: Logger) {
         self.config = ConfigStore(configuration)
+        self.startedWith = configuration
         self.reload = reload
         self.logger = logger
+    }
+
+    /// What `fived --check` validates beyond the configuration file: the host
+    /// keys (present ones must be private and loadable; missing ones will be
+    /// generated). Returns notes for the table; throws what `run` would refuse.
+    public static func check(_ configuration: Configuration) throws(StartupError) -> [String] {
+        LibSSH.initialize()
+        var notes: [String] = []
+        do {
+            for path in configuration.hostKeys {
+                if let note = try HostKeys.check(path: path) { notes.append(note) }
+            }
+        } catch {
+            throw StartupError(description: error.description)
+        }
+        return notes
     }
 
     /// Starts everything and serves until SIGTERM or SIGINT.
     public func run(workerCount: Int? = nil) throws(StartupError) {
         LibSSH.initialize()
         let snapshot = config.snapshot
-        do {
-            bind = try SSHBind()
-            let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
-            for key in keys { try bind.addHostKey(key) }
-        } catch let e as HostKeys.Failure {
-            throw StartupError(description: e.description)
-        } catch {
-            throw StartupError(description: "\(error)")
-        }
+        if snapshot.logLevel == .trace { LibSSH.setLogVerbosity(3) }
         for address in snapshot.listen {
             do {
                 listeners += try Listener.open(address)
@@ -69,6 +80,17 @@ public final class Daemon: @unchecked Sendable {
                 (listeners + tcpmuxListeners).forEach { Sys.close($0.fd) }
                 throw StartupError(description: "cannot listen for tcpmux on \(address): \(error)")
             }
+        }
+        // Host keys after the listeners: a daemon that cannot listen leaves no
+        // generated key behind ("nothing started").
+        do {
+            bind = try SSHBind()
+            let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
+            for key in keys { try bind.addHostKey(key) }
+        } catch {
+            (listeners + tcpmuxListeners).forEach { Sys.close($0.fd) }
+            if let e = error as? HostKeys.Failure { throw StartupError(description: e.description) }
+            throw StartupError(description: "\(error)")
         }
         try installSignalHandlers()
         let authorizedKeys = AuthorizedKeysStore(logger: logger)
@@ -218,9 +240,8 @@ public final class Daemon: @unchecked Sendable {
     private func reloadConfiguration() {
         do {
             let fresh = try reload()
-            let old = config.snapshot
-            if fresh.listen != old.listen || fresh.hostKeys != old.hostKeys {
-                logger.warning("listen addresses and host keys change only on restart")
+            if fresh.listen != startedWith.listen || fresh.tcpmux != startedWith.tcpmux || fresh.hostKeys != startedWith.hostKeys {
+                logger.warning("listen addresses, tcpmux listeners and host keys change only on restart; still using those fived started with")
             }
             config.replace(with: fresh)
             logger.info("configuration reloaded", metadata: ["services": "\(fresh.services.count)"])

@@ -13,6 +13,32 @@ enum HostKeys {
         let description: String
     }
 
+    /// Validates one host key file without changing anything: nil when it is
+    /// usable, a note when it is missing (it will be generated), or a Failure.
+    static func check(path: String) throws(Failure) -> String? {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            guard errno == ENOENT else { throw Failure(description: "\(path): \(String(cString: strerror(errno)))") }
+            return "host key \(path) does not exist: an Ed25519 key will be generated there on start"
+        }
+        _ = try validated(path: path, st)
+        return nil
+    }
+
+    private static func validated(path: String, _ st: stat) throws(Failure) -> SSHKey {
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw Failure(description: "\(path): host key is not a regular file")
+        }
+        if st.st_mode & 0o077 != 0 {
+            throw Failure(description: "\(path): private host key is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
+        }
+        do {
+            return try SSHKey.importPrivateKey(path: path)
+        } catch {
+            throw Failure(description: "\(path): not a readable, unencrypted SSH private key")
+        }
+    }
+
     static func load(paths: [String], logger: Logger) throws(Failure) -> [SSHKey] {
         var keys: [SSHKey] = []
         for path in paths {
@@ -27,18 +53,7 @@ enum HostKeys {
                 keys.append(key)
                 continue
             }
-            guard (st.st_mode & S_IFMT) == S_IFREG else {
-                throw Failure(description: "\(path): host key is not a regular file")
-            }
-            if st.st_mode & 0o077 != 0 {
-                throw Failure(description: "\(path): private host key is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
-            }
-            let key: SSHKey
-            do {
-                key = try SSHKey.importPrivateKey(path: path)
-            } catch {
-                throw Failure(description: "\(path): not a readable, unencrypted SSH private key")
-            }
+            let key = try validated(path: path, st)
             let fingerprint = (try? key.publicBlob()).flatMap { PublicKeyBlob(bytes: $0)?.fingerprint } ?? "?"
             logger.info("host key loaded", metadata: ["file": "\(path)", "type": "\(key.typeName)", "fingerprint": "\(fingerprint)"])
             keys.append(key)

@@ -17,7 +17,7 @@ struct Listener {
         var lastError: SystemError?
         for a in resolved {
             let fd = socket(a.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { lastError = SystemError("socket", errno: errno, subject: "\(listen)"); continue }
+            guard fd >= 0 else { lastError = SystemError("socket", errno: errno, subject: ""); continue }
             Sys.setSocketOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             if a.family == AF_INET6 { Sys.setSocketOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
             var storage = a.storage
@@ -25,12 +25,12 @@ struct Listener {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, a.length) }
             }
             guard rc == 0 else {
-                lastError = SystemError("bind", errno: errno, subject: "\(listen)")
+                lastError = SystemError("bind", errno: errno, subject: "")
                 Sys.close(fd)
                 continue
             }
             guard Glibc.listen(fd, backlog) == 0 else {
-                lastError = SystemError("listen", errno: errno, subject: "\(listen)")
+                lastError = SystemError("listen", errno: errno, subject: "")
                 Sys.close(fd)
                 continue
             }
@@ -39,7 +39,7 @@ struct Listener {
             // each would get its own port, so keep only the first.
             if listen.port == 0 { break }
         }
-        if out.isEmpty { throw lastError ?? SystemError("bind", errno: EADDRNOTAVAIL, subject: "\(listen)") }
+        if out.isEmpty { throw lastError ?? SystemError("bind", errno: EADDRNOTAVAIL, subject: "") }
         return out
     }
 }

@@ -76,14 +76,11 @@ public struct SSHMessage: ~Copyable {
         return SSHChannel(owning: raw, session: session)
     }
 
-    /// Replies with libssh's default refusal (open failure, request failure, auth failure).
+    /// Replies with libssh's default refusal (open failure, request failure, auth
+    /// failure). libssh 0.10.6 sends channel-open failures as code 1
+    /// (administratively prohibited) with an empty description (server.c:666);
+    /// its public API has no way to send a reason text.
     public func refuse() {
-        _ = ssh_message_reply_default(message)
-    }
-
-    /// Refuses a channel open with a reason text the client shows.
-    /// libssh 0.10's public API sends only its default reason; fived uses this for every refusal.
-    public func refuseChannelOpen() {
         _ = ssh_message_reply_default(message)
     }
 

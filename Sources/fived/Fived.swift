@@ -11,7 +11,7 @@ struct Fived: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fived",
         abstract: "The Layer Five Daemon: named services behind one SSH port.",
-        discussion: "Flags add to the config file; where both set one value, the flag wins. See fived(8) and docs/configuration.md."
+        discussion: "Flags add to the config file; where both set one value, the flag wins. See docs/configuration.md."
     )
 
     @Option(name: .long, help: ArgumentHelp("TOML configuration file.", valueName: "FILE"))
@@ -59,7 +59,13 @@ struct Fived: ParsableCommand {
             Self.fail(error.message)
         }
         if check {
-            print(ServiceTable.render(configuration), terminator: "")
+            do {
+                let notes = try Daemon.check(configuration)
+                print(ServiceTable.render(configuration), terminator: "")
+                for note in notes { print(note) }
+            } catch {
+                Self.fail("\(error)")
+            }
             return
         }
         let level = Logger.Level(fived: configuration.logLevel)
