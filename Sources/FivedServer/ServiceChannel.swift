@@ -40,6 +40,7 @@ final class ServiceChannel: SSHChannelDelegate {
     private var toBackendOffset = 0
     private var backendWriteClosed = false
     private var backendWritable = true
+    private var backendHungUp = false
 
     // Backend -> client.
     private var toClient: [UInt8] = []
@@ -156,8 +157,17 @@ final class ServiceChannel: SSHChannelDelegate {
 
     func channelReceivedClose(_ channel: SSHChannel) {
         clientClosed = true
+        closeDrainDeadline = MonotonicClock.now + Self.closeDrainMilliseconds
         connection.worker.markDirty(self)
     }
+
+    /// How long a closed channel may take to hand its last bytes to a slow backend.
+    static let closeDrainMilliseconds: Int64 = 5000
+    private(set) var closeDrainDeadline: Int64 = .max
+
+    /// True while a closed channel still delivers its last bytes (the worker
+    /// re-runs it at its deadline).
+    var isDrainingAfterClose: Bool { clientClosed && !finished }
 
     func channel(_ channel: SSHChannel, exec command: String) -> Bool {
         guard form == nil else { return false }
@@ -177,6 +187,9 @@ final class ServiceChannel: SSHChannelDelegate {
     // MARK: Descriptor events (inside dispatch: record only)
 
     func backendEvent(_ revents: UInt32) {
+        // EPOLLHUP: the service closed its end entirely (for Unix sockets and the
+        // socketpair of a published name; a TCP peer's close shows only as EOF).
+        if revents & UInt32(EPOLLHUP.rawValue) != 0 { backendHungUp = true }
         if revents & (Poller.readable | Poller.hangup) != 0 { backendReadable = true }
         if revents & (Poller.writable | Poller.hangup) != 0 { backendWritable = true }
         connection.worker.markDirty(self)
@@ -202,7 +215,16 @@ final class ServiceChannel: SSHChannelDelegate {
     func pump() -> Bool {
         if finished { return false }
         if clientClosed {
-            finish(reason: closeReason ?? (eofSent ? "closed" : "client closed"))
+            // The client closed right behind its last data (OpenSSH sends data, EOF
+            // and CLOSE back to back): deliver what it sent first. libssh keeps a
+            // channel with unread data open (delayed_close), so it can still be read.
+            clientEOF = true
+            let more = pumpToBackend()
+            let delivering = backend != nil && !backendWriteClosed && (libsshHasBuffered || toBackendOffset < toBackend.count)
+            if delivering && MonotonicClock.now < closeDrainDeadline {
+                return more
+            }
+            finish(reason: closeReason ?? (delivering ? "client closed; the backend did not take the rest in time" : (eofSent ? "closed" : "client closed")))
             return false
         }
         if !channel.isOpen {
@@ -212,6 +234,10 @@ final class ServiceChannel: SSHChannelDelegate {
         let moreToBackend = pumpToBackend()
         let again = pumpToClient() || moreToBackend
         if finished { return false }
+        if backendHungUp && backendEOF && !backendWriteClosed {
+            // Nothing can reach a service that closed both ways: the client side is done too.
+            backendWriteFailed(errno: EPIPE)
+        }
         settleEOF()
         if isComplete {
             finish(reason: closeReason ?? "closed")

@@ -439,6 +439,11 @@ final class Worker: @unchecked Sendable {
             c.close(reason: "login grace time exceeded")
         }
         if !orphans.isEmpty { reapOrphans(force: false) }
+        for c in connections.values {
+            for pump in c.channels.values where pump.isDrainingAfterClose && now >= pump.closeDrainDeadline {
+                markDirty(pump)
+            }
+        }
         for t in tcpmux.values where t.phase == .readingName && now >= t.deadline {
             t.expire()
             settle(t)
