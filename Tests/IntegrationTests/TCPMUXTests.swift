@@ -39,4 +39,204 @@ struct TCPMUXTests {
             #expect(tooLong.hasPrefix("-"), "\(tooLong.debugDescription)")
         }
     }
+
+    /// fived with `upper` (tr a-z A-Z) and `cat` offered on a TCPMUX listener, and
+    /// `echo` not offered.
+    private static func options(extraTOML: String = "") throws -> FivedOptions {
+        var upper = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
+        upper.extra = ["tcpmux = true"]
+        var cat = TestService.exec("cat", "/bin/cat")
+        cat.extra = ["tcpmux = true"]
+        var options = FivedOptions(services: [upper, cat, .exec("echo", "/bin/cat")], extraTOML: extraTOML)
+        options.tcpmuxPort = try Sockets.unusedPort()
+        return options
+    }
+
+    /// Sends `bytes` in one write, half-closes, and returns all that came back.
+    private static func exchange(port: UInt16, _ bytes: [UInt8], from source: String = "127.0.0.1") async throws -> [UInt8] {
+        try await onThread {
+            let fd = try connect(port: port, from: source)
+            defer { close(fd) }
+            setReceiveTimeout(fd, seconds: 15)
+            return try Sockets.exchange(fd, bytes)
+        }
+    }
+
+    @Test("no name within 10 s: -timeout CRLF, then close")
+    func timeout() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options()
+        let port = options.tcpmuxPort!
+        try await environment.withFived(options) { fived in
+            let (reply, elapsed) = try await onThread {
+                let fd = try Sockets.connectTCP(port: port)
+                defer { close(fd) }
+                setReceiveTimeout(fd, seconds: 13)
+                let started = ContinuousClock.now
+                let reply = try Sockets.readAll(fd)  // we send nothing, and never half-close
+                return (reply, ContinuousClock.now - started)
+            }
+            #expect(String(decoding: reply, as: UTF8.self) == "-timeout\r\n", "\(String(decoding: reply, as: UTF8.self).debugDescription)")
+            #expect(elapsed >= .seconds(9.5) && elapsed < .seconds(12), "closed after \(elapsed)")
+            let logged = await fived.waitForLog { $0.message == "tcpmux closed" }
+            #expect(logged?["reason"]?.contains("no name") == true, "\(String(describing: logged))")
+        }
+    }
+
+    @Test("a bare LF ends the name line; names are compared without case")
+    func lineEndsAndCase() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options()
+        let port = options.tcpmuxPort!
+        try await environment.withFived(options) { _ in
+            for (request, want) in [
+                ("upper\nbare lf\n", "+\r\nBARE LF\n"),
+                ("UPPER\r\nshouting\n", "+\r\nSHOUTING\n"),
+                ("uPpEr\nmixed\n", "+\r\nMIXED\n"),
+                ("help\n", "cat\r\nupper\r\n"),
+            ] {
+                let reply = String(decoding: try await Self.exchange(port: port, Array(request.utf8)), as: UTF8.self)
+                #expect(reply == want, "\(request.debugDescription) got \(reply.debugDescription)")
+            }
+            // Case does not open what is not offered.
+            let echo = String(decoding: try await Self.exchange(port: port, Array("ECHO\r\nx".utf8)), as: UTF8.self)
+            #expect(echo.hasPrefix("-") && echo.hasSuffix("\r\n") && !echo.contains("x"), "\(echo.debugDescription)")
+        }
+    }
+
+    @Test("bytes after the name line in the same packet reach the service, without waiting for more")
+    func bytesAfterTheName() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options()
+        let port = options.tcpmuxPort!
+        try await environment.withFived(options) { _ in
+            let reply = try await onThread {
+                let fd = try Sockets.connectTCP(port: port)
+                defer { close(fd) }
+                setReceiveTimeout(fd, seconds: 10)
+                // One send: the name and the first bytes for the service share a segment.
+                let request = Array("cat\r\nriding along".utf8)
+                let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard sent == request.count else { throw HarnessError("short send: \(sent)") }
+                // No half-close and nothing more: cat must echo what came with the name.
+                let want = Array("+\r\nriding along".utf8)
+                var got: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while got.count < want.count {
+                    let n = read(fd, &buffer, buffer.count)
+                    if n <= 0 { break }  // EOF, or the 10 s receive timeout
+                    got += buffer[0..<n]
+                }
+                return got
+            }
+            #expect(String(decoding: reply, as: UTF8.self) == "+\r\nriding along",
+                    "\(String(decoding: reply, as: UTF8.self).debugDescription)")
+        }
+    }
+
+    @Test("1 MiB round trip through a tcpmux-offered cat service, intact")
+    func bulk() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options()
+        let port = options.tcpmuxPort!
+        try await environment.withFived(options) { fived in
+            let data = randomBytes(1 << 20)
+            let reply = try await Self.exchange(port: port, Array("cat\r\n".utf8) + data)
+            let prefix = Array("+\r\n".utf8)
+            #expect(reply.starts(with: prefix), "reply starts \(Array(reply.prefix(8)))")
+            expectBytes(Array(reply.dropFirst(prefix.count)), data, "through tcpmux cat")
+            let logged = await fived.waitForLog { $0.message == "tcpmux closed" && $0["service"] == "cat" }
+            #expect(logged?["bytes_in"] == "\(data.count)", "\(String(describing: logged))")
+        }
+    }
+
+    @Test("max_startups_per_source = 2: a third concurrent connection from 127.0.0.1 is closed at once; 127.0.0.2 still gets in")
+    func perSourceLimit() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options(extraTOML: "[limits]\nmax_startups_per_source = 2")
+        let port = options.tcpmuxPort!
+        try await environment.withFived(options) { fived in
+            func sockets() -> Int { fived.openDescriptors().values.filter { $0.hasPrefix("socket:") }.count }
+            let baseline = sockets()
+            // Two idle connections hold both of 127.0.0.1's slots (for up to 10 s).
+            let first = try await onThread { try connect(port: port, from: "127.0.0.1") }
+            let second = try await onThread { try connect(port: port, from: "127.0.0.1") }
+            var held = [first, second]
+            defer { held.forEach { close($0) } }
+            // Both are admitted (the acceptor has taken them) before the third arrives.
+            let admitted = await eventually(timeout: .seconds(5)) {
+                sockets() >= baseline + 2
+            }
+            #expect(admitted, "fived did not take the first two connections: \(fived.openDescriptors())")
+
+            let (third, thirdElapsed) = try await onThread {
+                let fd = try connect(port: port, from: "127.0.0.1")
+                defer { close(fd) }
+                setReceiveTimeout(fd, seconds: 5)
+                let started = ContinuousClock.now
+                let bytes = (try? Sockets.readAll(fd)) ?? []  // EOF (or a reset) expected at once
+                return (bytes, ContinuousClock.now - started)
+            }
+            #expect(third.isEmpty && thirdElapsed < .seconds(2),
+                    "third connection: \(third.count) bytes after \(thirdElapsed) (want a close at once)")
+            let dropped = await fived.waitForLog { $0.message.hasPrefix("tcpmux connection dropped") }
+            #expect(dropped?["client"]?.hasPrefix("127.0.0.1:") == true, "\(String(describing: dropped))")
+
+            // Another source is counted apart.
+            let other = try await Self.exchange(port: port, Array("upper\r\nfrom two\n".utf8), from: "127.0.0.2")
+            #expect(String(decoding: other, as: UTF8.self) == "+\r\nFROM TWO\n", "\(String(decoding: other, as: UTF8.self).debugDescription)")
+            let servedTwo = await fived.waitForLog { $0.message == "tcpmux closed" && $0["client"]?.hasPrefix("127.0.0.2:") == true }
+            #expect(servedTwo != nil, "no tcpmux connection from 127.0.0.2 logged")
+
+            // A slot freed by a close is available again.
+            close(held.removeFirst())
+            var again = ""
+            let reopened = await eventually(timeout: .seconds(5)) {
+                // Until fived has seen the close, this one is still dropped (a reset, if our
+                // bytes arrived before its close): try again.
+                let reply = (try? await Self.exchange(port: port, Array("upper\r\nagain\n".utf8))) ?? []
+                again = String(decoding: reply, as: UTF8.self)
+                return again == "+\r\nAGAIN\n"
+            }
+            #expect(reopened, "127.0.0.1 not admitted after a slot was freed: \(again.debugDescription)")
+        }
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works on
+/// Linux loopback): bound before connect, so fived sees that client address.
+private func connect(port: UInt16, from source: String) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+    func address(_ host: String, _ port: UInt16) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        a.sin_addr.s_addr = inet_addr(host)
+        return a
+    }
+    var local = address(source, 0)
+    var remote = address("127.0.0.1", port)
+    let bound = withUnsafePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        let text = errnoText()
+        close(fd)
+        throw HarnessError("bind \(source): \(text)")
+    }
+    let connected = withUnsafePointer(to: &remote) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let text = errnoText()
+        close(fd)
+        throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
+    }
+    return fd
+}
+
+private func setReceiveTimeout(_ fd: Int32, seconds: Int) {
+    var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
 }
