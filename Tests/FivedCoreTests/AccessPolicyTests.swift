@@ -230,7 +230,7 @@ import Testing
         PublishRow(options: #"permitlisten="pub-*:*""#, name: "pubx", expected: .refused(.notInPermitListen(name("pubx")))),
         PublishRow(options: #"permitlisten="pub-?:*""#, name: "pub-1", expected: .publish(name("pub-1"))),
         PublishRow(options: #"permitlisten="a:1",permitlisten="b:2""#, name: "b", expected: .publish(name("b"))),
-        PublishRow(options: #"permitlisten="8080""#, name: "anything", expected: .publish(name("anything"))),
+        PublishRow(options: #"permitlisten="8080""#, name: "anything", expected: .refused(.notInPermitListen(name("anything")))),
         PublishRow(options: #"permitlisten="[::1]:22000""#, name: "pub", expected: .refused(.notInPermitListen(name("pub")))),
         PublishRow(options: "", name: "pub", expected: .refused(.notInPermitListen(name("pub")))),
         PublishRow(options: #"permitopen="pub:1""#, name: "pub", expected: .refused(.notInPermitListen(name("pub")))),

@@ -190,7 +190,7 @@ import Testing
     @Test func repeatedOptions() {
         let k = key(#"permitopen="a:1",permitopen="b:*",permitlisten="c:2",permitlisten="3" \#(Self.ed.line)"#)
         #expect(k?.options.permitOpen == [.init(host: "a", port: .number(1)), .init(host: "b", port: .any)])
-        #expect(k?.options.permitListen == [.init(host: "c", port: .number(2)), .init(host: "*", port: .number(3))])
+        #expect(k?.options.permitListen == [.init(host: "c", port: .number(2)), .init(host: "", port: .number(3))])
         // sshd keeps the earliest expiry time
         #expect(key(#"expiry-time="20300101Z",expiry-time="20290101Z" \#(Self.ed.line)"#)?.options.expiryTime == 1_861_920_000)
         #expect(key(#"expiry-time="20290101Z",expiry-time="20300101Z" \#(Self.ed.line)"#)?.options.expiryTime == 1_861_920_000)
@@ -212,8 +212,8 @@ import Testing
         #expect(permits("web/22") == [.init(host: "web", port: .number(22))])
         #expect(permits("[2001:db8::1]:443") == [.init(host: "2001:db8::1", port: .number(443))])
         #expect(permits("web:0080") == [.init(host: "web", port: .number(80))])
-        #expect(permits("8080", listen: true) == [.init(host: "*", port: .number(8080))])
-        #expect(permits("*", listen: true) == [.init(host: "*", port: .any)])
+        #expect(permits("8080", listen: true) == [.init(host: "", port: .number(8080))])
+        #expect(permits("*", listen: true) == [.init(host: "", port: .any)])
         #expect(permits("pub-*:*", listen: true) == [.init(host: "pub-*", port: .any)])
         for bad in ["web", "web:", "web:0", "web:65536", "web:http", "web:-1", "[::1", "[::1]x:1", "web:1:2", "8080", ":"] {
             #expect(permits(bad) == nil, "permitopen=\(bad)")

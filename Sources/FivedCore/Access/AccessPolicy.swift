@@ -103,7 +103,7 @@ public enum AccessPolicy {
     /// Decides a request to publish `name` (a `tcpip-forward` bind address):
     /// the key's port forwarding must be on and one of its `permitlisten` hosts
     /// must match the name (wildcards as in sshd, without case; a bare port
-    /// entry means any name; the port is ignored). Reserved names never.
+    /// entry names no host and so allows no name; the port is ignored). Reserved names never.
     public static func mayPublish(caller: Caller, name raw: String) -> PublishDecision {
         guard let name = ServiceName(raw) else { return .refused(.invalidName(ServiceName.printable(raw))) }
         guard !name.isReserved else { return .refused(.reservedName(name)) }

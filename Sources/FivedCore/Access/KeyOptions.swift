@@ -67,7 +67,8 @@ public struct KeyOptions: Sendable, Equatable {
     public var environment: [String] = []
     /// `permitopen="HOST:PORT"`, in order.
     public var permitOpen: [Permit] = []
-    /// `permitlisten="[HOST:]PORT"`, in order; a bare port means host `*`.
+    /// `permitlisten="[HOST:]PORT"`, in order; a bare port has an empty host
+    /// (it publishes no name in fived, where sshd would read it as any address).
     public var permitListen: [Permit] = []
     /// `tunnel="N"` or `"any"`; unused by fived.
     public var tunnel: String?
@@ -300,7 +301,10 @@ private struct OptionsScanner {
     private func permit(_ raw: String, option: String, bareIsPort: Bool) throws(FivedCoreError) -> KeyOptions.Permit {
         var value = Array(raw.utf8)
         if bareIsPort && !value.contains(UInt8(ascii: ":")) {
-            value = Array("*:".utf8) + value
+            // sshd reads a bare port as "any address". In fived the host is the
+            // name to publish, and a line written for sshd's -R must not let a key
+            // take any name: a bare port names no host, so it publishes nothing.
+            value = Array(":".utf8) + value
         }
         let host: [UInt8]
         let rest: ArraySlice<UInt8>
