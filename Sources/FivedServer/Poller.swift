@@ -73,6 +73,24 @@ final class Poller {
         _ = fived_epoll_ctl(epfd, EPOLL_CTL_MOD, entry.fd, events, token)
     }
 
+    /// A registration as its owner keeps it: the token (0: none) and its events.
+    typealias Registration = (token: UInt64, events: UInt32)
+
+    /// Brings `registration` to `events` on `fd`: adds, modifies or removes it.
+    func update(_ registration: inout Registration, fd: Int32, events: UInt32, target: @autoclosure () -> Target) {
+        guard events != registration.events || (events != 0 && registration.token == 0) else { return }
+        if events == 0 {
+            remove(registration.token)
+            registration = (0, 0)
+        } else if registration.token != 0 {
+            modify(registration.token, events: events)
+            registration.events = events
+        } else {
+            let token = add(fd, events: events, target: target())
+            registration = token == 0 ? (0, 0) : (token, events)
+        }
+    }
+
     /// Removes a registration; call before closing its descriptor. A token whose
     /// descriptor number now belongs to another registration only forgets itself.
     func remove(_ token: UInt64) {

@@ -68,8 +68,8 @@ final class ServiceChannel: SSHChannelDelegate {
 
     // What the worker has registered for this channel: the poller token and
     // events, so a registration is removed by token before its descriptor closes.
-    var registeredMain: (token: UInt64, events: UInt32) = (0, 0)
-    var registeredStderr: (token: UInt64, events: UInt32) = (0, 0)
+    var registeredMain: Poller.Registration = (0, 0)
+    var registeredStderr: Poller.Registration = (0, 0)
     var registeredPid: UInt64 = 0
 
     init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool) {

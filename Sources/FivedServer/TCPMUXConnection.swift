@@ -39,8 +39,8 @@ final class TCPMUXConnection {
     var closeReason = "closed"
 
     // Poller registrations, managed by the worker.
-    var clientRegistration: (token: UInt64, events: UInt32) = (0, 0)
-    var backendRegistration: (token: UInt64, events: UInt32) = (0, 0)
+    var clientRegistration: Poller.Registration = (0, 0)
+    var backendRegistration: Poller.Registration = (0, 0)
     var stderrRegistration: UInt64 = 0
 
     init(fd: Int32, client: Endpoint, local: Endpoint) {

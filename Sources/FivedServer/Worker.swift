@@ -302,27 +302,8 @@ final class Worker: @unchecked Sendable {
     /// a descriptor is closed only after it is unregistered.
     private func reconcile(_ pump: ServiceChannel) {
         guard !pump.finished, let backend = pump.backend else { return }
-        let main = pump.wantedMainEvents
-        if main != pump.registeredMain.events {
-            if main == 0 {
-                poller.remove(pump.registeredMain.token)
-                pump.registeredMain = (0, 0)
-            } else if pump.registeredMain.token != 0 {
-                poller.modify(pump.registeredMain.token, events: main)
-                pump.registeredMain.events = main
-            } else {
-                pump.registeredMain = (poller.add(backend.fd, events: main, target: .backend(pump)), main)
-            }
-        }
-        let err = pump.wantedStderrEvents
-        if err != pump.registeredStderr.events {
-            if err == 0 {
-                poller.remove(pump.registeredStderr.token)
-                pump.registeredStderr = (0, 0)
-            } else {
-                pump.registeredStderr = (poller.add(backend.stderrFD, events: err, target: .stderr(pump)), err)
-            }
-        }
+        poller.update(&pump.registeredMain, fd: backend.fd, events: pump.wantedMainEvents, target: .backend(pump))
+        poller.update(&pump.registeredStderr, fd: backend.stderrFD, events: pump.wantedStderrEvents, target: .stderr(pump))
         if pump.stderrFinished, pump.registeredStderr.token == 0, backend.stderrFD >= 0 {
             backend.closeStderr()
         }
@@ -557,31 +538,9 @@ final class Worker: @unchecked Sendable {
             ])
             return
         }
-        let c = t.wantedClientEvents
-        if c != t.clientRegistration.events {
-            if t.clientRegistration.token == 0 {
-                t.clientRegistration = (poller.add(t.clientFD, events: c, target: .tcpmuxClient(t)), c)
-            } else if c == 0 {
-                poller.remove(t.clientRegistration.token)
-                t.clientRegistration = (0, 0)
-            } else {
-                poller.modify(t.clientRegistration.token, events: c)
-                t.clientRegistration.events = c
-            }
-        }
+        poller.update(&t.clientRegistration, fd: t.clientFD, events: t.wantedClientEvents, target: .tcpmuxClient(t))
         guard let backend = t.backend else { return }
-        let b = t.wantedBackendEvents
-        if b != t.backendRegistration.events {
-            if t.backendRegistration.token == 0 {
-                t.backendRegistration = (poller.add(backend.fd, events: b, target: .tcpmuxBackend(t)), b)
-            } else if b == 0 {
-                poller.remove(t.backendRegistration.token)
-                t.backendRegistration = (0, 0)
-            } else {
-                poller.modify(t.backendRegistration.token, events: b)
-                t.backendRegistration.events = b
-            }
-        }
+        poller.update(&t.backendRegistration, fd: backend.fd, events: t.wantedBackendEvents, target: .tcpmuxBackend(t))
         if t.stderrRegistration == 0, backend.stderrFD >= 0 {
             t.stderrRegistration = poller.add(backend.stderrFD, events: Poller.readable, target: .tcpmuxStderr(t))
         }
