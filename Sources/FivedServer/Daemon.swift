@@ -140,6 +140,12 @@ public final class Daemon: @unchecked Sendable {
             action.sa_flags = SA_RESTART
             sigaction(sig, &action, nil)
         }
+        // A parent (a test runner, a supervisor) may have left these blocked, and
+        // the mask is inherited: unblock them, or SIGTERM would never arrive.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// Accepts until a stop signal; reloads on SIGHUP.
