@@ -20,7 +20,7 @@ public enum KnownHostsFile {
         let name = port == 22 ? hostName.lowercased() : "[\(hostName.lowercased())]:\(port)"
         var result: [Entry] = []
         var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             number += 1
             let fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard fields.count >= 3, !fields[0].hasPrefix("#"), !fields[0].hasPrefix("@") else { continue }

@@ -48,7 +48,7 @@ public struct SSHConfigFile: Sendable, Equatable {
         var sections = [Section(condition: .always, lines: [])]
         var notes: [String] = []
         var number = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             number += 1
             let origin = "\(path):\(number)"
             guard let (keyword, arguments) = try Self.tokenize(rawLine, origin: origin) else { continue }

@@ -65,6 +65,12 @@ enum SignalPipe {
         guard readFD < 0, let fds = try? Posix.pipe() else { return }
         readFD = fds.read
         writeFD = fds.write
+        // A parent may have left these blocked (threads of a Dispatch-based
+        // launcher do, and the mask survives exec): unblock what is handled here.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { number in
                 var byte = UInt8(truncatingIfNeeded: number)
