@@ -17,6 +17,10 @@ public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case authorizedKeyUnknownOption
         case authorizedKeyUnsupported
         case proxyProtocol
+        // fived-connect: -L/-R specs, ssh_config text, -o options, known_hosts.
+        case invalidForwardSpec
+        case clientConfigSyntax
+        case invalidClientOption
     }
 
     public let code: Code

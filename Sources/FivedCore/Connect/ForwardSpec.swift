@@ -1,0 +1,177 @@
+/// Where fived-connect listens for a `-L` forward: a TCP address or a Unix socket path.
+public enum LocalBind: Hashable, Sendable, CustomStringConvertible {
+    /// `host` is an address or name to bind; `port` 0 asks the kernel for a free port.
+    case tcp(host: String, port: UInt16)
+    /// A Unix stream socket created at `path`.
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return HostPort.render(host: host, port: port)
+        case .unix(let path): return path
+        }
+    }
+}
+
+/// What a published name (`-R`) is connected to on this machine.
+public enum ForwardTarget: Hashable, Sendable, CustomStringConvertible {
+    case tcp(host: String, port: UInt16)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return HostPort.render(host: host, port: port)
+        case .unix(let path): return path
+        }
+    }
+}
+
+/// One `-L [BIND:]PORT:SERVICE` or `-L /PATH.sock:SERVICE`: every connection
+/// accepted on `bind` becomes a channel to `service`.
+public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
+    /// Address ssh binds when none is given (GatewayPorts=no): loopback only.
+    public static let defaultBindHost = "127.0.0.1"
+
+    public let bind: LocalBind
+    public let service: ServiceName
+
+    public init(bind: LocalBind, service: ServiceName) {
+        self.bind = bind
+        self.service = service
+    }
+
+    /// Parses the argument of `-L`. A trailing `:PORT` after the service (ssh's
+    /// `-L 8080:web:1` habit) is accepted and ignored; `*` or an empty bind
+    /// address means every address.
+    public init(parsing raw: String) throws(FivedCoreError) {
+        let shown = DisplayText.escaped(raw)
+        func fail(_ why: String) -> FivedCoreError {
+            FivedCoreError(.invalidForwardSpec, "-L '\(shown)': \(why); use -L [BIND:]PORT:SERVICE or -L /PATH.sock:SERVICE")
+        }
+        guard let lastColon = raw.lastIndex(of: ":") else { throw fail("no service name") }
+        let head = raw[..<lastColon]
+        if head.hasPrefix("/") || head.hasPrefix("./") || head.hasPrefix("~/") {
+            let serviceText = raw[raw.index(after: lastColon)...]
+            guard let service = ServiceName(serviceText) else {
+                throw fail("'\(DisplayText.escaped(serviceText))' is not a service name")
+            }
+            self.init(bind: .unix(path: String(head)), service: service)
+            return
+        }
+        var parts = try ForwardParts.split(raw, fail: fail)
+        // PORT:SERVICE:RPORT or BIND:PORT:SERVICE:RPORT, ssh's own spelling.
+        if parts.count == 4 || (parts.count == 3 && ForwardParts.port(parts[0]) != nil && ForwardParts.port(parts[2]) != nil
+            && ForwardParts.port(parts[1]) == nil) {
+            guard ForwardParts.port(parts[parts.count - 1]) != nil else {
+                throw fail("'\(DisplayText.escaped(parts[parts.count - 1]))' is not a port")
+            }
+            parts.removeLast()
+        }
+        let bindHost: String
+        let portText: String
+        let serviceText: String
+        switch parts.count {
+        case 2:
+            bindHost = Self.defaultBindHost
+            portText = parts[0]
+            serviceText = parts[1]
+        case 3:
+            bindHost = (parts[0].isEmpty || parts[0] == "*") ? "0.0.0.0" : parts[0]
+            portText = parts[1]
+            serviceText = parts[2]
+        default:
+            throw fail("expected 2 or 3 fields separated by ':'")
+        }
+        guard let port = ForwardParts.port(portText, allowZero: true) else {
+            throw fail("'\(DisplayText.escaped(portText))' is not a port from 0 to 65535")
+        }
+        guard let service = ServiceName(serviceText) else {
+            throw fail("'\(DisplayText.escaped(serviceText))' is not a service name")
+        }
+        self.init(bind: .tcp(host: bindHost, port: port), service: service)
+    }
+
+    public var description: String { "\(bind) -> \(service)" }
+}
+
+/// One `-R NAME:HOST:PORT` or `-R NAME:/PATH.sock`: publish NAME on the server
+/// and connect every channel opened to it to `target`.
+public struct RemoteForward: Hashable, Sendable, CustomStringConvertible {
+    public let name: ServiceName
+    public let target: ForwardTarget
+
+    public init(name: ServiceName, target: ForwardTarget) {
+        self.name = name
+        self.target = target
+    }
+
+    /// Parses the argument of `-R`. ssh's `NAME:1:HOST:PORT` spelling is
+    /// accepted too (the port after the name is ignored, as fived ignores it).
+    public init(parsing raw: String) throws(FivedCoreError) {
+        let shown = DisplayText.escaped(raw)
+        func fail(_ why: String) -> FivedCoreError {
+            FivedCoreError(.invalidForwardSpec, "-R '\(shown)': \(why); use -R NAME:HOST:PORT or -R NAME:/PATH.sock")
+        }
+        guard let firstColon = raw.firstIndex(of: ":") else { throw fail("no local target") }
+        let nameText = raw[..<firstColon]
+        guard let name = ServiceName(nameText) else {
+            throw fail("'\(DisplayText.escaped(nameText))' is not a service name")
+        }
+        var rest = String(raw[raw.index(after: firstColon)...])
+        if rest.hasPrefix("/") {
+            self.init(name: name, target: .unix(path: rest))
+            return
+        }
+        var parts = try ForwardParts.split(rest, fail: fail)
+        if parts.count == 3, ForwardParts.port(parts[0]) != nil {
+            parts.removeFirst()  // NAME:1:HOST:PORT
+            rest = parts.joined(separator: ":")
+            if let path = parts.first, path.hasPrefix("/") { self.init(name: name, target: .unix(path: rest)); return }
+        }
+        if parts.count == 2, ForwardParts.port(parts[0]) != nil, parts[1].hasPrefix("/") {
+            self.init(name: name, target: .unix(path: parts[1]))  // NAME:1:/PATH.sock
+            return
+        }
+        guard parts.count == 2 else { throw fail("expected NAME:HOST:PORT") }
+        guard !parts[0].isEmpty else { throw fail("no host before the port") }
+        guard let port = ForwardParts.port(parts[1]) else {
+            throw fail("'\(DisplayText.escaped(parts[1]))' is not a port from 1 to 65535")
+        }
+        self.init(name: name, target: .tcp(host: parts[0], port: port))
+    }
+
+    public var description: String { "\(name) -> \(target)" }
+}
+
+/// Splitting helpers shared by the two forward forms.
+enum ForwardParts {
+    /// Splits on ':' outside brackets; brackets around an IPv6 address are removed.
+    static func split(_ raw: String, fail: (String) -> FivedCoreError) throws(FivedCoreError) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var inBrackets = false
+        for ch in raw {
+            switch ch {
+            case "[" where current.isEmpty && !inBrackets:
+                inBrackets = true
+            case "]" where inBrackets:
+                inBrackets = false
+            case ":" where !inBrackets:
+                parts.append(current)
+                current = ""
+            default:
+                current.append(ch)
+            }
+        }
+        if inBrackets { throw fail("'[' without ']'") }
+        parts.append(current)
+        return parts
+    }
+
+    /// A decimal port, 1...65535 (0 too when `allowZero`).
+    static func port(_ text: String, allowZero: Bool = false) -> UInt16? {
+        guard !text.isEmpty, text.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let value = Int(text), value <= 65535, value >= (allowZero ? 0 : 1) else { return nil }
+        return UInt16(value)
+    }
+}
