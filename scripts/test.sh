@@ -4,7 +4,7 @@
 #
 # Installs what the build and the tests need when it is missing and we are root:
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
-# ssh-agent, ssh-add: the integration tests' client). Quiet when all is there.
+# ssh-agent, ssh-add: the integration tests' client), socat. Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -22,6 +22,8 @@ done
 for tool in sha256sum head tr; do
     if ! command -v "$tool" >/dev/null 2>&1; then missing+=(coreutils); break; fi
 done
+# fived-connect's tests drive local sockets with socat.
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then

@@ -169,6 +169,29 @@ struct FivedConnectTests {
         #expect(result.stderr.contains("permitlisten"))
     }
 
+    @Test func remoteForwardPublishesAndStockSSHReachesIt() throws {
+        let world = try ConnectWorld()
+        defer { world.stop() }
+        // authorized_keys is read on every authentication: grant publishing now.
+        _ = try world.run(#"sed -i 's/^/permitlisten="laptopweb:*" /' authorized_keys"#)
+        let localPort = try ConnectWorld.freePort()
+        let echo = try world.start("socat TCP-LISTEN:\(localPort),bind=127.0.0.1,reuseaddr,fork EXEC:/bin/cat")
+        defer { echo.terminate() }
+        _ = try world.run("for i in $(seq 100); do socat -u /dev/null TCP:127.0.0.1:\(localPort) 2>/dev/null && break; sleep 0.05; done")
+        let publisher = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -R laptopweb:127.0.0.1:\(localPort) 127.0.0.1")
+        defer { publisher.terminate() }
+        _ = try world.waitFor(in: { publisher.stderr() }, pattern: #"(published) 'laptopweb'"#)
+        let result = try world.run("""
+            head -c 4194304 /dev/urandom > in
+            ssh -F /dev/null -p \(world.port) -o UserKnownHostsFile=known_hosts_stock -o StrictHostKeyChecking=no \\
+                -o BatchMode=yes -o IdentitiesOnly=yes -i .ssh/id_ed25519 -W laptopweb:1 127.0.0.1 < in > out
+            cmp in out && echo intact
+            """)
+        #expect(result.stdout == "intact\n", "\(result.stderr)\npublisher: \(publisher.stderr())")
+        let closed = try? world.waitFor(in: { (try? world.fivedLog()) ?? "" }, pattern: #"form=forwarded-tcpip channel=\d+ (bytes_in=4194304)"#)
+        #expect(closed != nil, "\((try? world.fivedLog()) ?? "")")
+    }
+
     @Test func worksAsProxyCommand() throws {
         let world = try ConnectWorld(services: ["echo=exec:/bin/cat", "sshport=tcp:127.0.0.1:PORT"])
         defer { world.stop() }
