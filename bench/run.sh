@@ -170,27 +170,45 @@ dest_of() {  # dest_of SERVER sink|echo
 # ---- One measurement each; print the figure on stdout, or FAIL -------------
 # Upload: BYTES zeros from the client through `ssh -W` to the sink, which records
 # how many bytes it got. Figure: MB/s (10^6 bytes/s) over the whole ssh command.
+# Each transfer prints two figures: MB/s, and the server's CPU seconds per GiB
+# (user + system of the server process and of the children it reaped: sshd's
+# per-connection process, and for downloads the `head` each server runs). CPU
+# time is far less disturbed by other load on the machine than wall time.
 upload() {  # upload SERVER CIPHER
     : >"$work/sink.record"
-    local t0 t1
+    local t0 t1 c0 n0
+    c0=$(cpu_ticks "$1") n0=$(children "$(server_pid "$1")")
     t0=$(now)
     head -c "$bytes" /dev/zero | timeout "$xfer_timeout" "${SSH[@]}" -p "$(port_of "$1")" -c "$2" \
-        -W "$(dest_of "$1" sink)" 127.0.0.1 || { echo FAIL; return; }
+        -W "$(dest_of "$1" sink)" 127.0.0.1 || { echo FAIL FAIL; return; }
     t1=$(now)
-    wait_for 10 test -s "$work/sink.record" || { echo FAIL; return; }
-    [[ $(cat "$work/sink.record") == "$bytes" ]] || { echo FAIL; return; }
-    awk -v n="$bytes" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.1f", n / s / 1e6 }'
+    wait_for 10 test -s "$work/sink.record" || { echo FAIL FAIL; return; }
+    [[ $(cat "$work/sink.record") == "$bytes" ]] || { echo FAIL FAIL; return; }
+    rates "$t0" "$t1" "$c0" "$1" "$n0"
 }
 # Download: BYTES zeros from `head -c BYTES /dev/zero` run per channel (fived's
 # exec service `src`, sshd's exec request with the same command), counted by wc -c.
 download() {  # download SERVER CIPHER
-    local cmd t0 t1 got
+    local cmd t0 t1 c0 n0 got
     [[ $1 == fived ]] && cmd=src || cmd="head -c $bytes /dev/zero"
+    c0=$(cpu_ticks "$1") n0=$(children "$(server_pid "$1")")
     t0=$(now)
     got=$(timeout "$xfer_timeout" "${SSH[@]}" -n -p "$(port_of "$1")" -c "$2" 127.0.0.1 "$cmd" | wc -c)
     t1=$(now)
-    [[ $got == "$bytes" ]] || { echo FAIL; return; }
-    awk -v n="$bytes" -v s="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.1f", n / s / 1e6 }'
+    [[ $got == "$bytes" ]] || { echo FAIL FAIL; return; }
+    rates "$t0" "$t1" "$c0" "$1" "$n0"
+}
+server_pid() { [[ $1 == fived ]] && echo "$fived_pid" || echo "$sshd_pid"; }
+# utime + stime + cutime + cstime of the server process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$(server_pid "$1")/stat"; }
+children() { pgrep -c -P "$1"; }
+children_at_most() { (($(children "$1") <= $2)); }
+rates() {  # rates T0 T1 TICKS0 SERVER CHILDREN0: prints "MB/s CPU-s-per-GiB"
+    # The connection's process (sshd) or child (fived's head) must be reaped
+    # before its CPU time shows in the server's cutime.
+    wait_for 10 children_at_most "$(server_pid "$4")" "$5" || { echo "$(awk -v n="$bytes" -v s="$(elapsed "$1" "$2")" 'BEGIN { printf "%.1f", n / s / 1e6 }') FAIL"; return; }
+    awk -v n="$bytes" -v s="$(elapsed "$1" "$2")" -v c="$(($(cpu_ticks "$4") - $3))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.1f %.2f", n / s / 1e6, c / hz / (n / 1073741824) }'
 }
 # Connection time: N sequential new connections (TCP, key exchange, auth, one
 # direct-tcpip channel to the echo service, one byte each way). Figure: ms each.
@@ -280,13 +298,16 @@ median() {  # median VALUES...: FAIL if any value failed
     for v in "$@"; do [[ $v == FAIL ]] && { echo FAIL; return; }; done
     printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
-# pair FIGURE FUNCTION ARGS...: both servers, order by round.
+# pair FIGURE[|FIGURE2] FUNCTION ARGS...: both servers, order by round; a
+# function printing two values fills two figures.
 pair() {
-    local fig=$1 f=$2 a b; shift 2
+    local figs=$1 f=$2 a b; shift 2
     if ((round % 2)); then a=$($f fived "$@"); b=$($f sshd "$@")
     else b=$($f sshd "$@"); a=$($f fived "$@"); fi
-    say "round $round: $fig: fived $a, sshd $b"
-    record "$fig" "$a" "$b"
+    local fig1=${figs%%|*} fig2=${figs#*|}
+    say "round $round: $figs: fived $a, sshd $b"
+    record "$fig1" "${a%% *}" "${b%% *}"
+    [[ $fig2 == "$figs" ]] || record "$fig2" "${a#* }" "${b#* }"
 }
 
 say "mode $mode: $((bytes >> 20)) MiB per transfer, $rounds rounds, $conns connections, $opens channel opens, $idle idle connections, $nchannels channels; work dir $work"
@@ -299,10 +320,12 @@ start_masters sshd 1 ctlm-sshd || exit 1
 
 mb=$((bytes >> 20))
 for ((round = 1; round <= rounds; round++)); do
-    pair "upload aes128-gcm MB/s ($mb MiB)" upload aes128-gcm@openssh.com
-    pair "upload chacha20-poly1305 MB/s ($mb MiB)" upload chacha20-poly1305@openssh.com
-    pair "download aes128-gcm MB/s ($mb MiB)" download aes128-gcm@openssh.com
-    pair "download chacha20-poly1305 MB/s ($mb MiB)" download chacha20-poly1305@openssh.com
+    for cipher in aes128-gcm chacha20-poly1305; do
+        pair "upload $cipher MB/s ($mb MiB)|upload $cipher server CPU s/GiB" upload "$cipher@openssh.com"
+    done
+    for cipher in aes128-gcm chacha20-poly1305; do
+        pair "download $cipher MB/s ($mb MiB)|download $cipher server CPU s/GiB" download "$cipher@openssh.com"
+    done
     pair "connection time ms (new connection, 1 byte each way)" connect_time
     pair "channel open ms (over ControlMaster, 1 byte each way)" channel_open_time
 done
@@ -367,6 +390,7 @@ record "$idle idle connections: PSS KiB per connection" "$f_mem" "$s_mem"
 # ---- The table -----------------------------------------------------------------
 target_of() {
     case "$1" in
+        *"CPU s/GiB"*) echo "-" ;;
         upload* | download*) echo ">= 1.0" ;;
         *"time ms"* | "channel open"*) echo "<= 1.0" ;;
         *"PSS"*) echo "<= 0.05" ;;
@@ -393,7 +417,7 @@ verdict() {  # verdict RATIO TARGET
         t=$(target_of "$fig")
         printf '%-58s %10s %10s %8s %8s %5s\n' "$fig" "$fm" "$sm" "$rm" "$t" "$(verdict "$rm" "$t")"
     done
-    echo "(values and ratio are medians over rounds; ratio = fived / sshd per round; MB/s higher is better, ms, s and KiB lower)"
+    echo "(values and ratio are medians over rounds; ratio = fived / sshd per round; MB/s higher is better; ms, s, KiB and CPU s/GiB lower)"
 } | tee "$work/table.txt"
 echo
 echo "per-round values:"
