@@ -206,9 +206,10 @@ children_at_most() { (($(children "$1") <= $2)); }
 rates() {  # rates T0 T1 TICKS0 SERVER CHILDREN0: prints "MB/s CPU-s-per-GiB"
     # The connection's process (sshd) or child (fived's head) must be reaped
     # before its CPU time shows in the server's cutime.
-    wait_for 10 children_at_most "$(server_pid "$4")" "$5" || { echo "$(awk -v n="$bytes" -v s="$(elapsed "$1" "$2")" 'BEGIN { printf "%.1f", n / s / 1e6 }') FAIL"; return; }
-    awk -v n="$bytes" -v s="$(elapsed "$1" "$2")" -v c="$(($(cpu_ticks "$4") - $3))" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%.1f %.2f", n / s / 1e6, c / hz / (n / 1073741824) }'
+    local ticks=FAIL
+    wait_for 10 children_at_most "$(server_pid "$4")" "$5" && ticks=$(($(cpu_ticks "$4") - $3))
+    awk -v n="$bytes" -v s="$(elapsed "$1" "$2")" -v c="$ticks" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.1f ", n / s / 1e6; if (c == "FAIL") print "FAIL"; else printf "%.2f\n", c / hz / (n / 1073741824) }'
 }
 # Connection time: N sequential new connections (TCP, key exchange, auth, one
 # direct-tcpip channel to the echo service, one byte each way). Figure: ms each.
@@ -260,27 +261,24 @@ stop_masters() {  # stop_masters PREFIX
     rm -f "$work/$1".*
 }
 
-# PSS in KiB of a process and all its descendants (sshd forks per connection).
-pss_tree() {
-    local pids
-    pids=$(ps -e -o pid=,ppid= | awk -v root="$1" '
+# A process and all its descendants, one pid a line (sshd forks per connection).
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
         { parent[$1] = $2; all[NR] = $1 }
         END { keep[root] = 1; changed = 1
               while (changed) { changed = 0
                   for (i in all) { p = all[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } } }
-              for (p in keep) print p }')
+              for (p in keep) print p }'
+}
+# PSS in KiB of a process tree.
+pss_tree() {
     local total=0 p v
-    for p in $pids; do
+    for p in $(tree_pids "$1"); do
         v=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || continue
         total=$((total + ${v:-0}))
     done
     echo "$total"
 }
-nprocs_tree() { ps -e -o pid=,ppid= | awk -v root="$1" '{ parent[$1] = $2; all[NR] = $1 }
-    END { keep[root] = 1; changed = 1
-          while (changed) { changed = 0
-              for (i in all) { p = all[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } } }
-          print length(keep) }'; }
 
 # ---- Results ------------------------------------------------------------------
 declare -A V_fived V_sshd R   # figure -> space-separated values per round
@@ -369,7 +367,7 @@ memory() {  # memory SERVER
     start_masters "$1" "$idle" "idle-$1" || return
     sleep 2
     with=$(pss_tree "$pid")
-    say "memory $1: baseline ${base} KiB, with $idle connections ${with} KiB in $(nprocs_tree "$pid") processes"
+    say "memory $1: baseline ${base} KiB, with $idle connections ${with} KiB in $(tree_pids "$pid" | wc -l) processes"
     local ctls=() j
     for ((j = 0; j < idle; j++)); do ctls+=("$work/idle-$1.$j"); done
     out=$(timeout 300 python3 "$repo/bench/channels.py" "$idle" 16 240 "$(dest_of "$1" echo)" \
