@@ -312,7 +312,7 @@ final class ServiceChannel: SSHChannelDelegate {
         guard let backend, backendReadable, !backendEOF, backend.fd >= 0 else { return false }
         while budget > 0 {
             let window = channel.windowSize
-            if window <= 0 || channel.session.hasPendingWrite { return false }
+            if window <= 0 || !channel.session.flushOutput() { return false }
             let want = min(window, Self.chunkSize, budget)
             toClient = [UInt8](unsafeUninitializedCapacity: want) { buf, count in
                 let n = read(backend.fd, buf.baseAddress, want)
@@ -497,7 +497,7 @@ final class ServiceChannel: SSHChannelDelegate {
         guard !finished, let backend, backend.fd >= 0 else { return 0 }
         var ev: UInt32 = 0
         if !backendEOF && !eofSent && !backendReadable && toClientOffset >= toClient.count
-            && channel.windowSize > 0 && !channel.session.hasPendingWrite {
+            && channel.windowSize > 0 && channel.session.flushOutput() {
             ev |= Poller.readable
         }
         if !backendWriteClosed && !backendWritable && (toBackendOffset < toBackend.count || libsshHasBuffered) {
@@ -529,7 +529,7 @@ final class ServiceChannel: SSHChannelDelegate {
         guard !finished, !eofSent else { return false }
         let hasOutput = (backendReadable && !backendEOF) || toClientOffset < toClient.count
             || toClientStderrOffset < toClientStderr.count || (stderrReadable && !stderrEOF)
-        if !hasOutput && backend != nil && !backendEOF { return channel.windowSize <= 0 || channel.session.hasPendingWrite }
+        if !hasOutput && backend != nil && !backendEOF { return channel.windowSize <= 0 || !channel.session.flushOutput() }
         return hasOutput
     }
 

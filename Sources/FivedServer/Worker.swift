@@ -196,7 +196,7 @@ final class Worker: @unchecked Sendable {
                 c.close(reason: c.isAuthenticated ? "client disconnected" : "disconnected before authentication")
                 continue
             }
-            let wanted = Poller.readable | (c.session.hasPendingWrite ? Poller.writable : 0)
+            let wanted = Poller.readable | (c.session.flushOutput() ? 0 : Poller.writable)
             if wanted != c.registeredEvents {
                 poller.modify(c.pollerToken, events: wanted)
                 c.registeredEvents = wanted
@@ -273,7 +273,7 @@ final class Worker: @unchecked Sendable {
     private func recheckWaitingChannels() {
         guard !watchedOnSSH.isEmpty else { return }
         for pump in watchedOnSSH.values where !pump.finished {
-            if pump.channel.windowSize > 0 && !pump.channel.session.hasPendingWrite {
+            if pump.channel.windowSize > 0 && pump.channel.session.flushOutput() {
                 if pump.pump() { dirty[ObjectIdentifier(pump)] = pump }
                 touched[ObjectIdentifier(pump.connection)] = pump.connection
                 reconcile(pump)

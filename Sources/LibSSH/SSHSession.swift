@@ -113,9 +113,15 @@ public final class SSHSession: @unchecked Sendable {
         return ssh_is_connected(session) != 0
     }
 
-    /// True while libssh has output queued that the socket has not taken yet.
-    public var hasPendingWrite: Bool {
-        ssh_get_poll_flags(session) & SSH_WRITE_PENDING != 0
+    /// Hands libssh's queued output to the socket without waiting; true when
+    /// nothing is left queued. Costs no system call when nothing is queued.
+    ///
+    /// Not `ssh_get_poll_flags() & SSH_WRITE_PENDING`: libssh asks for POLLOUT
+    /// after every send (socket.c, ssh_socket_unbuffered_write), so that flag is
+    /// set even when its buffer is empty, and a pump that trusted it would send one
+    /// packet per poll round.
+    public func flushOutput() -> Bool {
+        ssh_blocking_flush(session, 0) == SSH_OK
     }
 
     /// libssh's last error text for this session.

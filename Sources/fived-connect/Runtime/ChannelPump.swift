@@ -247,7 +247,7 @@ final class ChannelPump: SSHChannelDelegate {
         var budget = Self.stepBudget
         while localReadable && !localEOF && budget > 0 {
             let window = channel.windowSize
-            if window <= 0 || channel.session.hasPendingWrite { break }
+            if window <= 0 || !channel.session.flushOutput() { break }
             let want = min(window, Self.chunkSize, budget)
             var result = Posix.IO.count(0)
             input = [UInt8](unsafeUninitializedCapacity: want) { buf, count in
@@ -340,7 +340,7 @@ final class ChannelPump: SSHChannelDelegate {
         var r: Int16 = 0
         var w: Int16 = 0
         if readFD >= 0 && !localEOF && !eofSent && !localReadable && inputOffset >= input.count
-            && channel.windowSize > 0 && !channel.session.hasPendingWrite {
+            && channel.windowSize > 0 && channel.session.flushOutput() {
             r = Int16(POLLIN)
         }
         if !localWriteClosed && !localWritable && (outOffset < out.count || sshHasBuffered) {
