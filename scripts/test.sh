@@ -4,7 +4,9 @@
 #
 # Installs what the build and the tests need when it is missing and we are root:
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
-# ssh-agent, ssh-add: the integration tests' client). Quiet when all is there.
+# ssh-agent, ssh-add: the integration tests' client); for the recipe and systemd
+# tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
+# (systemd-analyze). Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -22,6 +24,20 @@ done
 for tool in sha256sum head tr; do
     if ! command -v "$tool" >/dev/null 2>&1; then missing+=(coreutils); break; fi
 done
+# The recipes run the real programs; the tests skip (saying why) when one is absent.
+optional=()
+[[ -x /usr/bin/git ]] || optional+=(git)
+[[ -x /usr/bin/curl ]] || optional+=(curl)
+[[ -x /usr/bin/python3 ]] || optional+=(python3)
+[[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
+command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
+if ((${#optional[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        missing+=("${optional[@]}")
+    else
+        echo "test.sh: the recipe tests will skip without ${optional[*]} (sudo apt-get install ${optional[*]})" >&2
+    fi
+fi
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
