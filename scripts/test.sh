@@ -6,7 +6,7 @@
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
 # ssh-agent, ssh-add: the integration tests' client); for the recipe and systemd
 # tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
-# (systemd-analyze). Quiet when all is there.
+# (systemd-analyze), groff-base (the man page check). Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -31,6 +31,7 @@ optional=()
 [[ -x /usr/bin/python3 ]] || optional+=(python3)
 [[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
 command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
+[[ -x /usr/bin/groff ]] || optional+=(groff-base)
 if ((${#optional[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         missing+=("${optional[@]}")

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 
 private let systemdAnalyze = program("/usr/bin/systemd-analyze", "/bin/systemd-analyze")
+private let groff = program("/usr/bin/groff")
 
-/// examples/fived.service and examples/fived.toml, as docs/install.md installs them.
-@Suite("Systemd unit and example config", .timeLimit(.minutes(2)))
+/// examples/fived.service, examples/fived.toml and man/, as docs/install.md installs them.
+@Suite("Systemd unit, example config and man pages", .timeLimit(.minutes(2)))
 struct SystemdTests {
     @Test("systemd-analyze verify accepts the unit without a warning",
           .enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed (apt-get install systemd)"))
@@ -55,6 +56,25 @@ struct SystemdTests {
         #expect(checked.stdoutText.contains("listen: 0.0.0.0:1, [::]:1"), "\(checked)")
         for name in ["git", "web", "sshd", "status"] {
             #expect(checked.stdoutText.split(separator: "\n").contains { $0.hasPrefix("\(name) ") }, "\(name) missing: \(checked)")
+        }
+    }
+
+    @Test("the man pages render without a warning, and say what they are for",
+          .enabled(if: groff != nil, "groff is not installed (apt-get install groff-base)"),
+          arguments: [("fived.8", "fived - the Layer Five Daemon"), ("fived.toml.5", "fived.toml - configuration file of fived"),
+                      ("fived-connect.1", "fived-connect - reach a service behind fived by name")])
+    func manPage(page: String, name: String) async throws {
+        let environment = try await TestEnvironment.make()
+        let path = Examples.path("../man/\(page)")
+        let rendered = try await runProcess(
+            try #require(groff), ["-man", "-Tutf8", "-ww", "-P", "-cbou", path],
+            environment: Tools.environment(home: environment.directory.path), scratch: environment.directory.path)
+        #expect(rendered.exitStatus == 0 && rendered.stderr.isEmpty, "\(rendered)")
+        // Words only: groff justifies lines with extra spaces.
+        let text = rendered.stdoutText.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains(name), "\(rendered.stdoutText.prefix(400))")
+        for section in ["SYNOPSIS", "DESCRIPTION", "SEE ALSO"] {
+            #expect(rendered.stdoutText.contains("\n\(section)\n"), "\(page) has no \(section)")
         }
     }
 }
