@@ -36,8 +36,9 @@ final class StatusGathering: Sendable {
     private let state: Mutex<State>
     private let owner: Worker
     private let workerCount: Int
-    /// The status channel; touched only on the owner's thread.
-    private nonisolated(unsafe) let pump: ServiceChannel
+    /// The status channel; touched only on the owner's thread, and dropped there
+    /// once answered, so the timeout's thread never holds the last reference.
+    private nonisolated(unsafe) var pump: ServiceChannel?
     private let form: ChannelForm
 
     init(owner: Worker, pump: ServiceChannel, form: ChannelForm, workers: [Int]) {
@@ -86,6 +87,8 @@ final class StatusGathering: Sendable {
             publications: listed, tcpmuxConnections: parts.tcpmux, silentWorkers: parts.waitingFor.sorted())
         let text = report.rendered()
         owner.perform { [self] _ in
+            guard let pump else { return }
+            self.pump = nil
             // The client may have gone meanwhile; then there is nobody to answer.
             guard !pump.finished, !pump.connection.closing else { return }
             pump.respond(form: form, service: "status", stdout: text, exitStatus: 0)
