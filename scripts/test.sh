@@ -4,7 +4,9 @@
 #
 # Installs what the build and the tests need when it is missing and we are root:
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
-# ssh-agent, ssh-add: the integration tests' client), socat. Quiet when all is there.
+# ssh-agent, ssh-add: the integration tests' client), socat; for the recipe and systemd
+# tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
+# (systemd-analyze), groff-base (the man page check). Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -24,6 +26,21 @@ for tool in sha256sum head tr; do
 done
 # fived-connect's tests drive local sockets with socat.
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+# The recipes run the real programs; the tests skip (saying why) when one is absent.
+optional=()
+[[ -x /usr/bin/git ]] || optional+=(git)
+[[ -x /usr/bin/curl ]] || optional+=(curl)
+[[ -x /usr/bin/python3 ]] || optional+=(python3)
+[[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
+command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
+[[ -x /usr/bin/groff ]] || optional+=(groff-base)
+if ((${#optional[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        missing+=("${optional[@]}")
+    else
+        echo "test.sh: the recipe tests will skip without ${optional[*]} (sudo apt-get install ${optional[*]})" >&2
+    fi
+fi
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then

@@ -212,8 +212,11 @@ final class Connection: SSHServerSessionDelegate {
             let pump = ServiceChannel(id: makeChannelID(), channel: channel, connection: self, isSessionChannel: false)
             channel.install(delegate: pump)
             channels[ObjectIdentifier(pump)] = pump
-            let text = decision == .help ? helpText(caller: caller, config: config) : worker.statusText()
-            pump.respond(form: .directTCPIP, service: decision == .help ? "help" : "status", stdout: text, exitStatus: 0)
+            if decision == .status {
+                worker.answerStatus(pump, form: .directTCPIP)
+            } else {
+                pump.respond(form: .directTCPIP, service: "help", stdout: helpText(caller: caller, config: config), exitStatus: 0)
+            }
             return true
         case .refused(let refusal):
             return refuse(requested, form: .directTCPIP, why: "\(refusal)")
@@ -259,7 +262,7 @@ final class Connection: SSHServerSessionDelegate {
             }
             return true
         case .status:
-            pump.respond(form: form, service: "status", stdout: worker.statusText(), exitStatus: 0)
+            worker.answerStatus(pump, form: form)
             return true
         case .refused(let refusal):
             _ = refuse(shownName, form: form, why: "\(refusal)")

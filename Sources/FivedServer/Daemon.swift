@@ -28,6 +28,7 @@ public final class Daemon: @unchecked Sendable {
     private let startups = StartupLimiter()
     private let tcpmuxSources = StartupLimiter()
     private let publications = Publications()
+    private let peers = WorkerDirectory()
     private var tcpmuxListeners: [Listener] = []
     private var workers: [Worker] = []
     private var listeners: [Listener] = []
@@ -99,13 +100,14 @@ public final class Daemon: @unchecked Sendable {
             do {
                 let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
                                         publications: publications, tcpmuxSources: tcpmuxSources, logger: logger,
-                                        statusProvider: { [unowned self] in self.statusText() })
+                                        peers: peers)
                 try worker.start()
                 workers.append(worker)
             } catch {
                 throw StartupError(description: "cannot start worker threads: \(error)")
             }
         }
+        peers.set(workers)
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])
         }
@@ -254,15 +256,5 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             logger.error("configuration reload failed, keeping the old one", metadata: ["reason": "\(error)"])
         }
-    }
-
-    /// A short live summary (the `status` service).
-    func statusText() -> String {
-        var lines = ["WORKER  CONNECTIONS"]
-        for w in workers {
-            lines.append(String("\(w.index)".padding(toLength: 8, withPad: " ", startingAt: 0)) + "\(w.connectionCount)")
-        }
-        lines.append("unauthenticated: \(startups.inFlight)")
-        return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -110,6 +110,13 @@ final class ServiceChannel: SSHChannelDelegate {
         connection.worker.markDirty(self)
     }
 
+    /// Names the channel while fived prepares its answer (the status table, which
+    /// takes a pass of every worker); `respond` follows.
+    func awaitAnswer(form: ChannelForm, service: String) {
+        self.form = form
+        self.service = service
+    }
+
     // MARK: SSHChannelDelegate (inside libssh's dispatch: record, do not re-enter)
 
     func channel(_ channel: SSHChannel, received data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {

@@ -18,6 +18,8 @@ final class Worker: @unchecked Sendable {
         case adopt(SSHSession, client: Endpoint, local: Endpoint)
         case adoptTCPMUX(fd: Int32, client: Endpoint, local: Endpoint)
         case openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32)
+        /// Runs on this worker's thread (the status service gathers through it).
+        case perform(@Sendable (Worker) -> Void)
         case shutdown
     }
 
@@ -34,7 +36,7 @@ final class Worker: @unchecked Sendable {
     private var thread: pthread_t?
     private let liveConnections = Atomic<Int>(0)
 
-    private var connections: [ObjectIdentifier: Connection] = [:]
+    private(set) var connections: [ObjectIdentifier: Connection] = [:]
     private var dirty: [ObjectIdentifier: ServiceChannel] = [:]
     private var watchedOnSSH: [ObjectIdentifier: ServiceChannel] = [:]
     private var closingConnections: [Connection] = []
@@ -43,14 +45,15 @@ final class Worker: @unchecked Sendable {
     private var touched: [ObjectIdentifier: Connection] = [:]
     private var connectionsByID: [UInt64: Connection] = [:]
     private var pendingForwards: [(connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint)] = []
-    private var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
+    private(set) var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
     private var stopping = false
     private var nextConnectionID: UInt64
-    private let statusProvider: @Sendable () -> String
+    /// Every worker, for the status service to ask (Worker+Status.swift).
+    let peers: WorkerDirectory
 
     init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
          publications: Publications, tcpmuxSources: StartupLimiter, logger: Logger,
-         statusProvider: @escaping @Sendable () -> String) throws {
+         peers: WorkerDirectory) throws {
         self.index = index
         self.publications = publications
         self.tcpmuxSources = tcpmuxSources
@@ -58,7 +61,7 @@ final class Worker: @unchecked Sendable {
         self.startups = startups
         self.authorizedKeys = authorizedKeys
         self.logger = logger
-        self.statusProvider = statusProvider
+        self.peers = peers
         self.nextConnectionID = UInt64(index) << 40
         wakeFD = fived_eventfd()
         guard wakeFD >= 0 else { throw SystemError("eventfd", errno: errno) }
@@ -83,6 +86,11 @@ final class Worker: @unchecked Sendable {
     /// connections (a publisher) and join it to `fd`. The worker owns `fd` from here.
     func openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32) {
         send(.openForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd))
+    }
+
+    /// Runs `body` on this worker's thread at its next loop pass.
+    func perform(_ body: @escaping @Sendable (Worker) -> Void) {
+        send(.perform(body))
     }
 
     /// Asks the worker to close everything and stop.
@@ -217,6 +225,8 @@ final class Worker: @unchecked Sendable {
                 adoptTCPMUX(fd, client: client, local: local)
             case .openForwarded(let connectionID, let name, let address, let port, let originator, let fd):
                 startForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd)
+            case .perform(let body):
+                body(self)
             case .shutdown:
                 stopping = true
                 for c in connections.values { c.close(reason: "fived stopping") }
@@ -545,6 +555,4 @@ final class Worker: @unchecked Sendable {
             t.stderrRegistration = poller.add(backend.stderrFD, events: Poller.readable, target: .tcpmuxStderr(t))
         }
     }
-
-    func statusText() -> String { statusProvider() }
 }
