@@ -85,7 +85,7 @@ struct RecipeTests {
         }
     }
 
-    @Test("a real sshd behind fived: ssh -o ProxyCommand='ssh -W sshd:1 ...' logs in to it",
+    @Test("a real sshd behind fived: ssh -o ProxyCommand='ssh -W sshd:1 ...' (or fived-connect) logs in to it",
           .enabled(if: sshd != nil && getuid() == 0, "needs /usr/sbin/sshd (apt-get install openssh-server) and root to run it"))
     func sshdBehindFived() async throws {
         let environment = try await TestEnvironment.make()
@@ -138,6 +138,23 @@ struct RecipeTests {
             #expect(await eventually { daemon.stderr.contains("Accepted publickey for \(me) from 127.0.0.1") }, "sshd log: \(daemon.stderr)")
             let logged = await fived.waitForLog { $0.message == "channel closed" && $0["service"] == "sshd" }
             #expect(logged?["user"] == environment.user && logged?["fingerprint"] == environment.key.fingerprint, "\(String(describing: logged))")
+
+            // The same login with fived-connect as the ProxyCommand (issue 4).
+            let connect = try Binaries.locate("fived-connect")
+            let connectProxy = [
+                connect, "-q", "-p", String(fived.port), "-i", environment.key.privatePath,
+                "-o", "UserKnownHostsFile=\(environment.knownHostsPath)", "-o", "StrictHostKeyChecking=accept-new",
+                "-l", environment.user, "%h", "sshd",
+            ]
+            let viaConnect = try await runProcess(
+                try Tools.path("ssh"), [
+                    "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
+                    "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                    "-i", inner.privatePath, "-o", "ProxyCommand=\(connectProxy.joined(separator: " "))", "-l", me, "127.0.0.1",
+                    "echo via-fived-connect $(id -un)",
+                ], environment: Tools.environment(home: dir.path), scratch: dir.path, timeout: .seconds(60))
+            #expect(viaConnect.exitStatus == 0, "\(viaConnect)")
+            #expect(viaConnect.stdoutText == "via-fived-connect \(me)\n", "\(viaConnect)")
 
             // The inner key alone does not pass fived: both doors are locked.
             let wrongOuter = ["ssh"] + fived.sshArguments(["-W", "sshd:1"], command: [], key: inner, user: nil).dropLast() + ["%h"]
