@@ -131,7 +131,7 @@ struct HardeningTests {
     @Test("max_startups full of idle connections: others wait at most login_grace_seconds, then get in")
     func totalStartupsAndGrace() async throws {
         let environment = try await TestEnvironment.make()
-        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 2\n")
+        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 3\n")
         try await environment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
@@ -141,12 +141,15 @@ struct HardeningTests {
                 idle.append(fd)
                 _ = try await onThread { try RawClient.readBanner(fd) }
             }
-            let refused = try await fived.stdio("echo", Array("too soon".utf8), timeout: .seconds(20))
-            #expect(refused.exitStatus == 255 && refused.stdout.isEmpty, "\(refused)")
+            // Any address now: closed at accept, before fived's banner.
+            let refused = try await onThread { try RawClient.run(port: port, .send([]), from: "127.0.0.5") }
+            #expect(refused.received.isEmpty && refused.closedBy != .timeout && refused.elapsed < .seconds(2), "\(refused)")
+            let dropped = await fived.waitForLog { $0.message == "connection dropped: too many unauthenticated connections" }
+            #expect(dropped?["client"]?.hasPrefix("127.0.0.5:") == true, "\(String(describing: dropped))")
             // The grace time closes the idle ones (EOF on each), and the slots come back.
             for fd in idle {
                 let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 10) }
-                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 2")
+                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 3")
             }
             let graced = fived.logLines.filter { $0.message == "login grace time exceeded" }.count
             #expect(graced >= 3, "\(fived.logText)")
