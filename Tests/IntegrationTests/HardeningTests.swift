@@ -131,7 +131,7 @@ struct HardeningTests {
     @Test("max_startups full of idle connections: others wait at most login_grace_seconds, then get in")
     func totalStartupsAndGrace() async throws {
         let environment = try await TestEnvironment.make()
-        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 3\n")
+        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 5\n")
         try await environment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
@@ -149,7 +149,7 @@ struct HardeningTests {
             // The grace time closes the idle ones (EOF on each), and the slots come back.
             for fd in idle {
                 let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 10) }
-                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 3")
+                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 5")
             }
             let graced = fived.logLines.filter { $0.message == "login grace time exceeded" }.count
             #expect(graced >= 3, "\(fived.logText)")
