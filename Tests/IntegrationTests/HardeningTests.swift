@@ -250,6 +250,42 @@ struct HardeningTests {
     }
 }
 
+extension HardeningTests {
+    /// A config file caught half-edited (`[` typed, not yet a name) and a SIGHUP:
+    /// toml++ used to abort the whole daemon on it. Found by fuzz/config.swift.
+    @Test("SIGHUP with a half-typed table header keeps the old config and every live channel")
+    func reloadHalfEditedConfig() async throws {
+        let environment = try await TestEnvironment.make()
+        try await environment.withFived(FivedOptions()) { fived in
+            let live = try fived.spawnSSH(["-W", "echo:1"], stdin: .pipe, name: "ssh-live")
+            defer { live.signal(SIGKILL) }
+            try await live.writeStdin(Array("before\n".utf8))
+            let echoed = await eventually { live.stdout.count >= 7 }
+            #expect(echoed, "the live channel did not echo: \(live.stderr)")
+
+            for broken in ["[\n", "[=services]\n", "[\u{e9}cho]\nexec = [\"/bin/cat\"]\n"] {
+                let text = environment.configText(fived.options) + broken
+                try fived.directory.write("fived.toml", text)
+                fived.process.signal(SIGHUP)
+                let failed = await eventually {
+                    fived.logLines.filter { $0.message.hasPrefix("configuration reload failed") }.count >= 1
+                        && fived.logText.components(separatedBy: "configuration reload failed").count - 1
+                            >= (broken == "[\n" ? 1 : broken.hasPrefix("[=") ? 2 : 3)
+                }
+                #expect(failed, "no reload failure logged for \(broken.debugDescription):\n\(fived.logText)")
+                #expect(fived.process.isRunning, "fived died on SIGHUP with \(broken.debugDescription)")
+            }
+            let reason = fived.logLines.first { $0.message.hasPrefix("configuration reload failed") }?["reason"] ?? ""
+            #expect(reason.contains("TOML syntax error: a table header must start with a key"), "\(reason)")
+            try await live.writeStdin(Array("after\n".utf8))
+            live.closeStdin()
+            let ended = await live.wait(timeout: .seconds(15))
+            #expect(ended == .exited(0) && String(decoding: live.stdout, as: UTF8.self) == "before\nafter\n", "\(live.stderr)")
+            try await expectServes(fived, "after three bad reloads")
+        }
+    }
+}
+
 // MARK: Checks shared by the tests
 
 /// A good client gets `text` echoed through `ssh -W echo:1`.

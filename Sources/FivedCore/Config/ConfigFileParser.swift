@@ -33,6 +33,11 @@ struct ConfigFileParser {
             let line = text.utf8[..<nul].count(where: { $0 == 0x0A }) + 1
             throw FivedCoreError(.configSyntax, "\(file):\(line): TOML syntax error: NUL character in the file")
         }
+        if let bad = TOMLHeaderGuard.firstUnsafeHeader(in: text) {
+            throw FivedCoreError(
+                .configSyntax,
+                "\(file):\(bad.line): TOML syntax error: a table header must start with a key, saw '\(ServiceName.printable(bad.found))' (column \(bad.column))")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
