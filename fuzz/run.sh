@@ -59,14 +59,18 @@ for name in "${harnesses[@]}"; do
     mkdir -p "$corpus" "$crashes" "fuzz/corpus/$name"
     echo "fuzz: running $name for $seconds s" >&2
     log=$scratch/$name.log
-    if ! "$scratch/fuzzers/$name" "$corpus" "fuzz/corpus/$name" \
+    extra=()
+    # TOMLKit 0.6.0 leaks the strings of every parse (tableGetKeys, nodeAsString,
+    # TOMLTable(string:)); leak checks would stop the config fuzzer at its first input.
+    [[ $name == config ]] && extra+=(-detect_leaks=0)
+    if ! "$scratch/fuzzers/$name" "$corpus" "fuzz/corpus/$name" "${extra[@]}" \
         -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1; then
         echo "fuzz: $name FOUND A PROBLEM: see $log and $crashes/" >&2
         status=1
     fi
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}' || true)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
     echo "fuzz: $name: $execs executions in $seconds s, $cov, corpus $(ls "$corpus" | wc -l) inputs" >&2
 done
 exit $status
