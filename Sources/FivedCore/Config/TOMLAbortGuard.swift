@@ -1,34 +1,47 @@
-/// Finds the table headers that make toml++ abort the process.
+/// Finds the invalid TOML that makes toml++ abort the process instead of
+/// reporting an error.
 ///
-/// toml++ 3.x (inside TOMLKit 0.6) asserts that the key of a table header starts
-/// with a bare-key character or a quote (`TOML_ASSERT_ASSUME` in `parse_key`,
-/// toml.hpp:15481); the assertion is compiled in, so a header such as `[`, `[=x]`,
-/// `[.a]`, `[+1]` or `[é]` at the start of a line (outside strings and array values) kills fived (`--check`, start-up
-/// and, worse, a SIGHUP reload of a half-edited file) instead of giving a syntax
-/// error. None of these is valid TOML, so reporting them first never refuses a good
-/// file. Found by fuzz/config.swift.
-enum TOMLHeaderGuard {
+/// toml++ 3.4 (inside TOMLKit 0.6) checks its parser's preconditions with
+/// assertions that are compiled in, and two of them can be reached from a file:
+/// - a table header whose key starts with anything but a bare-key character or a
+///   quote (`parse_key`, toml.hpp:15481): `[`, `[=x]`, `[.a]`, `[+1]`, `[é]` at the
+///   start of a line, outside strings and array values;
+/// - an array element that starts with `}` (`parse_value`, toml.hpp:14994): `[}`,
+///   `[1, }`.
+/// Either killed fived (`--check`, start-up and, worse, a SIGHUP reload of a
+/// half-edited file). None of these is valid TOML, so reporting them first never
+/// refuses a good file. Found by fuzz/config.swift.
+enum TOMLAbortGuard {
     /// Where toml++ would abort: the 1-based line and column of the offending
-    /// character, and that character for the message ("end of line" for none).
+    /// character, that character ("end of line" for none), and what was expected.
     struct Finding: Equatable {
         var line: Int
         var column: Int
         var found: String
+        var expected: String
     }
 
-    /// The first table header in `text` whose key starts with a character toml++
-    /// cannot handle, outside strings and comments; nil when there is none.
-    static func firstUnsafeHeader(in text: String) -> Finding? {
+    /// The first place in `text` where toml++ would abort; nil when there is none.
+    static func firstAbort(in text: String) -> Finding? {
         let b = Array(text.utf8)
         let n = b.count
         var i = 0
         var line = 1
         var lineStart = 0
         var atLineStart = true
-        // Brackets of array values still open (a line starting with `[` inside one is
-        // a nested array, not a header), and whether this line is a header.
-        var depth = 0
+        // Brackets and braces of values still open (a line starting with `[` inside
+        // one is not a header), whether this line is a header, and whether the next
+        // character starts an array element.
+        var open: [UInt8] = []
         var headerLine = false
+        var elementStart = false
+        func finding(at bad: Int, expected: String) -> Finding {
+            let column = b[lineStart..<bad].count { $0 & 0xC0 != 0x80 } + 1
+            var end = bad + 1
+            while end < n && b[end] & 0xC0 == 0x80 { end += 1 }
+            let found = b[bad] == 0x0A || b[bad] == 0x0D ? "end of line" : String(decoding: b[bad..<end], as: UTF8.self)
+            return Finding(line: line, column: column, found: found, expected: expected)
+        }
         enum State { case normal, multiBasic, multiLiteral }
         var state = State.normal
         func starts(_ s: String, at k: Int) -> Bool {
@@ -56,28 +69,39 @@ enum TOMLHeaderGuard {
             case .normal:
                 break
             }
-            if c == 0x20 || c == 0x09 { i += 1; continue }
+            if c == 0x20 || c == 0x09 || c == 0x0D { i += 1; continue }
             if atLineStart {
                 atLineStart = false
-                if c == UInt8(ascii: "["), depth == 0 {
+                if c == UInt8(ascii: "["), open.isEmpty {
                     headerLine = true
                     guard let bad = unsafeKeyStart(b, after: i) else { i += 1; continue }
-                    let column = b[lineStart..<bad].count { $0 & 0xC0 != 0x80 } + 1
-                    var end = bad + 1
-                    while end < n && b[end] & 0xC0 == 0x80 { end += 1 }
-                    let found = b[bad] == 0x0A || b[bad] == 0x0D ? "end of line" : String(decoding: b[bad..<end], as: UTF8.self)
-                    return Finding(line: line, column: column, found: found)
+                    return finding(at: bad, expected: "a table header must start with a key")
                 }
             }
+            if c == UInt8(ascii: "#") {
+                while i < n && b[i] != 0x0A { i += 1 }
+                continue
+            }
+            if elementStart && c == UInt8(ascii: "}") {
+                return finding(at: i, expected: "expected a value or ']' in the array")
+            }
+            elementStart = false
             switch c {
             case UInt8(ascii: "["):
-                if !headerLine { depth += 1 }
+                if !headerLine {
+                    open.append(c)
+                    elementStart = true
+                }
                 i += 1
-            case UInt8(ascii: "]"):
-                if !headerLine && depth > 0 { depth -= 1 }
+            case UInt8(ascii: "{"):
+                open.append(c)
                 i += 1
-            case UInt8(ascii: "#"):
-                while i < n && b[i] != 0x0A { i += 1 }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                if !headerLine && !open.isEmpty { open.removeLast() }
+                i += 1
+            case UInt8(ascii: ","):
+                elementStart = open.last == UInt8(ascii: "[")
+                i += 1
             case UInt8(ascii: "\""):
                 if starts("\"\"\"", at: i) { state = .multiBasic; i += 3; continue }
                 i += 1
