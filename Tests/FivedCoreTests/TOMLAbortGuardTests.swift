@@ -16,6 +16,7 @@ struct TOMLAbortGuardTests {
         ("[\u{e9}tartups]\nx = 0\n", 1, "\u{e9}"),
         ("[\u{FFFD}tartups = 0\n", 1, "\u{FFFD}"),
         ("listen = [}\n", 1, "}"),
+        ("\u{FEFF}[[>>]]\n", 1, ">"),
         ("listen = [\r\n}\r\n", 2, "}"),
         ("allow = [\"a\",\n  # note\n  }\n", 3, "}"),
         ("x = { a = [ }] }\n", 1, "}"),

@@ -25,9 +25,10 @@ enum TOMLAbortGuard {
     static func firstAbort(in text: String) -> Finding? {
         let b = Array(text.utf8)
         let n = b.count
-        var i = 0
+        // toml++ skips a UTF-8 byte order mark.
+        var i = b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var line = 1
-        var lineStart = 0
+        var lineStart = i
         var atLineStart = true
         // Brackets and braces of values still open (a line starting with `[` inside
         // one is not a header), whether this line is a header, and whether the next
