@@ -33,6 +33,12 @@ struct ConfigFileParser {
             let line = text.utf8[..<nul].count(where: { $0 == 0x0A }) + 1
             throw FivedCoreError(.configSyntax, "\(file):\(line): TOML syntax error: NUL character in the file")
         }
+        // toml++ aborts the process on some invalid TOML instead of throwing.
+        if let bad = TOMLAbortGuard.firstAbort(in: text) {
+            throw FivedCoreError(
+                .configSyntax,
+                "\(file):\(bad.line): TOML syntax error: \(bad.expected), saw '\(ServiceName.printable(bad.found))' (column \(bad.column))")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -60,6 +60,11 @@ enum Tools {
             "HOME": home,
             "LANG": "C",
         ]
+        // Sanitizer settings reach a sanitized fived (docs/security.md, "Sanitizers").
+        let inherited = ProcessInfo.processInfo.environment
+        for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"] {
+            if let value = inherited[name] { environment[name] = value }
+        }
         environment.merge(extra) { $1 }
         return environment
     }
