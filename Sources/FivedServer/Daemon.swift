@@ -203,7 +203,11 @@ public final class Daemon: @unchecked Sendable {
             if tcpmux {
                 // Plain TCPMUX connections never authenticate: the startup limits
                 // apply to them for their whole life, counted apart from SSH's.
-                guard tcpmuxSources.admit(source: client.address, limits: limits), (try? Sys.setNonBlocking(fd)) != nil else {
+                guard (try? Sys.setNonBlocking(fd)) != nil else {
+                    Sys.close(fd)
+                    continue
+                }
+                guard tcpmuxSources.admit(source: client.address, limits: limits) else {
                     logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
                     Sys.close(fd)
                     continue
@@ -222,9 +226,11 @@ public final class Daemon: @unchecked Sendable {
             do {
                 session = try bind.accept(fd: fd)
             } catch {
-                logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error)"])
+                logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error.message)"])
                 startups.release(source: client.address)
-                Sys.close(fd)
+                // Once libssh has taken the socket, freeing its session closes it;
+                // closing it here too could hit another thread's new descriptor.
+                if !error.socketTaken { Sys.close(fd) }
                 continue
             }
             let worker = workers.min { $0.connectionCount < $1.connectionCount }!

@@ -44,7 +44,11 @@ final class Worker: @unchecked Sendable {
     private var orphans: [(backend: BackendConnection, killAt: Int64, token: UInt64)] = []
     private var touched: [ObjectIdentifier: Connection] = [:]
     private var connectionsByID: [UInt64: Connection] = [:]
-    private var pendingForwards: [(connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint)] = []
+    private var pendingForwards: [PendingForward] = []
+    /// A forwarded-tcpip open waiting for the publisher's client to answer.
+    private typealias PendingForward = (connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint, deadline: Int64)
+    /// How long a publisher's client may take to answer a forwarded-tcpip open.
+    static let forwardOpenTimeoutMilliseconds: Int64 = 10_000
     private(set) var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
     private var stopping = false
     private var nextConnectionID: UInt64
@@ -453,22 +457,25 @@ final class Worker: @unchecked Sendable {
             return
         }
         touched[ObjectIdentifier(connection)] = connection
-        pendingForwards.append((connection, channel, backend, name, originator))
+        pendingForwards.append((connection, channel, backend, name, originator, MonotonicClock.now + Self.forwardOpenTimeoutMilliseconds))
         if progress != .pending { advancePendingForwards() }
     }
 
     /// Retries forwarded-tcpip opens until the publisher's client answers.
     private func advancePendingForwards() {
         guard !pendingForwards.isEmpty else { return }
-        var still: [(connection: Connection, channel: SSHChannel, backend: BackendConnection, name: ServiceName, originator: Endpoint)] = []
+        var still: [PendingForward] = []
+        let now = MonotonicClock.now
         for entry in pendingForwards {
-            switch entry.channel.continueReverseForward() {
+            var progress = entry.channel.continueReverseForward()
+            if progress == .pending && now >= entry.deadline { progress = .failed }
+            switch progress {
             case .pending:
                 still.append(entry)
             case .failed:
                 logger.info("channel refused", metadata: [
                     "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
-                    "service": "\(entry.name)", "form": "forwarded-tcpip", "reason": "the publisher refused the channel",
+                    "service": "\(entry.name)", "form": "forwarded-tcpip", "reason": "the publisher refused the channel or did not answer within 10 s",
                 ])
                 entry.channel.release()
                 retire(entry.backend)

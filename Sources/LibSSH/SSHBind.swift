@@ -42,15 +42,25 @@ public final class SSHBind: @unchecked Sendable {
         }
     }
 
+    /// Why `accept(fd:)` failed, and whether libssh had already taken the socket
+    /// (then it is closed with the failed session, and the caller must not close it).
+    public struct AcceptFailure: Error, Sendable {
+        public let message: String
+        public let socketTaken: Bool
+    }
+
     /// Wraps an accepted, connected socket in a new server session. The session
     /// owns `fd` from here on (ssh_free closes it).
-    public func accept(fd: Int32) throws(LibSSHError) -> SSHSession {
+    public func accept(fd: Int32) throws(AcceptFailure) -> SSHSession {
         guard let raw = ssh_new() else {
-            throw LibSSHError(.allocation, "could not allocate an SSH session")
+            throw AcceptFailure(message: "could not allocate an SSH session", socketTaken: false)
         }
         let session = SSHSession(owning: raw)
         guard ssh_bind_accept_fd(bind, raw, fd) == SSH_OK else {
-            throw LibSSHError(.accept, "could not set up the SSH session: \(lastError(UnsafeMutableRawPointer(bind)))")
+            // ssh_bind_accept_fd hands the descriptor to the session part-way
+            // through (bind.c: ssh_socket_set_fd); ask the session whether it has it.
+            throw AcceptFailure(message: "could not set up the SSH session: \(lastError(UnsafeMutableRawPointer(bind)))",
+                                socketTaken: ssh_get_fd(raw) == fd)
         }
         return session
     }
