@@ -71,7 +71,11 @@ struct Fived: ParsableCommand {
         let level = Logger.Level(fived: configuration.logLevel)
         LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level) }
         let logger = Logger(label: "fived")
-        let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in try ConfigurationLoader.load(overrides) }, logger: logger)
+        let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in
+            // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
+            try ConfigurationPreflight.check(arguments: Array(CommandLine.arguments.dropFirst()))
+            return try ConfigurationLoader.load(overrides)
+        }, logger: logger)
         do {
             try daemon.run()
         } catch {
