@@ -88,8 +88,9 @@ static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const cha
     return posix_spawn_file_actions_addchdir_np(fa, dir);
 }
 
-static inline short fived_spawn_flags(void) {
-    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | FIVED_POSIX_SPAWN_SETSID;
+// Default signals, empty mask, and (new_session) a session of the child's own.
+static inline short fived_spawn_flags(int new_session) {
+    return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (new_session ? FIVED_POSIX_SPAWN_SETSID : 0);
 }
 
 #endif

@@ -197,16 +197,8 @@ enum BackendConnector {
         _ = fived_spawn_addclosefrom(&actions, 3)
         _ = fived_spawn_addchdir(&actions, "/")
 
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setflags(&attr, fived_spawn_flags())
+        var attr = ChildAttributes(newSession: true)
+        defer { attr.destroy() }
 
         var pid: pid_t = 0
         let cArgv = argv.map { strdup($0) } + [nil]
@@ -215,7 +207,7 @@ enum BackendConnector {
             cArgv.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
-        let rc = posix_spawn(&pid, program, &actions, &attr, cArgv, cEnv)
+        let rc = posix_spawn(&pid, program, &actions, &attr.value, cArgv, cEnv)
         guard rc == 0 else {
             Sys.close(pair[0]); Sys.close(errPipe[0])
             throw BackendFailure(description: "exec \(program): \(String(cString: strerror(rc)))")
@@ -238,5 +230,27 @@ enum BackendConnector {
             _ = kill(pid, SIGKILL)
         }
         return BackendConnection(fd: pair[0], stderrFD: errPipe[0], pid: pid, pidFD: pidFD)
+    }
+}
+
+/// posix_spawn attributes for a child of fived: every signal at its default
+/// disposition (fived ignores SIGPIPE, and ignored signals survive exec), none
+/// blocked, and optionally a session of its own so its whole group can be signalled.
+struct ChildAttributes {
+    var value = posix_spawnattr_t()
+
+    init(newSession: Bool) {
+        posix_spawnattr_init(&value)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&value, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&value, &empty)
+        posix_spawnattr_setflags(&value, fived_spawn_flags(newSession ? 1 : 0))
+    }
+
+    mutating func destroy() {
+        posix_spawnattr_destroy(&value)
     }
 }

@@ -29,22 +29,14 @@ public enum ConfigurationPreflight {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         _ = fived_spawn_addclosefrom(&actions, 3)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var attr = ChildAttributes(newSession: false)
+        defer { attr.destroy() }
 
         let argv = ["fived"] + arguments.filter { $0 != "--check" && $0 != "-t" } + ["--check"]
         let cArgv = argv.map { strdup($0) } + [nil]
         defer { cArgv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, cArgv, environ)
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr.value, cArgv, environ)
         Sys.close(errPipe[1])
         defer { Sys.close(errPipe[0]) }
         guard rc == 0 else {
