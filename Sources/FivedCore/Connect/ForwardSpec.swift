@@ -76,6 +76,14 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
             portText = parts[0]
             serviceText = parts[1]
         case 3:
+            // An all-digit bind address would read two ways (BIND:PORT:SERVICE or
+            // ssh's PORT:SERVICE:RPORT): refuse it rather than guess.
+            if ForwardParts.port(parts[0], allowZero: true) != nil {
+                throw fail("'\(DisplayText.escaped(parts[0]))' looks like a port, not a bind address")
+            }
+            guard !parts[0].contains("/") else {
+                throw fail("'\(DisplayText.escaped(parts[0]))' is not a bind address (a socket path is written /PATH.sock:SERVICE)")
+            }
             bindHost = (parts[0].isEmpty || parts[0] == "*") ? "0.0.0.0" : parts[0]
             portText = parts[1]
             serviceText = parts[2]
@@ -134,6 +142,7 @@ public struct RemoteForward: Hashable, Sendable, CustomStringConvertible {
         }
         guard parts.count == 2 else { throw fail("expected NAME:HOST:PORT") }
         guard !parts[0].isEmpty else { throw fail("no host before the port") }
+        guard !parts[0].contains("/") else { throw fail("'\(DisplayText.escaped(parts[0]))' is not a host (a socket path is written NAME:/PATH.sock)") }
         guard let port = ForwardParts.port(parts[1]) else {
             throw fail("'\(DisplayText.escaped(parts[1]))' is not a port from 1 to 65535")
         }
@@ -150,16 +159,23 @@ enum ForwardParts {
         var parts: [String] = []
         var current = ""
         var inBrackets = false
+        var closed = false  // a ']' just ended this field: only ':' may follow
         for ch in raw {
             switch ch {
-            case "[" where current.isEmpty && !inBrackets:
+            case "[":
+                // Brackets only wrap a whole field (an IPv6 address): "[" inside one is not a host.
+                guard current.isEmpty && !inBrackets && !closed else { throw fail("misplaced '['") }
                 inBrackets = true
-            case "]" where inBrackets:
+            case "]":
+                guard inBrackets, !current.isEmpty else { throw fail("misplaced ']'") }
                 inBrackets = false
+                closed = true
             case ":" where !inBrackets:
                 parts.append(current)
                 current = ""
+                closed = false
             default:
+                guard !closed else { throw fail("text after ']'") }
                 current.append(ch)
             }
         }
