@@ -11,8 +11,9 @@ public final class DescriptorWatch {
     }
 }
 
-/// One `ssh_event`: the poll loop of one worker thread, over its sessions and
-/// their backend descriptors. Never add or remove anything from inside a
+/// One `ssh_event`: a libssh poll context. fived gives each server session its
+/// own (sessions sharing one can fail each other: docs/libssh.md); fived-connect
+/// uses one for its session and local descriptors. Never add or remove anything from inside a
 /// callback: libssh's dispatch loop keeps indexes into the poll array
 /// (poll.c:723), so all changes happen between `poll` calls.
 public final class SSHEvent {
