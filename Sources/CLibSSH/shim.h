@@ -14,20 +14,5 @@ static inline void fived_server_callbacks_init(struct ssh_server_callbacks_struc
 static inline void fived_channel_callbacks_init(struct ssh_channel_callbacks_struct *cb) {
     ssh_callbacks_init(cb);
 }
-static inline void fived_session_callbacks_init(struct ssh_callbacks_struct *cb) {
-    ssh_callbacks_init(cb);
-}
-
-// ssh_options_set / ssh_bind_options_set take `const void *`; these keep the
-// value types explicit at the Swift boundary.
-static inline int fived_options_set_int(ssh_session s, enum ssh_options_e o, int v) {
-    return ssh_options_set(s, o, &v);
-}
-static inline int fived_options_set_uint64(ssh_session s, enum ssh_options_e o, uint64_t v) {
-    return ssh_options_set(s, o, &v);
-}
-static inline int fived_bind_options_set_int(ssh_bind b, enum ssh_bind_options_e o, int v) {
-    return ssh_bind_options_set(b, o, &v);
-}
 
 #endif

@@ -205,7 +205,6 @@ final class Connection: SSHServerSessionDelegate {
             channel.install(delegate: pump)
             channels[ObjectIdentifier(pump)] = pump
             pump.attach(backend, form: .directTCPIP, service: name.value, preamble: preamble)
-            worker.channelStarted(pump)
             return true
         case .help, .status:
             guard let channel = message.acceptChannel() else { return false }
@@ -246,8 +245,7 @@ final class Connection: SSHServerSessionDelegate {
             do {
                 let (backend, preamble) = try connectBackend(name, caller: caller, config: config, channelID: pump.id)
                 pump.attach(backend, form: form, service: name.value, preamble: preamble)
-                worker.channelStarted(pump)
-            } catch {
+                } catch {
                 _ = refuse(shownName, form: form, why: "backend unavailable: \(error)")
                 pump.respond(form: form, service: name.value, stdout: "", stderr: "fived: \(AccessPolicy.refusalText)\n", exitStatus: 1)
             }

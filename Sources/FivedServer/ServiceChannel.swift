@@ -415,9 +415,6 @@ final class ServiceChannel: SSHChannelDelegate {
     private func settleEOF() {
         guard !eofSent, backendEOF, stderrEOF,
               toClientOffset >= toClient.count, toClientStderrOffset >= toClientStderr.count else { return }
-        if let backend, backend.childRunning, backend.fd >= 0 {
-            // Output ended; the process may still be running (it reads stdin or exits soon).
-        }
         if isSessionChannel, !exitReported, let status = exitStatusIfKnown {
             reportExit(status)
         }

@@ -303,10 +303,6 @@ final class Worker: @unchecked Sendable {
         closingConnections.append(connection)
     }
 
-    func channelStarted(_ pump: ServiceChannel) {
-        markDirty(pump)
-    }
-
     func channelFinished(_ pump: ServiceChannel) {
         finishedChannels.append(pump)
     }

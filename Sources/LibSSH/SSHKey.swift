@@ -42,17 +42,6 @@ public final class SSHKey: @unchecked Sendable {
         return SSHKey(owning: out)
     }
 
-    /// Imports a public key from its base64 blob and type name ("ssh-ed25519", ...).
-    public static func importPublicKey(base64: String, type: String) throws(LibSSHError) -> SSHKey {
-        var out: ssh_key?
-        let keyType = ssh_key_type_from_name(type)
-        guard keyType != SSH_KEYTYPE_UNKNOWN,
-              ssh_pki_import_pubkey_base64(base64, keyType, &out) == SSH_OK, let out else {
-            throw LibSSHError(.keyImport, "not a valid \(type) public key")
-        }
-        return SSHKey(owning: out)
-    }
-
     /// The private key in OpenSSH's text format, for writing to a 0600 file.
     public func exportPrivateOpenSSH() throws(LibSSHError) -> String {
         var b64: UnsafeMutablePointer<CChar>?

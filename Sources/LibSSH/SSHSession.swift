@@ -90,13 +90,6 @@ public final class SSHSession: @unchecked Sendable {
         ssh_set_blocking(session, 0)
     }
 
-    /// Sets an integer session option (rekey limits, etc.).
-    public func setOption(_ option: ssh_options_e, int value: Int32) throws(LibSSHError) {
-        guard fived_options_set_int(session, option, value) == SSH_OK else {
-            throw LibSSHError(.option, "could not set session option: \(lastError(UnsafeMutableRawPointer(session)))")
-        }
-    }
-
     /// Advances the key exchange; true when it has finished. Returns false while
     /// more packets are needed (the event loop will drive it).
     public func handleKeyExchange() throws(LibSSHError) -> Bool {
