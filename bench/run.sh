@@ -18,6 +18,7 @@
 #   FIVED_SCRATCH         swift build folder (default .build-bench)
 #   FIVED_BENCH_NO_BUILD  set to 1 to use the fived already built there
 #   FIVED_BENCH_KEEP      set to 1 to keep the temporary directory (logs, keys)
+#   FIVED_BENCH_ONLY      throughput: only the transfers (for profiling the data path)
 #
 # Needs root for apt-get and for sshd (privilege separation, root login on loopback).
 # Loopback only: both servers and the backends listen on 127.0.0.1.
@@ -42,6 +43,8 @@ else
     idle=${FIVED_BENCH_IDLE:-1000} nchannels=${FIVED_BENCH_CHANNELS:-1000}
 fi
 scratch=${FIVED_SCRATCH:-.build-bench}
+only=${FIVED_BENCH_ONLY:-all}
+case $only in all | throughput) ;; *) echo "run.sh: FIVED_BENCH_ONLY must be all or throughput" >&2; exit 2 ;; esac
 xfer_timeout=600   # one transfer, seconds
 say() { printf '%s\n' "bench: $*" >&2; }
 
@@ -313,8 +316,10 @@ start_fived
 start_sshd
 
 # Masters for the channel-open figure, one per server, kept for all rounds.
-start_masters fived 1 ctlm-fived || exit 1
-start_masters sshd 1 ctlm-sshd || exit 1
+if [[ $only == all ]]; then
+    start_masters fived 1 ctlm-fived || exit 1
+    start_masters sshd 1 ctlm-sshd || exit 1
+fi
 
 mb=$((bytes >> 20))
 for ((round = 1; round <= rounds; round++)); do
@@ -324,11 +329,14 @@ for ((round = 1; round <= rounds; round++)); do
     for cipher in aes128-gcm chacha20-poly1305; do
         pair "download $cipher MB/s ($mb MiB)|download $cipher server CPU s/GiB" download "$cipher@openssh.com"
     done
+    [[ $only == all ]] || continue
     pair "connection time ms (new connection, 1 byte each way)" connect_time
     pair "channel open ms (over ControlMaster, 1 byte each way)" channel_open_time
 done
-stop_masters ctlm-fived
-stop_masters ctlm-sshd
+if [[ $only == all ]]; then
+    stop_masters ctlm-fived
+    stop_masters ctlm-sshd
+fi
 
 # ---- Many channels: N concurrent direct-tcpip channels over 4 masters ----------
 # Runs in this shell (it starts processes); sets many_ok and many_s.
@@ -344,13 +352,15 @@ many_channels() {  # many_channels SERVER
     many_ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out") many_s=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$out")
     : "${many_ok:=FAIL}" "${many_s:=FAIL}"
 }
-many_channels fived; f_ok=$many_ok f_s=$many_s
-many_channels sshd; s_ok=$many_ok s_s=$many_s
-say "many channels: fived $f_ok/$nchannels intact in ${f_s}s, sshd $s_ok/$nchannels in ${s_s}s"
-[[ $f_ok == "$nchannels" ]] || f_s=FAIL
-[[ $s_ok == "$nchannels" ]] || s_s=FAIL
-record "$nchannels channels over 4 connections: intact" "$f_ok" "$s_ok"
-record "$nchannels channels over 4 connections: s to all echoed" "$f_s" "$s_s"
+if [[ $only == all ]]; then
+    many_channels fived; f_ok=$many_ok f_s=$many_s
+    many_channels sshd; s_ok=$many_ok s_s=$many_s
+    say "many channels: fived $f_ok/$nchannels intact in ${f_s}s, sshd $s_ok/$nchannels in ${s_s}s"
+    [[ $f_ok == "$nchannels" ]] || f_s=FAIL
+    [[ $s_ok == "$nchannels" ]] || s_s=FAIL
+    record "$nchannels channels over 4 connections: intact" "$f_ok" "$s_ok"
+    record "$nchannels channels over 4 connections: s to all echoed" "$f_s" "$s_s"
+fi
 
 # ---- Memory: idle authenticated connections, on fresh servers ------------------
 # PSS of the server's whole process tree with N `ssh -M -N` connections up, minus
@@ -378,12 +388,14 @@ memory() {  # memory SERVER
     stop_masters "idle-$1"
     mem_kib=$(awk -v a="$base" -v b="$with" -v n="$idle" 'BEGIN { printf "%.1f", (b - a) / n }')
 }
-memory fived; f_mem=$mem_kib f_ans=$mem_answering
-memory sshd; s_mem=$mem_kib s_ans=$mem_answering
-[[ $f_ans == "$idle" ]] || f_mem=FAIL
-[[ $s_ans == "$idle" ]] || s_mem=FAIL
-record "$idle idle connections: answering" "$f_ans" "$s_ans"
-record "$idle idle connections: PSS KiB per connection" "$f_mem" "$s_mem"
+if [[ $only == all ]]; then
+    memory fived; f_mem=$mem_kib f_ans=$mem_answering
+    memory sshd; s_mem=$mem_kib s_ans=$mem_answering
+    [[ $f_ans == "$idle" ]] || f_mem=FAIL
+    [[ $s_ans == "$idle" ]] || s_mem=FAIL
+    record "$idle idle connections: answering" "$f_ans" "$s_ans"
+    record "$idle idle connections: PSS KiB per connection" "$f_mem" "$s_mem"
+fi
 
 # ---- The table -----------------------------------------------------------------
 target_of() {

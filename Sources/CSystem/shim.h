@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 extern int pipe2(int fds[2], int flags);
@@ -34,6 +35,12 @@ extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa, 
 // A descriptor that polls readable once process `pid` has exited (Linux 5.3+).
 static inline int fived_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+// Bytes waiting in a socket's receive queue (ioctl FIONREAD, variadic in C); -1 on error.
+static inline int fived_bytes_readable(int fd) {
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }
 
 // eventfd(2) wake-up descriptor, close-on-exec and non-blocking.

@@ -20,6 +20,12 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Bytes moved toward the client per channel per pump, so one busy channel
     /// cannot starve the others on its worker.
     static let pumpBudget = 512 * 1024
+    /// While the client is still sending, its data goes to the backend in sends of
+    /// at least this much rather than one per SSH packet (~32 KiB): a send on a
+    /// stream socket costs the same fixed work (and a wake-up of the service)
+    /// whatever its size. libssh keeps the bytes meanwhile; the connection releases
+    /// them when its socket runs dry, or one read pass later (Worker.service).
+    static let coalesceBytes = 128 * 1024
 
     let id: UInt64
     let channel: SSHChannel
@@ -36,6 +42,8 @@ final class ServiceChannel: SSHChannelDelegate {
     // Client -> backend.
     private var clientEOF = false
     private var libsshHasBuffered = false
+    /// Client data left in libssh to be sent with more (see `coalesceBytes`).
+    private(set) var holdsClientData = false
     private var toBackend: [UInt8] = []
     private var toBackendOffset = 0
     private var backendWriteClosed = false
@@ -134,6 +142,15 @@ final class ServiceChannel: SSHChannelDelegate {
             connection.worker.markDirty(self)
             return 0
         }
+        if connection.isReading && data.count < Self.coalesceBytes {
+            libsshHasBuffered = true
+            if !holdsClientData {
+                holdsClientData = true
+                connection.deferDelivery(self)
+            }
+            return 0
+        }
+        holdsClientData = false
         let n = send(backend.fd, data.baseAddress, data.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
         if n < 0 {
             let e = errno
@@ -155,6 +172,14 @@ final class ServiceChannel: SSHChannelDelegate {
             libsshHasBuffered = false
         }
         return n
+    }
+
+    /// The connection's read pass is over (or this channel waited long enough):
+    /// what it held back goes at the next pump.
+    func releaseHeldData() {
+        guard holdsClientData else { return }
+        holdsClientData = false
+        connection.worker.markDirty(self)
     }
 
     func channelReceivedEOF(_ channel: SSHChannel) {
@@ -278,7 +303,7 @@ final class ServiceChannel: SSHChannelDelegate {
                 toBackendOffset = 0
                 continue
             }
-            guard libsshHasBuffered else { break }
+            guard libsshHasBuffered, !holdsClientData || clientEOF else { break }
             if toBackend.capacity < Self.chunkSize { toBackend.reserveCapacity(Self.chunkSize) }
             var got: Int? = 0
             var failed = false

@@ -1,3 +1,4 @@
+import CSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,6 +62,11 @@ enum Sys {
     static func setSocketOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
         var v = value
         _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Bytes in a socket's receive queue; 0 when none, -1 on error.
+    static func bytesReadable(_ fd: Int32) -> Int {
+        Int(fived_bytes_readable(fd))
     }
 
     /// close(2), ignoring EINTR (Linux always releases the descriptor).

@@ -190,12 +190,25 @@ final class Worker: @unchecked Sendable {
 
     /// Lets libssh process what arrived on a session's socket: a bounded number
     /// of passes (libssh reads 4 KiB per pass), each polling only this session.
+    /// Client data that channels held back to send in bigger pieces is released
+    /// when the socket runs dry, and after one more pass at the latest.
     private func service(_ connection: Connection) {
         touched[ObjectIdentifier(connection)] = connection
-        for _ in 0..<32 {
-            if connection.event.poll(timeoutMilliseconds: 0) != 0 { break }
+        connection.isReading = true
+        var drained = false
+        for _ in 0..<Self.readPasses {
+            if connection.event.poll(timeoutMilliseconds: 0) != 0 { drained = true; break }
         }
+        connection.isReading = false
+        // Stopped by the bound: more is certain only if the kernel still holds
+        // bytes (then the level-triggered socket wakes this worker again).
+        if !drained { drained = Sys.bytesReadable(connection.socketFD) <= 0 }
+        for pump in connection.dueDeliveries(inputDrained: drained) where !pump.finished { pump.releaseHeldData() }
     }
+
+    /// libssh passes per wake-up of one session: 4 KiB each, so up to 256 KiB
+    /// before the other sessions on this worker get their turn.
+    static let readPasses = 64
 
     /// After a pass: close connections whose transport ended, and keep each
     /// session's epoll interest in line with libssh's (POLLOUT while output is queued).
