@@ -41,28 +41,8 @@ final class Connection: SSHServerSessionDelegate {
     /// True while the worker lets libssh read this session's socket: more of the
     /// client's data is probably on its way, so small amounts may wait.
     var isReading = false
-    /// Channels holding back client data since this read pass, and since the one before.
-    private var deferredNow: [ServiceChannel] = []
-    private var deferredBefore: [ServiceChannel] = []
-
-    /// A channel left client data in libssh to send it with more.
-    func deferDelivery(_ pump: ServiceChannel) {
-        deferredNow.append(pump)
-    }
-
-    /// After a read pass: the channels whose held-back data must go now. All of
-    /// them when the socket has nothing more for now; otherwise those that already
-    /// waited a whole pass, so no channel waits behind another's traffic for long.
-    func dueDeliveries(inputDrained: Bool) -> [ServiceChannel] {
-        if inputDrained {
-            defer { deferredNow.removeAll(); deferredBefore.removeAll() }
-            return deferredBefore + deferredNow
-        }
-        let due = deferredBefore
-        deferredBefore = deferredNow
-        deferredNow = []
-        return due
-    }
+    /// Channels holding back client data, and until when.
+    var heldDeliveries = HeldDeliveries<ServiceChannel>()
     private(set) var closeReason = "disconnected"
 
     init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {

@@ -203,7 +203,7 @@ final class Worker: @unchecked Sendable {
         // Stopped by the bound: more is certain only if the kernel still holds
         // bytes (then the level-triggered socket wakes this worker again).
         if !drained { drained = Sys.bytesReadable(connection.socketFD) <= 0 }
-        for pump in connection.dueDeliveries(inputDrained: drained) where !pump.finished { pump.releaseHeldData() }
+        for pump in connection.heldDeliveries.endPass(inputDrained: drained) where !pump.finished { pump.releaseHeldData() }
     }
 
     /// libssh passes per wake-up of one session: 4 KiB each, so up to 256 KiB
@@ -444,8 +444,9 @@ final class Worker: @unchecked Sendable {
         }
         if !orphans.isEmpty { reapOrphans(force: false) }
         for c in connections.values {
-            for pump in c.channels.values where pump.isDrainingAfterClose && now >= pump.closeDrainDeadline {
-                markDirty(pump)
+            for pump in c.channels.values {
+                if pump.isDrainingAfterClose && now >= pump.closeDrainDeadline { markDirty(pump) }
+                pump.trimIdleBuffers()
             }
         }
         for t in tcpmux.values where t.phase == .readingName && now >= t.deadline {

@@ -55,4 +55,63 @@ struct DataTransferTests {
             expectBytes(result.stdout, data)
         }
     }
+
+    /// fived holds small amounts of client data back to send them with more
+    /// (ServiceChannel.coalesceBytes). That must never delay a quiet channel:
+    /// here one channel keeps the connection's socket busy with an endless
+    /// upload while another, on the same connection, echoes single bytes.
+    @Test("a quiet channel's bytes are not held back behind a bulk upload on the same connection")
+    func quietBesideBulk() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(services: [
+            .exec("echo", "/bin/cat"),
+            .exec("sink", "/usr/bin/wc", "-c"),
+        ])
+        try await environment.withFived(options) { fived in
+            let control = fived.directory.file("ctl")
+            let master = try fived.spawnSSH(["-M", "-S", control, "-N", "-o", "ControlPersist=no"], name: "ssh-master")
+            defer { master.signal(SIGTERM) }
+            let ready = try await eventually(timeout: .seconds(15)) {
+                guard master.isRunning else { return true }
+                return try await fived.ssh(["-S", control, "-O", "check"], timeout: .seconds(5)).exitStatus == 0
+            }
+            try #require(ready && master.isRunning, "ControlMaster did not come up: \(master.stderr)")
+
+            // What the sink (wc) has read so far: the upload's progress.
+            func uploaded() -> Int {
+                for pid in fived.descendants() {
+                    guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+                          comm.hasPrefix("wc"),
+                          let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+                          let line = io.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") })
+                    else { continue }
+                    return Int(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+                return 0
+            }
+            let bulk = try fived.spawnSSH(["-S", control, "-W", "sink:1"], stdin: .file("/dev/zero"), name: "ssh-bulk")
+            defer { bulk.signal(SIGTERM) }
+            let flowing = await eventually(timeout: .seconds(30)) { uploaded() > 1 << 20 }
+            try #require(flowing, "the upload did not start: \(bulk.stderr)")
+            let before = uploaded()
+
+            let quiet = try fived.spawnSSH(["-S", control, "-W", "echo:1"], stdin: .pipe, name: "ssh-quiet")
+            defer { quiet.signal(SIGTERM) }
+            var slowest = Duration.zero
+            for round in 1...20 {
+                let started = ContinuousClock.now
+                try await quiet.writeStdin([UInt8(ascii: "a") + UInt8(round % 26)])
+                let echoed = await eventually(timeout: .seconds(5)) { quiet.stdout.count >= round }
+                try #require(echoed, "byte \(round) not echoed within 5 s: \(quiet.stderr)")
+                // The first includes opening the channel.
+                if round > 1 { slowest = max(slowest, ContinuousClock.now - started) }
+            }
+            let during = uploaded() - before
+            #expect(bulk.isRunning, "the upload ended early: \(bulk.stderr)")
+            #expect(slowest < .seconds(1), "slowest echo took \(slowest)")
+            expectBytes(quiet.stdout, (1...20).map { UInt8(ascii: "a") + UInt8($0 % 26) })
+            // The upload kept the connection busy the whole time.
+            #expect(during > 1 << 20, "the upload moved only \(during) bytes while the echoes ran")
+        }
+    }
 }
