@@ -11,15 +11,8 @@ struct ConcurrencyTests {
     func multiplexed() async throws {
         let environment = try await TestEnvironment.make()
         try await environment.withFived(FivedOptions()) { fived in
-            let control = fived.directory.file("ctl")
-            let master = try fived.spawnSSH(
-                ["-M", "-S", control, "-N", "-o", "ControlPersist=no"], name: "ssh-master")
+            let (master, control) = try await fived.startControlMaster()
             defer { master.signal(SIGTERM) }
-            let ready = try await eventually(timeout: .seconds(15)) {
-                guard master.isRunning else { return true }
-                return try await fived.ssh(["-S", control, "-O", "check"], timeout: .seconds(5)).exitStatus == 0
-            }
-            try #require(ready && master.isRunning, "ControlMaster did not come up: \(master.stderr)")
 
             let results = try await withThrowingTaskGroup(of: (Int, [UInt8], ProcessResult).self) { group in
                 for index in 0..<50 {

@@ -68,14 +68,8 @@ struct DataTransferTests {
             .exec("sink", "/usr/bin/wc", "-c"),
         ])
         try await environment.withFived(options) { fived in
-            let control = fived.directory.file("ctl")
-            let master = try fived.spawnSSH(["-M", "-S", control, "-N", "-o", "ControlPersist=no"], name: "ssh-master")
+            let (master, control) = try await fived.startControlMaster()
             defer { master.signal(SIGTERM) }
-            let ready = try await eventually(timeout: .seconds(15)) {
-                guard master.isRunning else { return true }
-                return try await fived.ssh(["-S", control, "-O", "check"], timeout: .seconds(5)).exitStatus == 0
-            }
-            try #require(ready && master.isRunning, "ControlMaster did not come up: \(master.stderr)")
 
             // What the sink (wc) has read so far: the upload's progress.
             func uploaded() -> Int {

@@ -398,6 +398,22 @@ final class Fived: Sendable {
             outputPrefix: directory.file(name))
     }
 
+    /// Starts an OpenSSH ControlMaster connection (`ssh -M -N`) and waits until
+    /// it answers `-O check`; mux clients then use `-S` with the returned path.
+    func startControlMaster(name: String = "ssh-master") async throws -> (master: ChildProcess, control: String) {
+        let control = directory.file("\(name).ctl")
+        let master = try spawnSSH(["-M", "-S", control, "-N", "-o", "ControlPersist=no"], name: name)
+        let ready = try await eventually(timeout: .seconds(15)) {
+            guard master.isRunning else { return true }
+            return try await ssh(["-S", control, "-O", "check"], timeout: .seconds(5)).exitStatus == 0
+        }
+        guard ready && master.isRunning else {
+            master.signal(SIGTERM)
+            throw HarnessError("ControlMaster did not come up: \(master.stderr)")
+        }
+        return (master, control)
+    }
+
     /// Writes `bytes` to a new file in the test directory, to feed a child's stdin.
     func input(_ bytes: [UInt8]) throws -> StandardInput {
         .file(try directory.write("stdin-\(UInt32.random(in: 0...UInt32.max))", bytes))
