@@ -46,13 +46,13 @@ final class ServiceChannel: SSHChannelDelegate {
     private var libsshHasBuffered = false
     /// Client data left in libssh to be sent with more (see `coalesceBytes`).
     private(set) var holdsClientData = false
-    private var toBackend = ByteQueue()
+    private var toBackend = ByteQueue(capacity: chunkSize)
     private var backendWriteClosed = false
     private var backendWritable = true
     private var backendHungUp = false
 
     // Backend -> client.
-    private var toClient = ByteQueue()
+    private var toClient = ByteQueue(capacity: chunkSize)
     private var toClientStderr: [UInt8] = []
     private var toClientStderrOffset = 0
     private var backendReadable = false

@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct ByteQueueTests {
     @Test func fillsAndDrainsInPieces() {
-        let queue = ByteQueue()
+        let queue = ByteQueue(capacity: 16)
         #expect(queue.isEmpty && !queue.holdsMemory)
         let n = queue.fill(upTo: 10) { room in
             #expect(room.count == 10)
@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func failedReadsAndWritesLeaveItUnchanged() {
-        let queue = ByteQueue()
+        let queue = ByteQueue(capacity: 16)
         #expect(queue.fill(upTo: 8) { _ in -1 } == -1)
         #expect(queue.isEmpty)
         queue.set([7, 8, 9])
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func aBodyClaimingMoreThanItWasGivenCannotOverrun() {
-        let queue = ByteQueue()
+        let queue = ByteQueue(capacity: 16)
         queue.fill(upTo: 4) { _ in 100 }
         #expect(queue.count == 4)
         #expect(queue.drain { _ in 100 } == 100)
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func memoryIsReusedWhileBusyAndGivenBackWhenEmpty() {
-        let queue = ByteQueue()
+        let queue = ByteQueue(capacity: 16)
         queue.set([1, 2, 3])
         #expect(queue.holdsMemory)
         queue.releaseIfEmpty()
@@ -53,13 +53,15 @@ import Testing
         #expect(queue.isEmpty)
         queue.releaseIfEmpty()
         #expect(!queue.holdsMemory)
-        // Grows when a larger fill asks for it, and keeps the data intact.
-        queue.fill(upTo: 2) { room in room[0] = 1; room[1] = 2; return 2 }
-        _ = queue.drain { $0.count }
-        queue.fill(upTo: 1 << 16) { room in room[(1 << 16) - 1] = 42; return 1 << 16 }
-        var last: UInt8 = 0
-        _ = queue.drain { bytes in last = bytes[bytes.count - 1]; return bytes.count }
-        #expect(last == 42)
+        // A fill never offers more than the capacity; a larger `set` still fits.
+        queue.fill(upTo: 1 << 16) { room in #expect(room.count == 16); return room.count }
+        #expect(queue.count == 16)
+        queue.clear()
+        let long = (0..<100).map { UInt8($0) }
+        queue.set(long)
+        var seen: [UInt8] = []
+        _ = queue.drain { bytes in seen += bytes; return bytes.count }
+        #expect(seen == long)
     }
 }
 

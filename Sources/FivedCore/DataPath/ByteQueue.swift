@@ -10,8 +10,12 @@ public final class ByteQueue {
     private var storage: UnsafeMutableRawBufferPointer?
     private var head = 0
     private var tail = 0
+    /// The size of the one allocation (larger only for a larger `set`).
+    public let capacity: Int
 
-    public init() {}
+    public init(capacity: Int) {
+        self.capacity = capacity
+    }
 
     deinit { storage?.deallocate() }
 
@@ -29,11 +33,13 @@ public final class ByteQueue {
         tail = bytes.count
     }
 
-    /// Fills the empty queue: `body` is given room for `size` bytes and returns
-    /// how many it wrote (negative for none, as read(2) does). Returns that value.
+    /// Fills the empty queue: `body` is given room for `size` bytes (at most the
+    /// capacity) and returns how many it wrote (negative for none, as read(2)
+    /// does). Returns that value.
     @discardableResult
-    public func fill(upTo size: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+    public func fill(upTo requested: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
         precondition(isEmpty, "ByteQueue refilled before it was drained")
+        let size = min(requested, capacity)
         reserve(size)
         let n = body(UnsafeMutableRawBufferPointer(rebasing: storage![0..<size]))
         head = 0
@@ -71,6 +77,6 @@ public final class ByteQueue {
     private func reserve(_ size: Int) {
         if let storage, storage.count >= size { return }
         storage?.deallocate()
-        storage = .allocate(byteCount: size, alignment: 16)
+        storage = .allocate(byteCount: max(size, capacity), alignment: 16)
     }
 }
