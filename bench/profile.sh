@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# One transfer through a fresh fived, for profiling the data path: prints MB/s
+# and fived's CPU seconds per GiB, and can attach a profiler to fived meanwhile.
+#
+#   bench/profile.sh up|down [CIPHER] [BYTES] [-- PROFILER ARGS...]
+#
+#   up    BYTES of zeros through `ssh -W sink:1` into a counting sink
+#   down  BYTES from an exec service (`head -c BYTES /dev/zero`) through `ssh HOST src`
+#   CIPHER  default aes128-gcm@openssh.com;  BYTES  default 1073741824 (1 GiB)
+#   PROFILER  run as `PROFILER ARGS... -p FIVED_PID` for the transfer, then sent
+#             SIGINT; for example:
+#     bench/profile.sh up -- perf record -F 1999 -g -o /tmp/up.data
+#     bench/profile.sh down -- strace -c -f -o /tmp/down.strace
+#     bench/profile.sh up -- perf stat -e 'syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto' -o /tmp/up.stat
+#
+# Uses the fived that bench/run.sh builds ($FIVED_SCRATCH, default .build-bench:
+# `swift build -c release --scratch-path .build-bench --product fived`) and the
+# same backends and client options. Loopback only; everything it starts is
+# stopped on exit. CPU time includes reaped children (the `head` of downloads).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+direction=${1:-}
+case $direction in up | down) shift ;; *) sed -n '2,20p' "$0"; exit 2 ;; esac
+cipher=aes128-gcm@openssh.com bytes=$((1 << 30))
+if [[ ${1:-} != -- && -n ${1:-} ]]; then cipher=$1; shift; fi
+if [[ ${1:-} != -- && -n ${1:-} ]]; then bytes=$1; shift; fi
+[[ ${1:-} == -- ]] && shift
+profiler=("$@")
+
+fived_bin=$repo/${FIVED_SCRATCH:-.build-bench}/release/fived
+[[ -x $fived_bin ]] || { echo "profile.sh: no fived at $fived_bin (build it as above)" >&2; exit 1; }
+for tool in ssh ssh-keygen python3; do
+    command -v "$tool" >/dev/null || { echo "profile.sh: needs $tool" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/fived-profile.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
+}
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+
+ssh-keygen -q -t ed25519 -N '' -f "$work/client"
+cp "$work/client.pub" "$work/authorized_keys"
+sink_port=$(free_port) echo_port=$(free_port) port=$(free_port)
+python3 "$repo/bench/backends.py" "$sink_port" "$echo_port" "$work/sink.record" >"$work/backends.out" 2>&1 &
+pids+=($!)
+wait_for 10 grep -q ready "$work/backends.out" || { echo "profile.sh: backends did not start" >&2; exit 1; }
+
+"$fived_bin" --listen "127.0.0.1:$port" --host-key "$work/host_key" --authorized-keys "$work/authorized_keys" \
+    --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
+    --service "src=exec:/usr/bin/head -c $bytes /dev/zero" --log-level warning 2>"$work/fived.log" &
+fived_pid=$!
+pids+=($fived_pid)
+SSH=(ssh -F /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR
+     -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ConnectTimeout=10
+     -o KexAlgorithms=curve25519-sha256 -o HostKeyAlgorithms=ssh-ed25519 -i "$work/client" -l root -p "$port")
+wait_for 20 "${SSH[@]}" -W echo:1 127.0.0.1 </dev/null 2>/dev/null \
+    || { echo "profile.sh: fived did not start: $(tail -3 "$work/fived.log")" >&2; exit 1; }
+
+profiler_pid=
+if ((${#profiler[@]})); then
+    "${profiler[@]}" -p "$fived_pid" &
+    profiler_pid=$!
+    sleep 1   # let it attach
+fi
+c0=$(ticks "$fived_pid")
+t0=$EPOCHREALTIME
+if [[ $direction == up ]]; then
+    head -c "$bytes" /dev/zero | "${SSH[@]}" -c "$cipher" -W sink:1 127.0.0.1
+    t1=$EPOCHREALTIME
+    wait_for 10 test -s "$work/sink.record"
+    got=$(cat "$work/sink.record")
+else
+    got=$("${SSH[@]}" -n -c "$cipher" 127.0.0.1 src | wc -c)
+    t1=$EPOCHREALTIME
+    wait_for 10 test -z "$(pgrep -P "$fived_pid")"   # the child reaped: its CPU is counted
+fi
+c1=$(ticks "$fived_pid")
+if [[ -n $profiler_pid ]]; then kill -INT "$profiler_pid" 2>/dev/null; wait "$profiler_pid" 2>/dev/null; fi
+[[ $got == "$bytes" ]] || { echo "profile.sh: moved $got of $bytes bytes" >&2; exit 1; }
+awk -v d="$direction" -v c="$cipher" -v n="$bytes" -v a="$t0" -v b="$t1" -v k=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%s %s %d MiB: %.1f MB/s, fived CPU %.2f s/GiB\n", d, c, n / 1048576, n / (b - a) / 1e6, k / hz / (n / 1073741824) }'
