@@ -206,9 +206,10 @@ final class Worker: @unchecked Sendable {
         for pump in connection.heldDeliveries.endPass(inputDrained: drained) where !pump.finished { pump.releaseHeldData() }
     }
 
-    /// libssh passes per wake-up of one session: 4 KiB each, so up to 256 KiB
-    /// before the other sessions on this worker get their turn.
-    static let readPasses = 64
+    /// libssh passes per wake-up of one session: 4 KiB each, so up to 512 KiB
+    /// (about half a millisecond) before the other sessions on this worker get
+    /// their turn; enough for one coalesced send (ServiceChannel.coalesceBytes).
+    static let readPasses = 128
 
     /// After a pass: close connections whose transport ended, and keep each
     /// session's epoll interest in line with libssh's (POLLOUT while output is queued).
