@@ -3,8 +3,8 @@
 # machine, with the same stock ssh client, cipher, key exchange and backends.
 # Every figure is printed as fived, sshd and their ratio; see docs/performance.md.
 #
-#   bench/run.sh            full run: 1 GiB transfers, 3 rounds, 1,000 idle
-#                           connections, 1,000 concurrent channels (~10 minutes)
+#   bench/run.sh            full run: 1 GiB transfers, 5 rounds, 1,000 idle
+#                           connections, 1,000 concurrent channels (~12 minutes)
 #   bench/run.sh --quick    regression size: 128 MiB, 2 rounds, 100 idle
 #                           connections, 200 channels (~2 minutes)
 #
@@ -38,7 +38,7 @@ if [[ $mode == quick ]]; then
     conns=${FIVED_BENCH_CONNS:-20} opens=${FIVED_BENCH_OPENS:-20}
     idle=${FIVED_BENCH_IDLE:-100} nchannels=${FIVED_BENCH_CHANNELS:-200}
 else
-    bytes=${FIVED_BENCH_BYTES:-$((1 << 30))} rounds=${FIVED_BENCH_ROUNDS:-3}
+    bytes=${FIVED_BENCH_BYTES:-$((1 << 30))} rounds=${FIVED_BENCH_ROUNDS:-5}
     conns=${FIVED_BENCH_CONNS:-50} opens=${FIVED_BENCH_OPENS:-50}
     idle=${FIVED_BENCH_IDLE:-1000} nchannels=${FIVED_BENCH_CHANNELS:-1000}
 fi
