@@ -181,22 +181,25 @@ masters = {}
 masters_lock = threading.Lock()
 def master_path(i): return f"{work}/mux-{i}"
 def ensure_master(i):
+    """The live master i (started if need be), or None. The process is returned,
+    not looked up later: chaos may replace masters[i] meanwhile, and a client must
+    be judged against the master it was given."""
     with masters_lock:
         proc = masters.get(i)
-        if proc and proc.poll() is None and os.path.exists(master_path(i)): return True
-        if proc and proc.poll() is None: return False  # still starting
+        if proc and proc.poll() is None and os.path.exists(master_path(i)): return proc
+        if proc and proc.poll() is None: return None  # still starting
         proc = subprocess.Popen(SSH + ["-N", "-o", "ControlMaster=yes", "-o", f"ControlPath={master_path(i)}", "127.0.0.1"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         masters[i] = proc; count("connections")
     for _ in range(100):
-        if os.path.exists(master_path(i)): return True
+        if os.path.exists(master_path(i)): return proc
         time.sleep(0.05)
-    return False
+    return None
 
 def muxed(r):
     i = r.randrange(2)
-    if not ensure_master(i): return
-    epoch_master = masters[i]
+    epoch_master = ensure_master(i)
+    if epoch_master is None: return
     data = payload(r)
     out = run_ssh(["-o", "ControlMaster=no", "-o", f"ControlPath={master_path(i)}", "-W", "cat:1", "127.0.0.1"], data)
     count("channels")
@@ -207,7 +210,8 @@ def muxed(r):
     elif masters.get(i) is not epoch_master or epoch_master.poll() is not None:
         pass  # its master was killed meanwhile
     else:
-        problem(f"muxed failed: rc={out.returncode} sent={len(data)} got={len(out.stdout)} err={out.stderr[-200:]!r}")
+        problem(f"muxed failed at {time.strftime('%H:%M:%S')}: master {i} pid {epoch_master.pid} alive, rc={out.returncode} "
+                f"sent={len(data)} got={len(out.stdout)} err={out.stderr[-200:]!r}")
 
 ACTIONS = [(stdio_cat, 40), (stdio_tcp, 15), (killed_client, 12), (garbage, 10), (muxed, 23)]
 def worker(seed):
@@ -235,6 +239,7 @@ def chaos(seed):
                 i = r.randrange(2); proc = masters.get(i)
                 if proc and proc.poll() is None:
                     proc.kill(); proc.wait(); count("masters_killed")
+                    print(f"soak: {time.strftime('%H:%M:%S')} killed master {i} (pid {proc.pid})", file=sys.stderr, flush=True)
                     try: os.unlink(master_path(i))
                     except OSError: pass
 

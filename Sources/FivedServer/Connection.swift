@@ -36,6 +36,7 @@ final class Connection: SSHServerSessionDelegate {
     let loginDeadline: Int64
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
     private(set) var closing = false
+    private(set) var closeReason = "disconnected"
 
     // Coalescing client data toward backends (see ServiceChannel.coalesceBytes).
     /// True while the worker lets libssh read this session's socket: more of the
@@ -43,7 +44,6 @@ final class Connection: SSHServerSessionDelegate {
     var isReading = false
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
-    private(set) var closeReason = "disconnected"
 
     init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
         self.id = id
