@@ -15,6 +15,7 @@
 #   FIVED_BENCH_BYTES     bytes per transfer          FIVED_BENCH_ROUNDS    rounds
 #   FIVED_BENCH_CONNS     sequential connections      FIVED_BENCH_OPENS     sequential mux opens
 #   FIVED_BENCH_IDLE      idle connections held       FIVED_BENCH_CHANNELS  concurrent channels
+#   FIVED_BENCH_WARM      connections up before the memory baseline (default 100)
 #   FIVED_SCRATCH         swift build folder (default .build-bench)
 #   FIVED_BENCH_NO_BUILD  set to 1 to use the fived already built there
 #   FIVED_BENCH_KEEP      set to 1 to keep the temporary directory (logs, keys)
@@ -30,7 +31,7 @@ mode=full
 case "${1:-}" in
     --quick) mode=quick ;;
     "" | --full) ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (use --quick or nothing)" >&2; exit 2 ;;
 esac
 if [[ $mode == quick ]]; then
@@ -43,6 +44,7 @@ else
     idle=${FIVED_BENCH_IDLE:-1000} nchannels=${FIVED_BENCH_CHANNELS:-1000}
 fi
 scratch=${FIVED_SCRATCH:-.build-bench}
+warm=${FIVED_BENCH_WARM:-100}   # connections up before the memory baseline
 only=${FIVED_BENCH_ONLY:-all}
 case $only in all | throughput) ;; *) echo "run.sh: FIVED_BENCH_ONLY must be all or throughput" >&2; exit 2 ;; esac
 xfer_timeout=600   # one transfer, seconds
@@ -364,20 +366,24 @@ fi
 
 # ---- Memory: idle authenticated connections, on fresh servers ------------------
 # PSS of the server's whole process tree with N `ssh -M -N` connections up, minus
-# the fresh server's own PSS, divided by N. Then every connection must answer:
-# one new channel on each echoes its bytes.
+# its PSS before them, divided by N. The "before" is taken with WARM connections
+# already up (held to the end): a fresh fived keeps memory that its first
+# connections free and the next ones reuse (malloc does not hand it back), so
+# without them the first hundred connections look nearly free. Then every one of
+# the N connections must answer: one new channel on each echoes its bytes.
 # Runs in this shell (it restarts the server); sets mem_kib and mem_answering.
 memory() {  # memory SERVER
     local pid base with out
     mem_kib=FAIL mem_answering=0
     if [[ $1 == fived ]]; then stop_server "$fived_pid"; start_fived; pid=$fived_pid
     else stop_server "$sshd_pid"; start_sshd; pid=$sshd_pid; fi
-    sleep 1
+    start_masters "$1" "$warm" "warm-$1" || return
+    sleep 2
     base=$(pss_tree "$pid")
     start_masters "$1" "$idle" "idle-$1" || return
     sleep 2
     with=$(pss_tree "$pid")
-    say "memory $1: baseline ${base} KiB, with $idle connections ${with} KiB in $(tree_pids "$pid" | wc -l) processes"
+    say "memory $1: with $warm warm-up connections ${base} KiB, with $idle more ${with} KiB in $(tree_pids "$pid" | wc -l) processes"
     local ctls=() j
     for ((j = 0; j < idle; j++)); do ctls+=("$work/idle-$1.$j"); done
     out=$(timeout 300 python3 "$repo/bench/channels.py" "$idle" 16 240 "$(dest_of "$1" echo)" \
@@ -386,6 +392,7 @@ memory() {  # memory SERVER
     mem_answering=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$out")
     : "${mem_answering:=0}"
     stop_masters "idle-$1"
+    stop_masters "warm-$1"
     mem_kib=$(awk -v a="$base" -v b="$with" -v n="$idle" 'BEGIN { printf "%.1f", (b - a) / n }')
 }
 if [[ $only == all ]]; then
