@@ -4,9 +4,9 @@
 # Every figure is printed as fived, sshd and their ratio; see docs/performance.md.
 #
 #   bench/run.sh            full run: 1 GiB transfers, 5 rounds, 1,000 idle
-#                           connections, 1,000 concurrent channels (~12 minutes)
+#                           connections, 1,000 concurrent channels (~13 minutes)
 #   bench/run.sh --quick    regression size: 128 MiB, 2 rounds, 100 idle
-#                           connections, 200 channels (~2 minutes)
+#                           connections, 200 channels (~3 minutes)
 #
 # Rounds alternate the order: odd rounds run fived first, even rounds sshd first.
 # Ratios are taken per round (both measured back to back) and the median printed.
