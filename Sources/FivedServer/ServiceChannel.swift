@@ -17,11 +17,14 @@ import Glibc
 final class ServiceChannel: SSHChannelDelegate {
     /// Largest read from a backend or from libssh's buffer in one go. 256 KiB
     /// rather than 64: per GiB downloaded, a quarter of the reads, channel writes
-    /// and socket flushes (the pipe-sized 64 KiB cost ~15% more CPU in bench/run.sh).
+    /// and socket flushes (64 KiB cost ~15% more CPU in 1 GiB downloads through
+    /// bench/profile.sh).
     static let chunkSize = 256 * 1024
     /// Bytes moved toward the client per channel per pump, so one busy channel
     /// cannot starve the others on its worker.
     static let pumpBudget = 512 * 1024
+    /// Largest read from an exec service's stderr (usually short diagnostics).
+    static let stderrChunkSize = 4096
     /// While the client is still sending, its data goes to the backend in sends of
     /// at least this much rather than one per SSH packet (~32 KiB): a send on a
     /// stream socket costs the same fixed work (and a wake-up of the service)
@@ -57,8 +60,7 @@ final class ServiceChannel: SSHChannelDelegate {
 
     // Backend -> client.
     private var toClient = ByteQueue(capacity: chunkSize)
-    private var toClientStderr: [UInt8] = []
-    private var toClientStderrOffset = 0
+    private var toClientStderr = ByteQueue(capacity: stderrChunkSize)
     private var backendReadable = false
     private var stderrReadable = false
     private var backendEOF = false
@@ -115,7 +117,7 @@ final class ServiceChannel: SSHChannelDelegate {
         self.form = form
         self.service = service
         toClient.set(Array(stdout.utf8))
-        toClientStderr = isSessionChannel ? Array(stderr.utf8) : []
+        if isSessionChannel { toClientStderr.set(Array(stderr.utf8)) }
         backendEOF = true
         stderrEOF = true
         presetExitStatus = exitStatus
@@ -330,11 +332,11 @@ final class ServiceChannel: SSHChannelDelegate {
     private func pumpToClient() -> Bool {
         guard !eofSent else { return false }
         // stderr first for session channels: it is usually small and diagnostic.
-        if !flushStderr() { return false }
-        if !flushStdout() { return false }
+        if !flush(toClientStderr, stderr: true) { return false }
+        if !flush(toClient, stderr: false) { return false }
         if let backend, stderrReadable, !stderrEOF, backend.stderrFD >= 0 {
             drainStderr(backend)
-            if !flushStderr() { return false }
+            if !flush(toClientStderr, stderr: true) { return false }
         }
         guard let backend, backendReadable, !backendEOF, backend.fd >= 0 else { return false }
         // Output libssh could not send yet means the client's socket is full: wait.
@@ -360,50 +362,27 @@ final class ServiceChannel: SSHChannelDelegate {
                 return false
             }
             budget -= n
-            if !flushStdout() { return false }
+            if !flush(toClient, stderr: false) { return false }
         }
         return backendReadable
     }
 
-    /// Writes the backend's buffered output to the channel; true when none is left.
-    private func flushStdout() -> Bool {
-        while !toClient.isEmpty {
+    /// Writes what `queue` holds to the channel (as extended data for stderr);
+    /// true when none is left.
+    private func flush(_ queue: ByteQueue, stderr: Bool) -> Bool {
+        while !queue.isEmpty {
             let window = channel.windowSize
             if window <= 0 { return false }
-            let wanted = min(toClient.count, window)
+            let wanted = min(queue.count, window)
             var failed = false
-            let written = toClient.drain(limit: window) { buf in
-                do { return try channel.write(buf) } catch { failed = true; return 0 }
+            let written = queue.drain(limit: window) { buf in
+                do { return try channel.write(buf, stderr: stderr) } catch { failed = true; return 0 }
             }
             if failed { return writeFailed() }
             bytesOut += written
             if written < wanted { return false }  // re-keying or window shrank: try again later
             if finished || clientClosed { return false }
         }
-        return true
-    }
-
-    /// Writes buffered stderr output (session channels) as extended data; true when none is left.
-    private func flushStderr() -> Bool {
-        while toClientStderrOffset < toClientStderr.count {
-            let window = channel.windowSize
-            if window <= 0 { return false }
-            let count = min(toClientStderr.count - toClientStderrOffset, window)
-            let written: Int
-            do {
-                written = try toClientStderr.withUnsafeBytes {
-                    try channel.write(UnsafeRawBufferPointer(rebasing: $0[toClientStderrOffset..<(toClientStderrOffset + count)]), stderr: true)
-                }
-            } catch {
-                return writeFailed()
-            }
-            toClientStderrOffset += written
-            bytesOut += written
-            if written < count { return false }
-            if finished || clientClosed { return false }
-        }
-        toClientStderr.removeAll()
-        toClientStderrOffset = 0
         return true
     }
 
@@ -414,8 +393,8 @@ final class ServiceChannel: SSHChannelDelegate {
     }
 
     private func drainStderr(_ backend: BackendConnection) {
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while toClientStderrOffset >= toClientStderr.count {
+        var buf = [UInt8](repeating: 0, count: Self.stderrChunkSize)
+        while toClientStderr.isEmpty {
             let n = read(backend.stderrFD, &buf, buf.count)
             if n < 0 {
                 let e = errno
@@ -431,8 +410,7 @@ final class ServiceChannel: SSHChannelDelegate {
             if forwardsStderrToLog {
                 logStderr(buf[0..<n])
             } else {
-                toClientStderr = Array(buf[0..<n])
-                toClientStderrOffset = 0
+                toClientStderr.set(Array(buf[0..<n]))
                 return
             }
         }
@@ -454,7 +432,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Sends exit-status and EOF once the backend's output is fully delivered.
     private func settleEOF() {
         guard !eofSent, backendEOF, stderrEOF,
-              toClient.isEmpty, toClientStderrOffset >= toClientStderr.count else { return }
+              toClient.isEmpty, toClientStderr.isEmpty else { return }
         if isSessionChannel, !exitReported, let status = exitStatusIfKnown {
             reportExit(status)
         }
@@ -525,6 +503,8 @@ final class ServiceChannel: SSHChannelDelegate {
         toBackend.releaseIfEmpty()
         toClient.clear()
         toClient.releaseIfEmpty()
+        toClientStderr.clear()
+        toClientStderr.releaseIfEmpty()
         if !clientClosed || channel.isOpen {
             channel.close()
         }
@@ -538,6 +518,7 @@ final class ServiceChannel: SSHChannelDelegate {
         if moved == bytesMovedAtLastTrim {
             toBackend.releaseIfEmpty()
             toClient.releaseIfEmpty()
+            toClientStderr.releaseIfEmpty()
         }
         bytesMovedAtLastTrim = moved
     }
@@ -568,7 +549,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Poll events wanted on the child's stderr now.
     var wantedStderrEvents: UInt32 {
         guard !finished, let backend, backend.stderrFD >= 0, !stderrEOF, !stderrReadable else { return 0 }
-        if !forwardsStderrToLog && (channel.windowSize <= 0 || toClientStderrOffset < toClientStderr.count) { return 0 }
+        if !forwardsStderrToLog && (channel.windowSize <= 0 || !toClientStderr.isEmpty) { return 0 }
         return Poller.readable
     }
 
@@ -587,7 +568,7 @@ final class ServiceChannel: SSHChannelDelegate {
     var waitsOnSSH: Bool {
         guard !finished, !eofSent else { return false }
         let hasOutput = (backendReadable && !backendEOF) || !toClient.isEmpty
-            || toClientStderrOffset < toClientStderr.count || (stderrReadable && !stderrEOF)
+            || !toClientStderr.isEmpty || (stderrReadable && !stderrEOF)
         if !hasOutput && backend != nil && !backendEOF { return channel.windowSize <= 0 || !channel.session.flushOutput() }
         return hasOutput
     }

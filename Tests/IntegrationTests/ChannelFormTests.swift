@@ -78,6 +78,28 @@ struct ChannelFormTests {
         }
     }
 
+    @Test("an exec service's stderr and exit status reach a session channel; over -W its stderr is logged")
+    func stderrAndExitStatus() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(services: [
+            .exec("mixed", "/bin/sh", "-c", "echo out; echo 'warn: bad' >&2; exit 3"),
+        ])
+        try await environment.withFived(options) { fived in
+            let exec = try await fived.ssh(command: ["mixed"])
+            #expect(exec.exitStatus == 3, "\(exec)")
+            #expect(exec.stdoutText == "out\n", "\(exec)")
+            #expect(exec.stderr.contains("warn: bad"), "\(exec)")
+
+            // direct-tcpip has no stderr stream: the line goes to fived's log.
+            let stdio = try await fived.stdio("mixed", [])
+            #expect(stdio.exitStatus == 0, "\(stdio)")
+            #expect(stdio.stdoutText == "out\n", "\(stdio)")
+            #expect(!stdio.stderr.contains("warn: bad"), "\(stdio)")
+            let logged = await fived.waitForLog { $0.message == "service stderr" && $0["text"] == "warn: bad" }
+            #expect(logged != nil, "no 'service stderr' line:\n\(fived.logText)")
+        }
+    }
+
     @Test("bare ssh host (shell) prints the help list on stderr and exits 1")
     func shell() async throws {
         let environment = try await TestEnvironment.make()
