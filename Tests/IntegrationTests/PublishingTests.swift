@@ -444,24 +444,10 @@ private final class HeaderEchoServer: Sendable {
 
     init() throws {
         (listener, port) = try Sockets.listenTCP()
-        let thread = Thread { [self] in acceptLoop() }
-        thread.start()
+        Sockets.acceptEach(listener) { [self] fd in serve(fd) }
     }
 
     func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
-
-    private func acceptLoop() {
-        while true {
-            let fd = GNU.acceptCloexec(listener)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                break
-            }
-            let connection = Thread { [self] in serve(fd) }
-            connection.start()
-        }
-        close(listener)
-    }
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }

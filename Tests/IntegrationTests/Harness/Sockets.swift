@@ -197,6 +197,29 @@ enum Sockets {
     }
 }
 
+extension Sockets {
+    /// The accept loop of the test servers, on a thread of its own: each
+    /// connection goes to `handle` on a thread of its own, until the listener is
+    /// shut down (or `keepGoing` says stop); then the listener is closed.
+    static func acceptEach(
+        _ listener: Int32, while keepGoing: @escaping @Sendable () -> Bool = { true },
+        _ handle: @escaping @Sendable (Int32) -> Void
+    ) {
+        let thread = Thread {
+            while keepGoing() {
+                let fd = GNU.acceptCloexec(listener)
+                if fd < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
+                Thread { handle(fd) }.start()
+            }
+            close(listener)
+        }
+        thread.start()
+    }
+}
+
 /// A backend for the tcp: and unix: tests: echoes every byte back, turns the client's
 /// write shutdown into its own, and counts the connections it has served.
 final class EchoServer: Sendable {
@@ -215,8 +238,10 @@ final class EchoServer: Sendable {
         self.listener = listener
         self.port = port
         self.path = path
-        let thread = Thread { [self] in acceptLoop() }
-        thread.start()
+        Sockets.acceptEach(listener, while: { [self] in !stopped.load(ordering: .relaxed) }) { [self] fd in
+            served.add(1, ordering: .relaxed)
+            Self.echo(fd)
+        }
     }
 
     /// An echo server on 127.0.0.1 with a kernel-chosen port.
@@ -235,20 +260,6 @@ final class EchoServer: Sendable {
         if stopped.exchange(true, ordering: .relaxed) { return }
         shutdown(listener, Int32(SHUT_RDWR))  // wakes accept() on Linux
         if let path { unlink(path) }
-    }
-
-    private func acceptLoop() {
-        while !stopped.load(ordering: .relaxed) {
-            let fd = GNU.acceptCloexec(listener)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                break
-            }
-            served.add(1, ordering: .relaxed)
-            let connection = Thread { Self.echo(fd) }
-            connection.start()
-        }
-        close(listener)
     }
 
     private static func echo(_ fd: Int32) {
@@ -280,27 +291,14 @@ final class RecordingServer: Sendable {
         self.listener = fd
         self.port = port
         self.reply = reply
-        let thread = Thread { [self] in acceptLoop() }
-        thread.start()
+        Sockets.acceptEach(listener) { [self] fd in
+            defer { close(fd) }
+            let bytes = (try? Sockets.readAll(fd)) ?? []
+            try? Sockets.writeAll(fd, reply)
+            received.withLock { $0.append(bytes) }
+        }
     }
 
     func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
 
-    private func acceptLoop() {
-        while true {
-            let fd = GNU.acceptCloexec(listener)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                break
-            }
-            let connection = Thread { [self] in
-                defer { close(fd) }
-                let bytes = (try? Sockets.readAll(fd)) ?? []
-                try? Sockets.writeAll(fd, reply)
-                received.withLock { $0.append(bytes) }
-            }
-            connection.start()
-        }
-        close(listener)
-    }
 }
