@@ -44,28 +44,23 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
-}
+# free_port, wait_for, start_backends and the benchmark's client options (SSH).
+source "$repo/bench/common.sh"
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 
 ssh-keygen -q -t ed25519 -N '' -f "$work/client"
 cp "$work/client.pub" "$work/authorized_keys"
-sink_port=$(free_port) echo_port=$(free_port) port=$(free_port)
-python3 "$repo/bench/backends.py" "$sink_port" "$echo_port" "$work/sink.record" >"$work/backends.out" 2>&1 &
-pids+=($!)
-wait_for 10 grep -q ready "$work/backends.out" || { echo "profile.sh: backends did not start" >&2; exit 1; }
+start_backends; rc=$?
+pids+=($backends_pid)
+((rc == 0)) || { echo "profile.sh: backends did not start" >&2; exit 1; }
+port=$(free_port)
 
 "$fived_bin" --listen "127.0.0.1:$port" --host-key "$work/host_key" --authorized-keys "$work/authorized_keys" \
     --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
     --service "src=exec:/usr/bin/head -c $bytes /dev/zero" --log-level warning 2>"$work/fived.log" &
 fived_pid=$!
 pids+=($fived_pid)
-SSH=(ssh -F /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR
-     -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ConnectTimeout=10
-     -o KexAlgorithms=curve25519-sha256 -o HostKeyAlgorithms=ssh-ed25519 -i "$work/client" -l root -p "$port")
+SSH+=(-p "$port")
 wait_for 20 "${SSH[@]}" -W echo:1 127.0.0.1 </dev/null 2>/dev/null \
     || { echo "profile.sh: fived did not start: $(tail -3 "$work/fived.log")" >&2; exit 1; }
 

@@ -87,31 +87,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port, wait_for, start_backends and the client options (SSH).
+source "$repo/bench/common.sh"
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
-# wait_for SECONDS COMMAND...: polls the command every 50 ms until it succeeds.
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
-}
 
 ssh-keygen -q -t ed25519 -N '' -C bench -f "$work/client"
 ssh-keygen -q -t ed25519 -N '' -C sshd-host -f "$work/sshd_host"
 cp "$work/client.pub" "$work/authorized_keys"
 
 # The backends both servers forward to.
-sink_port=$(free_port) echo_port=$(free_port)
-python3 "$repo/bench/backends.py" "$sink_port" "$echo_port" "$work/sink.record" >"$work/backends.out" 2>&1 &
-started+=($!)
-wait_for 10 grep -q ready "$work/backends.out" || { say "backends did not start"; exit 1; }
-
-# The same client options for both: no config, no agent, our key, the key exchange
-# and host key type both servers offer (OpenSSH 9.2 would otherwise pick
-# sntrup761x25519 with sshd, which libssh lacks).
-SSH=(ssh -F /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR
-     -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ConnectTimeout=10
-     -o KexAlgorithms=curve25519-sha256 -o HostKeyAlgorithms=ssh-ed25519 -i "$work/client" -l root)
+start_backends; rc=$?
+started+=($backends_pid)
+((rc == 0)) || { say "backends did not start"; exit 1; }
 # A mux client: through an existing master only (ProxyCommand=false makes a
 # missing master an error instead of a silent new connection).
 MUX=(ssh -F /dev/null -o ControlMaster=no -o ProxyCommand=false -o LogLevel=ERROR)
