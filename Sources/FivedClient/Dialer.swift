@@ -118,18 +118,7 @@ public struct Dialer: Sendable {
         }
         if !options.identitiesOnly, let sock = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"], !sock.isEmpty {
             tried.append("ssh-agent")
-            switch client.authenticateWithAgent() {
-            case .success:
-                diagnostics.debug("authenticated with a key from ssh-agent")
-                return
-            case .error(let text):
-                diagnostics.debug("ssh-agent: \(text)")
-            case .denied, .partial:
-                diagnostics.debug("no key in ssh-agent was accepted")
-            }
-            guard client.isConnected else {
-                throw .connection("\(shownHost): connection closed during authentication")
-            }
+            if try accepted(client.authenticateWithAgent(), by: "a key from ssh-agent", client) { return }
         }
         for path in options.identityFiles {
             guard access(path, F_OK) == 0 else {
@@ -146,21 +135,28 @@ public struct Dialer: Sendable {
                 continue
             }
             tried.append(path)
-            switch client.authenticate(with: key) {
-            case .success:
-                diagnostics.debug("authenticated with \(path)")
-                return
-            case .error(let text):
-                diagnostics.debug("\(path): \(text)")
-            case .denied, .partial:
-                diagnostics.debug("\(path) was not accepted")
-            }
-            guard client.isConnected else {
-                throw .connection("\(shownHost): connection closed during authentication")
-            }
+            if try accepted(client.authenticate(with: key), by: path, client) { return }
         }
         let what = tried.isEmpty ? "no key to offer: no ssh-agent (SSH_AUTH_SOCK) and no identity file found" : "tried \(tried.joined(separator: ", "))"
         throw .connection("\(options.user)@\(shownHost): permission denied (\(what))")
+    }
+
+    /// True when `result` logged the client in; otherwise says why (with -v) and
+    /// fails when the server closed the connection meanwhile.
+    private func accepted(_ result: SSHAuthResult, by what: String, _ client: SSHClient) throws(ConnectFailure) -> Bool {
+        switch result {
+        case .success:
+            diagnostics.debug("authenticated with \(what)")
+            return true
+        case .error(let text):
+            diagnostics.debug("\(what): \(text)")
+        case .denied, .partial:
+            diagnostics.debug("\(what) was not accepted")
+        }
+        guard client.isConnected else {
+            throw .connection("\(shownHost): connection closed during authentication")
+        }
+        return false
     }
 
     /// TCP keepalive and a user timeout so a dead server shows up as an error

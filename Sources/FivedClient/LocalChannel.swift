@@ -40,8 +40,10 @@ final class LocalChannel: SSHChannelDelegate {
 
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
-    private let localSink: DescriptorSink
-    private let localSource: DescriptorSource?
+    /// Where channel bytes go, and (when reading) where local bytes come from: one
+    /// end on a socket, stdout and stdin apart.
+    private let localSink: DescriptorEnd
+    private let localSource: DescriptorEnd?
 
     var bytesToServer: Int { outbound.bytesMoved }
     var bytesFromServer: Int { inbound.bytesMoved }
@@ -58,8 +60,9 @@ final class LocalChannel: SSHChannelDelegate {
         self.originator = originator
         self.opening = opening
         self.connectingLocally = connectingLocally
-        self.localSink = DescriptorSink(fd: writeFD, isSocket: writeIsSocket)
-        self.localSource = readFD.map { DescriptorSource(fd: $0) }
+        let sink = DescriptorEnd(fd: writeFD, isSocket: writeIsSocket)
+        self.localSink = sink
+        self.localSource = readFD.map { $0 == writeFD ? sink : DescriptorEnd(fd: $0) }
         self.machine = ChannelStateMachine(phase: opening || connectingLocally ? .awaitingRequest : .relaying, reportsExit: false)
         if readFD == nil { outbound.endSource() }
         if connectingLocally { inbound.sinkReady = false }

@@ -4,11 +4,15 @@ import FivedSystem
 import Glibc
 #endif
 
-/// A non-blocking socket or pipe as a relay source: recv(2) on sockets, read(2) otherwise.
-public final class DescriptorSource: RelaySource {
+/// A non-blocking socket, pipe or terminal as a relay source and sink: recv(2)
+/// and send(2) without SIGPIPE on sockets, read(2) and write(2) otherwise. On
+/// writes, EPIPE and ECONNRESET mean the reader is gone (`.closed`); on reads, a
+/// pty master's EIO means its slave side closed (`.end`).
+public final class DescriptorEnd: RelaySource, RelaySink {
     public let fd: Int32
     let isSocket: Bool
 
+    /// An end on `fd` (not owned); `isSocket` is looked up when not given.
     public init(fd: Int32, isSocket: Bool? = nil) {
         self.fd = fd
         self.isSocket = isSocket ?? Syscall.isSocket(fd)
@@ -23,22 +27,9 @@ public final class DescriptorSource: RelaySource {
             case .processed(let n): return .bytes(n)
             }
         } catch {
-            // A pty master reports the end of its slave side as EIO.
             if error.errno == EIO { return .end }
             return .failed(error.reason)
         }
-    }
-}
-
-/// A non-blocking socket or pipe as a relay sink: send(2) without SIGPIPE on
-/// sockets, write(2) otherwise. EPIPE and ECONNRESET mean the reader is gone.
-public final class DescriptorSink: RelaySink {
-    public let fd: Int32
-    let isSocket: Bool
-
-    public init(fd: Int32, isSocket: Bool? = nil) {
-        self.fd = fd
-        self.isSocket = isSocket ?? Syscall.isSocket(fd)
     }
 
     public var room: Int { .max }

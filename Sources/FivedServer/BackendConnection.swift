@@ -1,5 +1,6 @@
 import CSystem
 import FivedCore
+import FivedRuntime
 import FivedSystem
 #if canImport(Glibc)
 import Glibc
@@ -15,11 +16,17 @@ final class BackendConnection {
     private(set) var errors: Descriptor?
     /// exec backends: the child.
     let process: ServiceProcess?
+    /// The stream as a relay end (read toward the client, written toward the service).
+    let streamEnd: DescriptorEnd
+    /// The stderr pipe as a relay source, for exec backends.
+    let errorsEnd: DescriptorEnd?
 
     init(stream: Descriptor, errors: Descriptor? = nil, process: ServiceProcess? = nil) {
         self.stream = stream
         self.errors = errors
         self.process = process
+        self.streamEnd = DescriptorEnd(fd: stream.rawValue, isSocket: true)
+        self.errorsEnd = errors.map { DescriptorEnd(fd: $0.rawValue, isSocket: false) }
     }
 
     func closeStream() {

@@ -72,8 +72,10 @@ extension Connection {
             throw BackendFailure(.published, "\(error)")
         }
         publication.worker.openForwarded(
-            connectionID: publication.connectionID, name: name, address: publication.address, port: publication.port,
-            originator: client, fd: pair.1.release())
+            ForwardRequest(
+                connectionID: publication.connectionID, name: name, address: publication.address, port: publication.port,
+                originator: client),
+            fd: pair.1.release())
         // A publisher asks for the caller's identity as a PROXY v2 header by
         // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.
         let header = publication.port == Publications.proxyProtocolPort ? proxyHeader(handOff) : []

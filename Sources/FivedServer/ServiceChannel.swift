@@ -60,9 +60,9 @@ final class ServiceChannel: SSHChannelDelegate {
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
     let errors = RelayDirection(chunkSize: stderrChunkSize)
-    private var backendSink: DescriptorSink?
-    private var backendSource: DescriptorSource?
-    private var errorsSource: DescriptorSource?
+    /// The backend stream, read for `outbound` and written for `inbound`.
+    private var backendEnd: DescriptorEnd? { backend?.streamEnd }
+    private var errorsSource: DescriptorEnd? { backend?.errorsEnd }
     private var errorsSink: RelaySink?
     /// The service closed its end entirely (EPOLLHUP).
     private var backendHungUp = false
@@ -131,13 +131,12 @@ final class ServiceChannel: SSHChannelDelegate {
             output.reply(request, success: true)
             pendingRequest = nil
         }
-        if let stream = backend.stream {
-            backendSink = DescriptorSink(fd: stream.rawValue, isSocket: true)
-            backendSource = DescriptorSource(fd: stream.rawValue, isSocket: true)
-        }
-        if let pipe = backend.errors {
-            errorsSource = DescriptorSource(fd: pipe.rawValue, isSocket: false)
-            errorsSink = isSessionChannel ? output.extendedData : StderrLog(channel: self)
+        if backend.errorsEnd != nil {
+            errorsSink = isSessionChannel ? output.extendedData : StderrLineSink { [unowned self] line in
+                connection.logger.info(
+                    "service stderr",
+                    metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: line, as: UTF8.self))"]) { $1 })
+            }
         } else {
             errors.endSource()
         }
@@ -182,7 +181,7 @@ final class ServiceChannel: SSHChannelDelegate {
             inbound.sourceReady = true
             return 0
         }
-        guard let sink = backendSink else {
+        guard let sink = backendEnd else {
             inbound.sourceReady = true
             return 0
         }
@@ -224,7 +223,7 @@ final class ServiceChannel: SSHChannelDelegate {
     func channelReceivedClose(_ channel: SSHChannel) {
         releaseHold()
         inbound.sourceReady = true
-        let undelivered = backendSink != nil && !inbound.sinkClosed
+        let undelivered = backendEnd != nil && !inbound.sinkClosed
         apply(.peerClose(undelivered: undelivered, now: MonotonicClock.now))
         connection.worker.markDirty(self)
     }
@@ -291,14 +290,14 @@ final class ServiceChannel: SSHChannelDelegate {
             return false
         }
         var again = false
-        if let sink = backendSink {
+        if let sink = backendEnd {
             again = inbound.pump(from: output.received, to: sink, budget: Self.inboundBudget)
             reportInbound()
         }
         guard !finished else { return false }
         again = pumpOutbound() || again
         guard !finished else { return false }
-        if backendHungUp && outbound.sourceEnded && !inbound.sinkClosed && backendSink != nil {
+        if backendHungUp && outbound.sourceEnded && !inbound.sinkClosed && backendEnd != nil {
             // Nothing can reach a service that closed both ways: the client side is done too.
             inbound.closeSink(failure: nil)
             reportInbound()
@@ -323,7 +322,7 @@ final class ServiceChannel: SSHChannelDelegate {
             // channel write tries a flush), bounded by the client's window.
             channel.session.flushOutput()
         {
-            if let source = backendSource {
+            if let source = backendEnd {
                 again = outbound.pump(from: source, to: output.data, budget: Self.pumpBudget)
             } else {
                 outbound.flush(to: output.data)
@@ -349,7 +348,7 @@ final class ServiceChannel: SSHChannelDelegate {
     private func reportOutbound() {
         if !outboundEndReported, outbound.sourceEnded, errors.sourceEnded {
             outboundEndReported = true
-            if let log = errorsSink as? StderrLog { log.flush() }
+            if let log = errorsSink as? StderrLineSink { log.flush() }
             let failure = outbound.readFailure.map { ChannelEndReason.localReadError($0) }
             apply(.outboundEnded(failure: failure))
         }
@@ -422,7 +421,7 @@ final class ServiceChannel: SSHChannelDelegate {
 
     private func finishRelay() {
         releaseHold()
-        if let log = errorsSink as? StderrLog { log.flush() }
+        if let log = errorsSink as? StderrLineSink { log.flush() }
         for direction in [inbound, outbound, errors] {
             direction.queue.clear()
             direction.queue.releaseIfEmpty()
@@ -432,12 +431,7 @@ final class ServiceChannel: SSHChannelDelegate {
 
     /// Hands the backend over for teardown (closing descriptors, reaping or killing the child).
     func takeBackend() -> BackendConnection? {
-        defer {
-            backend = nil
-            backendSink = nil
-            backendSource = nil
-            errorsSource = nil
-        }
+        defer { backend = nil }
         return backend
     }
 
@@ -484,35 +478,5 @@ final class ServiceChannel: SSHChannelDelegate {
             return channel.windowSize <= 0 || !channel.session.flushOutput()
         }
         return hasOutput
-    }
-}
-
-/// An exec service's stderr on a direct-tcpip channel: each line goes to the
-/// log (`service stderr ... text=...`), split by `StderrLineSplitter`.
-final class StderrLog: RelaySink {
-    unowned let channel: ServiceChannel
-    private var splitter = StderrLineSplitter()
-
-    init(channel: ServiceChannel) {
-        self.channel = channel
-    }
-
-    var room: Int { .max }
-
-    func write(_ bytes: UnsafeRawBufferPointer) -> RelayWrite {
-        splitter.feed(bytes) { log($0) }
-        return .bytes(bytes.count)
-    }
-
-    /// Logs the last, unterminated line.
-    func flush() {
-        splitter.flush { log($0) }
-    }
-
-    private func log(_ line: [UInt8]) {
-        let connection = channel.connection
-        connection.logger.info(
-            "service stderr",
-            metadata: connection.channelMetadata(channel).merging(["text": "\(String(decoding: line, as: UTF8.self))"]) { $1 })
     }
 }

@@ -31,12 +31,15 @@ final class TCPMUXConnection {
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
     let errors = RelayDirection(chunkSize: 4096)
-    private let clientSource: DescriptorSource
-    private let clientSink: DescriptorSink
-    private var backendSource: DescriptorSource?
-    private var backendSink: DescriptorSink?
-    private var errorsSource: DescriptorSource?
-    private lazy var errorsLog = TCPMUXStderrLog(connection: self)
+    private let clientEnd: DescriptorEnd
+    private var backendEnd: DescriptorEnd? { backend?.streamEnd }
+    private var errorsSource: DescriptorEnd? { backend?.errorsEnd }
+    private lazy var errorsLog = StderrLineSink { [unowned self] line in
+        logger?.info("service stderr", metadata: [
+            "client": "\(client)", "service": "\(service)", "form": "tcpmux",
+            "text": "\(String(decoding: line, as: UTF8.self))",
+        ])
+    }
     var logger: Logger?
 
     // Poller registrations, managed by the worker.
@@ -49,8 +52,7 @@ final class TCPMUXConnection {
         self.client = client
         self.local = local
         self.deadline = MonotonicClock.now + Self.nameTimeoutMilliseconds
-        self.clientSource = DescriptorSource(fd: socket.rawValue, isSocket: true)
-        self.clientSink = DescriptorSink(fd: socket.rawValue, isSocket: true)
+        self.clientEnd = DescriptorEnd(fd: socket.rawValue, isSocket: true)
     }
 
     var isReadingName: Bool { machine.phase == .awaitingRequest && ended == nil }
@@ -70,7 +72,7 @@ final class TCPMUXConnection {
     func readName(decide: (TCPMUXRequest) -> Decision) {
         var buf = [UInt8](repeating: 0, count: 512)
         while isReadingName {
-            let result = buf.withUnsafeMutableBytes { clientSource.read(into: $0) }
+            let result = buf.withUnsafeMutableBytes { clientEnd.read(into: $0) }
             switch result {
             case .wouldBlock:
                 return
@@ -103,15 +105,7 @@ final class TCPMUXConnection {
 
     private func attach(_ backend: BackendConnection, reply: String, preamble: [UInt8]) {
         self.backend = backend
-        if let stream = backend.stream {
-            backendSource = DescriptorSource(fd: stream.rawValue, isSocket: true)
-            backendSink = DescriptorSink(fd: stream.rawValue, isSocket: true)
-        }
-        if let pipe = backend.errors {
-            errorsSource = DescriptorSource(fd: pipe.rawValue, isSocket: false)
-        } else {
-            errors.endSource()
-        }
+        if backend.errorsEnd == nil { errors.endSource() }
         outbound.prepend(Array(reply.utf8))
         if !preamble.isEmpty { inbound.prepend(preamble) }
         apply(.attached(awaitsExit: false))
@@ -155,10 +149,10 @@ final class TCPMUXConnection {
     /// Moves bytes both ways as far as the descriptors allow, and half-closes as
     /// the state machine says.
     func pump() {
-        guard ended == nil, machine.phase == .relaying, let backendSink, let backendSource else { return }
+        guard ended == nil, machine.phase == .relaying, let backendEnd else { return }
         for _ in 0..<4 {
-            let moreIn = inbound.pump(from: clientSource, to: backendSink, budget: 2 * Self.chunkSize)
-            let moreOut = outbound.pump(from: backendSource, to: clientSink, budget: 2 * Self.chunkSize)
+            let moreIn = inbound.pump(from: clientEnd, to: backendEnd, budget: 2 * Self.chunkSize)
+            let moreOut = outbound.pump(from: backendEnd, to: clientEnd, budget: 2 * Self.chunkSize)
             report()
             guard ended == nil, moreIn || moreOut else { break }
         }
@@ -250,40 +244,7 @@ final class TCPMUXConnection {
     }
 
     func takeBackend() -> BackendConnection? {
-        defer {
-            backend = nil
-            backendSink = nil
-            backendSource = nil
-            errorsSource = nil
-        }
+        defer { backend = nil }
         return backend
-    }
-}
-
-/// A TCPMUX service's stderr, a line at a time into the log.
-final class TCPMUXStderrLog: RelaySink {
-    unowned let connection: TCPMUXConnection
-    private var splitter = StderrLineSplitter()
-
-    init(connection: TCPMUXConnection) {
-        self.connection = connection
-    }
-
-    var room: Int { .max }
-
-    func write(_ bytes: UnsafeRawBufferPointer) -> RelayWrite {
-        splitter.feed(bytes) { log($0) }
-        return .bytes(bytes.count)
-    }
-
-    func flush() {
-        splitter.flush { log($0) }
-    }
-
-    private func log(_ line: [UInt8]) {
-        connection.logger?.info("service stderr", metadata: [
-            "client": "\(connection.client)", "service": "\(connection.service)", "form": "tcpmux",
-            "text": "\(String(decoding: line, as: UTF8.self))",
-        ])
     }
 }

@@ -2,17 +2,35 @@ import FivedCore
 import FivedSystem
 import LibSSH
 
-/// A forwarded-tcpip open toward a publisher, waiting for its client to answer.
-struct PendingForward {
-    let connection: Connection
-    let channel: SSHChannel
-    let backend: BackendConnection
+/// A caller's channel to a published name, as the caller's worker asks the
+/// publisher's worker to open it.
+struct ForwardRequest: Sendable {
+    /// The publisher's connection (ids are unique in the process).
+    let connectionID: UInt64
     let name: ServiceName
     /// The listen address and port the publisher asked for (its client matches opens against them).
     let address: String
     let port: UInt32
+    /// The caller, for the forwarded-tcpip originator fields.
     let originator: Endpoint
+}
+
+/// A forwarded-tcpip open toward a publisher, waiting for its client to answer.
+struct PendingForward {
+    let request: ForwardRequest
+    let connection: Connection
+    let channel: SSHChannel
+    let backend: BackendConnection
     let deadline: Int64
+}
+
+extension PendingForward {
+    /// Sends or continues the forwarded-tcpip open.
+    func advance() -> SSHChannel.OpenProgress {
+        channel.openReverseForward(
+            address: request.address, port: request.port,
+            originator: request.originator.address, originatorPort: UInt32(request.originator.port))
+    }
 }
 
 extension Worker {
@@ -21,21 +39,20 @@ extension Worker {
 
     /// Opens a forwarded-tcpip channel on the publisher's connection (this
     /// worker's) for a caller on any worker, joined to `fd`, one end of a socketpair.
-    func startForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32) {
+    func startForwarded(_ request: ForwardRequest, fd: Int32) {
         let backend = BackendConnection(stream: Descriptor(fd))
-        guard let connection = connectionsByID[connectionID], !connection.closing,
+        guard let connection = connectionsByID[request.connectionID], !connection.closing,
               let channel = SSHChannel.make(on: connection.session)
         else {
             retire(backend)
             return
         }
-        let progress = channel.openReverseForward(
-            address: address, port: port, originator: originator.address, originatorPort: UInt32(originator.port))
+        let pending = PendingForward(
+            request: request, connection: connection, channel: channel, backend: backend,
+            deadline: MonotonicClock.now + Self.forwardOpenTimeoutMilliseconds)
+        let progress = pending.advance()
         touched[ObjectIdentifier(connection)] = connection
-        pendingForwards.append(PendingForward(
-            connection: connection, channel: channel, backend: backend, name: name, address: address, port: port,
-            originator: originator,
-            deadline: MonotonicClock.now + Self.forwardOpenTimeoutMilliseconds))
+        pendingForwards.append(pending)
         if progress != .pending { advancePendingForwards() }
     }
 
@@ -45,9 +62,7 @@ extension Worker {
         var still: [PendingForward] = []
         let now = MonotonicClock.now
         for entry in pendingForwards {
-            var progress = entry.channel.openReverseForward(
-                address: entry.address, port: entry.port,
-                originator: entry.originator.address, originatorPort: UInt32(entry.originator.port))
+            var progress = entry.advance()
             if progress == .pending && now >= entry.deadline { progress = .failed }
             switch progress {
             case .pending:
@@ -55,7 +70,7 @@ extension Worker {
             case .failed:
                 entry.connection.logger.info("channel refused", metadata: [
                     "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
-                    "service": "\(entry.name)", "form": "forwarded-tcpip",
+                    "service": "\(entry.request.name)", "form": "forwarded-tcpip",
                     "reason": "the publisher refused the channel or did not answer within 10 s",
                 ])
                 entry.channel.release()
@@ -65,7 +80,7 @@ extension Worker {
                     id: entry.connection.makeChannelID(), channel: entry.channel, connection: entry.connection,
                     isSessionChannel: false, phase: .awaitingRequest)
                 entry.connection.adopt(channel)
-                channel.name(form: .directTCPIP, service: entry.name.value, label: "forwarded-tcpip")
+                channel.name(form: .directTCPIP, service: entry.request.name.value, label: "forwarded-tcpip")
                 channel.attach(entry.backend)
                 touched[ObjectIdentifier(entry.connection)] = entry.connection
             }

@@ -39,7 +39,7 @@ final class Worker: @unchecked Sendable {
     enum Command {
         case adopt(SSHSession, client: Endpoint, local: Endpoint)
         case adoptTCPMUX(Descriptor, client: Endpoint, local: Endpoint)
-        case openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32)
+        case openForwarded(ForwardRequest, fd: Int32)
         /// Runs on this worker's thread (the status service gathers through it).
         case perform(@Sendable (Worker) -> Void)
         case shutdown
@@ -106,8 +106,8 @@ final class Worker: @unchecked Sendable {
 
     /// Asks this worker to open a forwarded-tcpip channel on one of its
     /// connections (a publisher) and join it to `fd`. The worker owns `fd` from here.
-    func openForwarded(connectionID: UInt64, name: ServiceName, address: String, port: UInt32, originator: Endpoint, fd: Int32) {
-        send(.openForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd))
+    func openForwarded(_ request: ForwardRequest, fd: Int32) {
+        send(.openForwarded(request, fd: fd))
     }
 
     /// Runs `body` on this worker's thread at its next loop pass.
@@ -262,8 +262,8 @@ final class Worker: @unchecked Sendable {
                 adoptNow(session, client: client, local: local)
             case .adoptTCPMUX(let fd, let client, let local):
                 startTCPMUX(fd, client: client, local: local)
-            case .openForwarded(let connectionID, let name, let address, let port, let originator, let fd):
-                startForwarded(connectionID: connectionID, name: name, address: address, port: port, originator: originator, fd: fd)
+            case .openForwarded(let request, let fd):
+                startForwarded(request, fd: fd)
             case .perform(let body):
                 body(self)
             case .shutdown:

@@ -132,22 +132,21 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return out
     }
 
-    /// The peer of a connected socket.
+    /// The peer of a connected socket (getpeername).
     public static func peer(of fd: Int32) -> SocketAddress? {
-        var a = SocketAddress()
-        a.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &a.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &a.length) }
-        }
-        return rc == 0 ? a : nil
+        read { getpeername(fd, $0, $1) }
     }
 
-    /// The local address of a socket.
+    /// The local address of a socket (getsockname).
     public static func local(of fd: Int32) -> SocketAddress? {
+        read { getsockname(fd, $0, $1) }
+    }
+
+    private static func read(_ call: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> SocketAddress? {
         var a = SocketAddress()
         a.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &a.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &a.length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call($0, &a.length) }
         }
         return rc == 0 ? a : nil
     }
