@@ -87,6 +87,20 @@ let package = Package(
             name: "FivedCoreTests",
             dependencies: ["FivedCore"]
         ),
+        // A libssh server in the test process, for LibSSHTests and FivedRuntimeTests.
+        .target(
+            name: "SSHTestSupport",
+            dependencies: ["LibSSH", "FivedSystem"],
+            path: "Tests/SSHTestSupport"
+        ),
+        .testTarget(
+            name: "LibSSHTests",
+            dependencies: ["LibSSH", "FivedSystem", "SSHTestSupport"]
+        ),
+        .testTarget(
+            name: "FivedRuntimeTests",
+            dependencies: ["FivedRuntime", "FivedServer", "FivedClient", "FivedSystem", "FivedCore", "LibSSH", "SSHTestSupport"]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["FivedCore"]

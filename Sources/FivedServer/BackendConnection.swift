@@ -132,10 +132,11 @@ final class PendingConnect {
     /// Checks the connect after the descriptor polled writable (or at the deadline).
     func advance(now: Int64) -> Progress {
         let e = Socket.connectResult(descriptor.rawValue)
-        if e == 0 {
+        // SO_ERROR is 0 both once connected and while still connecting: only a peer address tells them apart.
+        if e == 0 && SocketAddress.peer(of: descriptor.rawValue) != nil {
             return .connected(BackendConnector.connected(descriptor))
         }
-        if e == EINPROGRESS || e == EALREADY {
+        if e == 0 || e == EINPROGRESS || e == EALREADY {
             if now >= deadline { return .failed(BackendFailure(.timeout, "\(target): connect timed out")) }
             return .pending
         }

@@ -64,7 +64,26 @@ public final class SSHChannel: @unchecked Sendable {
     /// service name and 1). Non-blocking sessions: `.pending` until answered;
     /// a refusal throws with the server's reason.
     public func openForward(host: String, port: Int32, originatorHost: String, originatorPort: Int32) throws(LibSSHError) -> OpenProgress {
-        let rc = ssh_channel_open_forward(channel, host, port, originatorHost, originatorPort)
+        try progress(ssh_channel_open_forward(channel, host, port, originatorHost, originatorPort))
+    }
+
+    /// Starts or continues a `session` channel open (client side).
+    public func openSession() throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_open_session(channel))
+    }
+
+    /// Sends an `exec` request (client side); `.pending` on a non-blocking
+    /// session until the reply arrives; a refusal throws.
+    public func requestExec(_ command: String) throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_request_exec(channel, command))
+    }
+
+    /// Sends a `subsystem` request (client side), as `requestExec`.
+    public func requestSubsystem(_ name: String) throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_request_subsystem(channel, name))
+    }
+
+    private func progress(_ rc: Int32) throws(LibSSHError) -> OpenProgress {
         if rc == SSH_OK { return .open }
         if rc == SSH_AGAIN { return .pending }
         throw LibSSHError(.channel, session.lastErrorText)
