@@ -67,9 +67,6 @@ extension ServiceChannel: AwaitsBackend {
 }
 
 extension Connection {
-    /// The longest a backend connect may take before the open is refused.
-    static let connectTimeoutMilliseconds: Int64 = 3000
-
     /// SSH_MSG_CHANNEL_OPEN from an authenticated client.
     func openChannel(_ message: SSHMessage, _ open: SSHMessage.ChannelOpen) {
         guard !closing else {
@@ -265,7 +262,8 @@ extension Connection {
         let handOff = handOff(service: name, caller: caller, channelID: channelID)
         if let service = config.services[name] {
             let start = try BackendConnector.start(
-                service.backend, environment: handOff.environment, timeoutMilliseconds: Self.connectTimeoutMilliseconds)
+                service.backend, environment: handOff.environment,
+                timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service))
             var preamble: [UInt8] = []
             if service.proxyProtocol, !service.backend.isExec {
                 preamble = proxyHeader(handOff)

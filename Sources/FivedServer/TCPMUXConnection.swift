@@ -11,7 +11,7 @@ import Glibc
 /// service with the same state machine and relay as an SSH channel (the client
 /// is the peer; its EOF is a half-close each way). No authentication, no
 /// encryption: only services marked `tcpmux = true` are offered.
-final class TCPMUXConnection {
+final class TCPMUXConnection: AwaitsBackend {
     /// RFC 1078 gives no time limit; SPEC does.
     static let nameTimeoutMilliseconds: Int64 = 10_000
     static let chunkSize = 256 * 1024
@@ -56,17 +56,24 @@ final class TCPMUXConnection {
     }
 
     var isReadingName: Bool { machine.phase == .awaitingRequest && ended == nil }
+    var isConnecting: Bool { machine.phase == .connecting && ended == nil }
     var bytesIn: Int { inbound.bytesMoved }
     var bytesOut: Int { outbound.bytesMoved }
 
     /// What `readName` asks its caller to decide: the reply line, and the
-    /// backend with the bytes to send it first (a PROXY v2 header) when admitted.
+    /// backend (ready, or still connecting) with the bytes to send it first (a
+    /// PROXY v2 header) when admitted.
     struct Decision {
         var reply: String
-        var backend: BackendConnection?
+        var backend: BackendConnector.Start?
         var preamble: [UInt8] = []
         var service: String
     }
+
+    /// A connect in flight: the client gets its `+` or `-` when it ends.
+    private(set) var pendingConnect: PendingConnect?
+    var registeredConnect = PollRegistration.none
+    private var pendingStart: (reply: String, preamble: [UInt8])?
 
     /// Reads the request line; once complete, `decide` answers it.
     func readName(decide: (TCPMUXRequest) -> Decision) {
@@ -92,14 +99,38 @@ final class TCPMUXConnection {
                 case .complete(let request, let remainder):
                     let decision = decide(request)
                     service = decision.service
-                    guard let backend = decision.backend else {
+                    switch decision.backend {
+                    case nil:
                         reply(decision.reply)
                         finish(.refused)
-                        return
+                    case .ready(let backend)?:
+                        attach(backend, reply: decision.reply, preamble: decision.preamble + remainder)
+                    case .pending(let connect)?:
+                        pendingConnect = connect
+                        pendingStart = (decision.reply, decision.preamble + remainder)
+                        apply(.connecting)
                     }
-                    attach(backend, reply: decision.reply, preamble: decision.preamble + remainder)
+                    return
                 }
             }
+        }
+    }
+
+    /// The backend connect ended: `+` and the relay, or `-` and the end.
+    func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>) {
+        pendingConnect = nil
+        guard ended == nil, let start = pendingStart else {
+            if case .success(let backend) = result { backend.closeStream() }
+            return
+        }
+        pendingStart = nil
+        switch result {
+        case .success(let backend):
+            attach(backend, reply: start.reply, preamble: start.preamble)
+        case .failure(let failure):
+            logger?.info("tcpmux backend unavailable", metadata: ["client": "\(client)", "service": "\(service)", "reason": "\(failure)"])
+            reply("-service not available\r\n")
+            finish(.refused)
         }
     }
 
@@ -222,6 +253,7 @@ final class TCPMUXConnection {
     var wantedClientEvents: UInt32 {
         guard ended == nil else { return 0 }
         if isReadingName { return PollEvents.readable }
+        guard machine.phase == .relaying else { return 0 }
         var ev: UInt32 = 0
         if !inbound.sourceEnded && !inbound.sourceReady && !inbound.hasPending { ev |= PollEvents.readable }
         if outbound.hasPending && !outbound.sinkReady { ev |= PollEvents.writable }

@@ -17,6 +17,7 @@ extension Worker {
     func tcpmuxClientEvent(_ t: TCPMUXConnection, _ events: UInt32) {
         if t.isReadingName {
             t.readName { decideTCPMUX($0, t) }
+            if t.isConnecting { watchConnect(t) }
         } else {
             t.clientEvent(events)
             t.pump()
@@ -42,17 +43,13 @@ extension Worker {
                 service: name, caller: nil, clientAddress: t.client.address, clientPort: t.client.port,
                 localAddress: t.local.address, localPort: t.local.port, channelID: nil)
             do {
-                // A TCPMUX client waits for its `+` or `-`: connects are bounded as for SSH channels.
-                let backend: BackendConnection
-                switch try BackendConnector.start(service.backend, environment: handOff.environment, timeoutMilliseconds: Connection.connectTimeoutMilliseconds) {
-                case .ready(let ready): backend = ready
-                case .pending(let pending): backend = try waitForConnect(pending)
-                }
+                let start = try BackendConnector.start(
+                    service.backend, environment: handOff.environment, timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service))
                 var preamble: [UInt8] = []
                 if service.proxyProtocol, !service.backend.isExec, let header = try? handOff.proxyHeader?.encoded() {
                     preamble = header
                 }
-                return .init(reply: "+\r\n", backend: backend, preamble: preamble, service: name.value)
+                return .init(reply: "+\r\n", backend: start, preamble: preamble, service: name.value)
             } catch {
                 logger.info("tcpmux backend unavailable", metadata: ["client": "\(t.client)", "service": "\(name)", "reason": "\(error)"])
                 return .init(reply: "-service not available\r\n", service: name.value)
@@ -60,23 +57,10 @@ extension Worker {
         }
     }
 
-    /// Finishes a TCPMUX backend connect in place (bounded by its deadline).
-    private func waitForConnect(_ pending: PendingConnect) throws(BackendFailure) -> BackendConnection {
-        while true {
-            var pfd = pollfd(fd: pending.descriptor.rawValue, events: Int16(POLLOUT), revents: 0)
-            let left = max(0, pending.deadline - MonotonicClock.now)
-            _ = poll(&pfd, 1, Int32(clamping: left))
-            switch pending.advance(now: MonotonicClock.now) {
-            case .connected(let backend): return backend
-            case .failed(let failure): throw failure
-            case .pending: continue
-            }
-        }
-    }
-
     /// Keeps a TCPMUX connection's registrations in line; tears it down when finished.
     func settle(_ t: TCPMUXConnection) {
         if let reason = t.ended {
+            cancelConnect(t)
             poller.remove(&t.clientRegistration)
             poller.remove(&t.backendRegistration)
             poller.remove(&t.stderrRegistration)

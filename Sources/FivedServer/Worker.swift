@@ -410,11 +410,13 @@ final class Worker: @unchecked Sendable {
             touched[ObjectIdentifier(channel.connection)] = channel.connection
         } else if let open = waiter as? PendingOpen {
             touched[ObjectIdentifier(open.connection)] = open.connection
+        } else if let t = waiter as? TCPMUXConnection {
+            settle(t)
         }
     }
 
     /// Gives up a connect whose channel or connection went away.
-    private func cancelConnect(_ waiter: any AwaitsBackend) {
+    func cancelConnect(_ waiter: any AwaitsBackend) {
         guard connecting.removeValue(forKey: ObjectIdentifier(waiter)) != nil else { return }
         poller.remove(&waiter.registeredConnect)
         waiter.pendingConnect?.cancel()

@@ -14,9 +14,12 @@ struct ConfigFileParser {
     private(set) var spellings: [ServiceName: String] = [:]
 
     /// Top-level keys (SPEC.md, config file).
-    static let topLevelKeys = ["listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "limits", "services"]
+    static let topLevelKeys = [
+        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "client_alive_interval_seconds",
+        "client_alive_count_max", "limits", "services",
+    ]
     /// Keys of a `[services.NAME]` table.
-    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux"]
+    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds"]
     /// Keys of the `[services.status]` table: only who may see the built-in table.
     static let statusKeys = ["allow"]
 
@@ -82,6 +85,10 @@ struct ConfigFileParser {
                 }
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
+            case "client_alive_interval_seconds":
+                config.clientAliveIntervalSeconds = try int(value, at: path, in: Configuration.clientAliveIntervalRange)
+            case "client_alive_count_max":
+                config.clientAliveCountMax = try int(value, at: path, in: Configuration.clientAliveCountRange)
             case "limits":
                 config.limits = try limits(table(value, at: path))
             case "services":
@@ -157,6 +164,9 @@ struct ConfigFileParser {
         if let value = table["proxy_protocol"] { service.proxyProtocol = try bool(value, at: path + ["proxy_protocol"]) }
         if let value = table["tcpmux"] { service.tcpmux = try bool(value, at: path + ["tcpmux"]) }
         if let value = table["allow"] { service.allow = try allowRules(value, at: path + ["allow"]) }
+        if let value = table["connect_timeout_seconds"] {
+            service.connectTimeoutSeconds = try int(value, at: path + ["connect_timeout_seconds"], in: Limits.range(ofKey: "connect_timeout_seconds")!)
+        }
         return service
     }
 
@@ -278,6 +288,15 @@ struct ConfigFileParser {
 
     private func int(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Int {
         guard let i = value.int else { throw mismatch(value, at: path, expected: "an integer") }
+        return i
+    }
+
+    /// An integer within `range`, or an error naming the key and the range.
+    private func int(_ value: TOMLValueConvertible, at path: [String], in range: ClosedRange<Int>) throws(FivedCoreError) -> Int {
+        let i = try int(value, at: path)
+        guard range.contains(i) else {
+            throw error(.configInvalidValue, path, "\(i) is out of range: use \(range.lowerBound) to \(range.upperBound)")
+        }
         return i
     }
 
