@@ -34,6 +34,8 @@ optional=()
 [[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
 command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
 [[ -x /usr/bin/groff ]] || optional+=(groff-base)
+# Raw SSH peers (PeerParameterTests) speak through paramiko, with Debian's python3.
+/usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || optional+=(python3-paramiko)
 if ((${#optional[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         missing+=("${optional[@]}")

@@ -67,6 +67,10 @@ extension ServiceChannel: AwaitsBackend {
 }
 
 extension Connection {
+    /// The smallest maximum packet size a peer may ask for (RFC 4254 §5.1 leaves
+    /// it to the implementation; OpenSSH asks 32,768, PuTTY 16,384).
+    static let minimumMaxPacket: UInt32 = 256
+
     /// SSH_MSG_CHANNEL_OPEN from an authenticated client.
     func openChannel(_ message: SSHMessage, _ open: SSHMessage.ChannelOpen) {
         guard !closing else {
@@ -75,6 +79,17 @@ extension Connection {
         }
         guard admitsAnotherChannel() else {
             logger.info("channel refused", metadata: ["client": "\(client)", "reason": "max_channels_per_connection reached"])
+            message.refuse()
+            return
+        }
+        // libssh sends data in packets of (max packet - 10) bytes and loops forever
+        // at 10 (channels.c:1444): tiny packets would pin a worker. Refuse them, and
+        // refuse when libssh's layout could not be checked (fail closed).
+        guard let maxPacket = open.maxPacket, maxPacket >= Self.minimumMaxPacket else {
+            logger.info("channel refused", metadata: [
+                "user": "\(caller?.user ?? "-")", "client": "\(client)",
+                "reason": "\(open.maxPacket.map { "maximum packet size \($0) is below \(Self.minimumMaxPacket)" } ?? "the peer's maximum packet size cannot be read")",
+            ])
             message.refuse()
             return
         }

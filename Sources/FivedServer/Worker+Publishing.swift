@@ -64,6 +64,13 @@ extension Worker {
         for entry in pendingForwards {
             var progress = entry.advance()
             if progress == .pending && now >= entry.deadline { progress = .failed }
+            var why = "the publisher refused the channel or did not answer within \(Self.forwardOpenTimeoutMilliseconds / 1000) s"
+            if progress == .open, (entry.channel.remoteMaxPacket ?? 0) < Connection.minimumMaxPacket {
+                // As for channels opened to fived: a tiny maximum packet would pin this worker.
+                why = "the publisher's maximum packet size \(entry.channel.remoteMaxPacket.map(String.init) ?? "(unreadable)") is below \(Connection.minimumMaxPacket)"
+                entry.channel.close()
+                progress = .failed
+            }
             switch progress {
             case .pending:
                 still.append(entry)
@@ -71,7 +78,7 @@ extension Worker {
                 entry.connection.logger.info("channel refused", metadata: [
                     "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
                     "service": "\(entry.request.name)", "form": "forwarded-tcpip",
-                    "reason": "the publisher refused the channel or did not answer within 10 s",
+                    "reason": "\(why)",
                 ])
                 entry.channel.release()
                 retire(entry.backend)

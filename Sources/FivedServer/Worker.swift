@@ -71,6 +71,9 @@ final class Worker: @unchecked Sendable {
     var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
     private(set) var stopping = false
     private var nextConnectionID: UInt64
+    /// The connection whose session libssh was last called for (for its log
+    /// messages): set before every call into a session.
+    private var serving: Connection?
     /// Every worker, for the status service to ask (Worker+Status.swift).
     let peers: WorkerDirectory
 
@@ -156,6 +159,9 @@ final class Worker: @unchecked Sendable {
             return
         }
         poller.add(wake.rawValue, events: PollEvents.readable, target: .wake)
+        // libssh's log is per thread: its warnings (and everything, at trace
+        // level) come here, attributed to the connection being served.
+        LibSSH.routeLog(verbosity: config.snapshot.logLevel == .trace ? 3 : 1, to: self)
         var lastTick = MonotonicClock.now
         while true {
             let timeout: Int32 = dirty.isEmpty ? 1000 : 0
@@ -209,6 +215,7 @@ final class Worker: @unchecked Sendable {
     /// Client data that channels held back to send in bigger pieces is released
     /// when the socket runs dry, and after one more pass at the latest.
     private func service(_ connection: Connection) {
+        serving = connection
         touched[ObjectIdentifier(connection)] = connection
         connection.isReading = true
         var drained = false
@@ -223,6 +230,9 @@ final class Worker: @unchecked Sendable {
             channel.releaseHeldData()
         }
         connection.drainMessages()
+        if let error = connection.session.channelProtocolError {
+            connection.protocolViolation("a message for a channel that is closed or never existed (\(error))")
+        }
     }
 
     /// libssh passes per wake-up of one session: 4 KiB each, so up to 512 KiB
@@ -238,6 +248,7 @@ final class Worker: @unchecked Sendable {
         let batch = touched
         touched.removeAll(keepingCapacity: true)
         for c in batch.values where connections[ObjectIdentifier(c)] != nil {
+            serving = c
             if !c.closing { c.drainMessages() }
             if !c.closing && !c.session.isConnected {
                 c.close(reason: c.isAuthenticated ? .clientDisconnected : .disconnectedBeforeAuthentication)
@@ -310,6 +321,7 @@ final class Worker: @unchecked Sendable {
             let batch = dirty
             dirty.removeAll(keepingCapacity: true)
             for channel in batch.values {
+                serving = channel.connection
                 if channel.pump() { dirty[ObjectIdentifier(channel)] = channel }
                 touched[ObjectIdentifier(channel.connection)] = channel.connection
                 reconcile(channel)
@@ -322,6 +334,7 @@ final class Worker: @unchecked Sendable {
     private func recheckWaitingChannels() {
         guard !watchedOnSSH.isEmpty else { return }
         for channel in watchedOnSSH.values where !channel.finished {
+            serving = channel.connection
             if channel.channel.windowSize > 0 && channel.channel.session.flushOutput() {
                 channel.outbound.sinkReady = true
                 channel.errors.sinkReady = true
@@ -509,6 +522,7 @@ final class Worker: @unchecked Sendable {
         connection.session.disconnect()
         connections.removeValue(forKey: key)
         touched.removeValue(forKey: key)
+        if serving === connection { serving = nil }
         liveConnections.store(connections.count, ordering: .relaxed)
         logger.debug("connection closed", metadata: [
             "client": "\(connection.client)", "user": "\(connection.caller?.user ?? "-")", "reason": "\(connection.closeReason)",
@@ -532,5 +546,25 @@ final class Worker: @unchecked Sendable {
             }
         }
         tickTCPMUX(now: now)
+    }
+}
+
+// MARK: libssh's log
+
+extension Worker: LibSSHLogSink {
+    /// libssh's own log lines on this thread. One of them means a request fived
+    /// never sees: a channel open with a maximum packet size of 0, which
+    /// Debian's libssh 0.10.6 drops without an answer (the client would wait
+    /// forever); that peer is disconnected like any other that breaks the protocol.
+    func libssh(logged line: String, priority: Int32, function: String) {
+        // libssh writes "function: text".
+        let text = line.hasPrefix(function + ": ") ? String(line.dropFirst(function.count + 2)) : line
+        if text.hasPrefix("Invalid maximum packet size"), let connection = serving {
+            connection.protocolViolation("\(text) (libssh drops the open unanswered)")
+            return
+        }
+        logger.log(level: priority <= 1 ? .debug : .trace, "libssh", metadata: [
+            "client": "\(serving.map { "\($0.client)" } ?? "-")", "function": "\(function)", "text": "\(text)",
+        ])
     }
 }

@@ -27,3 +27,27 @@ func lastError(_ handle: UnsafeMutableRawPointer?) -> String {
     let text = String(cString: cstr)
     return text.isEmpty ? "unknown libssh error" : text
 }
+
+/// Receives libssh's log messages for the thread that installed it.
+public protocol LibSSHLogSink: AnyObject {
+    /// One message: libssh's priority (1 warning, 2 protocol, 3 packet, 4
+    /// functions), the libssh function that logged it, and the line as libssh
+    /// formats it ("function: text").
+    func libssh(logged line: String, priority: Int32, function: String)
+}
+
+extension LibSSH {
+    /// Routes libssh's log on the calling thread to `sink`, for messages at
+    /// `verbosity` and below. libssh keeps the log level, the callback and its
+    /// user data per thread (log.c: `LIBSSH_THREAD`), so each event-loop thread
+    /// installs its own; `sink` must outlive the thread's use of libssh.
+    public static func routeLog(verbosity: Int32, to sink: LibSSHLogSink) {
+        _ = ssh_set_log_level(verbosity)
+        _ = ssh_set_log_userdata(Unmanaged.passUnretained(sink as AnyObject).toOpaque())
+        _ = ssh_set_log_callback { priority, function, buffer, userdata in
+            guard let userdata, let buffer else { return }
+            let sink = Unmanaged<AnyObject>.fromOpaque(userdata).takeUnretainedValue() as! LibSSHLogSink
+            sink.libssh(logged: String(cString: buffer), priority: priority, function: function.map { String(cString: $0) } ?? "")
+        }
+    }
+}

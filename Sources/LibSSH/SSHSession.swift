@@ -91,6 +91,16 @@ public final class SSHSession: @unchecked Sendable {
         return raw.map { String(cString: $0) } ?? ""
     }
 
+    /// Set when the peer sent a channel message for a channel that does not exist
+    /// (or one too short to name a channel): libssh drops such a message and only
+    /// records this error (channels.c `channel_from_msg`), where sshd disconnects
+    /// the peer ("Received data for nonexistent channel"). The error text, or nil.
+    public var channelProtocolError: String? {
+        guard ssh_get_error_code(UnsafeMutableRawPointer(session)) == Int32(SSH_FATAL.rawValue) else { return nil }
+        let text = lastErrorText
+        return text.hasPrefix("Server specified invalid channel") || text.hasPrefix("Getting channel from message") ? text : nil
+    }
+
     /// libssh's last error text for this session.
     public var lastErrorText: String { lastError(UnsafeMutableRawPointer(session)) }
 
