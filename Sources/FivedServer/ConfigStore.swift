@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import Synchronization
 
 /// The configuration in force, swapped whole on SIGHUP. Readers take a snapshot
@@ -21,37 +22,58 @@ public final class ConfigStore: Sendable {
     }
 }
 
+/// A startup slot taken for one source (see `StartupLimiter`); given back with `release`.
+public struct StartupSlot: Sendable, Equatable {
+    /// The source it counts against: an IPv4 address or an IPv6 prefix (`StartupSource`).
+    public let source: String
+}
+
 /// Counts connections that have not authenticated yet, in all and per source
-/// address, for `max_startups` and `max_startups_per_source`.
+/// (an IPv4 address or an IPv6 prefix), for `max_startups` and
+/// `max_startups_per_source`. A slot given back wakes whoever waits for one
+/// (the acceptor, through `wake`), when somebody does.
 public final class StartupLimiter: Sendable {
     private struct State {
         var total = 0
         var perSource: [String: Int] = [:]
     }
     private let state = Mutex(State())
+    /// Polls readable after a slot was given back while `hasWaiters`.
+    public let wake: Descriptor?
+    private let waiters = Atomic<Bool>(false)
 
-    public init() {}
+    /// A limiter; with `wakes`, it signals an eventfd (`wake`) when a slot frees while someone waits.
+    public init(wakes: Bool = false) {
+        wake = wakes ? try? Syscall.eventFD() : nil
+    }
 
-    /// Takes a slot for `source` if the limits allow; false means drop the connection.
-    public func admit(source: String, limits: Limits) -> Bool {
+    /// Whether connections wait for a slot (the acceptor says so).
+    public var hasWaiters: Bool {
+        get { waiters.load(ordering: .relaxed) }
+        set { waiters.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Takes a slot for `source` (a `StartupSource` key) if the limits allow; nil means it must wait or go.
+    public func admit(source: String, limits: Limits) -> StartupSlot? {
         state.withLock { s in
             guard s.total < limits.maxStartups, s.perSource[source, default: 0] < limits.maxStartupsPerSource else {
-                return false
+                return nil
             }
             s.total += 1
             s.perSource[source, default: 0] += 1
-            return true
+            return StartupSlot(source: source)
         }
     }
 
-    /// Returns the slot taken by `admit` (on authentication or disconnect).
-    public func release(source: String) {
+    /// Gives back a slot taken by `admit` (on authentication or disconnect).
+    public func release(_ slot: StartupSlot) {
         state.withLock { s in
             s.total = max(0, s.total - 1)
-            if let n = s.perSource[source] {
-                if n <= 1 { s.perSource.removeValue(forKey: source) } else { s.perSource[source] = n - 1 }
+            if let n = s.perSource[slot.source] {
+                if n <= 1 { s.perSource.removeValue(forKey: slot.source) } else { s.perSource[slot.source] = n - 1 }
             }
         }
+        if let wake, hasWaiters { Syscall.signalEvent(wake.rawValue) }
     }
 
     /// Unauthenticated connections now (for status and tests).

@@ -30,7 +30,8 @@ final class Connection {
     /// The authenticated caller; nil until authentication succeeds.
     var caller: Caller?
     var failedAttempts = 0
-    private(set) var holdsStartupSlot = true
+    /// The unauthenticated-connection slot this connection holds until it authenticates.
+    private var startupSlot: StartupSlot?
     let acceptedAt = MonotonicClock.now
     let loginDeadline: Int64
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
@@ -46,8 +47,10 @@ final class Connection {
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
 
-    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
+    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, startupSlot: StartupSlot,
+         loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
         self.id = id
+        self.startupSlot = startupSlot
         self.session = session
         self.event = try SSHEvent()
         self.socketFD = session.fileDescriptor
@@ -70,9 +73,9 @@ final class Connection {
 
     /// Gives back the unauthenticated-connection slot (once).
     func releaseStartupSlot() {
-        guard holdsStartupSlot else { return }
-        holdsStartupSlot = false
-        worker.startups.release(source: client.address)
+        guard let slot = startupSlot else { return }
+        startupSlot = nil
+        worker.startups.release(slot)
     }
 
     // MARK: Requests

@@ -32,8 +32,16 @@ public final class Daemon: @unchecked Sendable {
     private let startedWith: Configuration
     private let reload: @Sendable () throws(FivedCoreError) -> Configuration
     private let logger: Logger
-    private let startups = StartupLimiter()
+    private let startups = StartupLimiter(wakes: true)
     private let tcpmuxSources = StartupLimiter()
+    /// A connection accepted while its startup slots were all taken.
+    private struct Waiting {
+        let socket: Descriptor
+        let client: Endpoint
+        let local: Endpoint
+    }
+    /// Connections waiting for a startup slot (acceptor thread only).
+    private var waiting = StartupQueue<Waiting>(capacity: 0, capacityPerSource: 0)
     private let publications = Publications()
     private let peers = WorkerDirectory()
     private var tcpmuxListeners: [Listener] = []
@@ -129,33 +137,63 @@ public final class Daemon: @unchecked Sendable {
         logger.info("stopped")
     }
 
-    /// Accepts until a stop signal; reloads on SIGHUP.
+    /// Accepts until a stop signal; reloads on SIGHUP; admits waiting
+    /// connections as startup slots free, and closes those that waited longer
+    /// than login_grace_seconds.
     private func acceptLoop() {
         let all = listeners + tcpmuxListeners
         var pfds = all.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        pfds.append(pollfd(fd: startups.wake?.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
         pfds.append(pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0))
+        waiting = StartupQueue(limits: config.snapshot.limits)
         while true {
-            let rc = poll(&pfds, nfds_t(pfds.count), -1)
+            let grace = Int64(config.snapshot.limits.loginGraceSeconds) * 1000
+            let timeout = waiting.nextExpiry(maximumWait: grace).map { Int32(clamping: max(0, $0 - MonotonicClock.now)) } ?? -1
+            let rc = poll(&pfds, nfds_t(pfds.count), timeout)
             if rc < 0 {
                 if errno == EINTR { continue }
-                logger.critical("poll failed", metadata: ["reason": "\(String(cString: strerror(errno)))"])
+                logger.critical("poll failed", metadata: ["reason": "\(errnoText(errno))"])
                 return
             }
-            if pfds.last!.revents != 0 {
+            if pfds[pfds.count - 1].revents != 0 {
                 for sig in SignalPipe.take() {
                     switch sig {
                     case SIGHUP: reloadConfiguration()
                     case SIGTERM, SIGINT:
                         logger.info("stopping", metadata: ["signal": "\(sig == SIGTERM ? "TERM" : "INT")"])
+                        for entry in waiting.removeAll() { entry.socket.close() }
                         return
                     default: break
                     }
                 }
             }
+            if let wake = startups.wake, pfds[pfds.count - 2].revents != 0 { Syscall.clearEvent(wake.rawValue) }
             for i in all.indices where pfds[i].revents != 0 {
                 acceptAll(from: all[i], tcpmux: i >= listeners.count)
             }
+            admitWaiting()
         }
+    }
+
+    /// Starts the waiting connections that can have a slot now, sources in
+    /// turn; closes those that waited longer than login_grace_seconds.
+    private func admitWaiting() {
+        guard !waiting.isEmpty else { return }
+        let limits = config.snapshot.limits
+        var slots: [StartupSlot] = []
+        let admitted = waiting.admit { source in
+            guard let slot = startups.admit(source: source, limits: limits) else { return false }
+            slots.append(slot)
+            return true
+        }
+        for (entry, slot) in zip(admitted, slots) {
+            start(entry.socket, client: entry.client, local: entry.local, slot: slot)
+        }
+        for entry in waiting.expire(now: MonotonicClock.now, maximumWait: Int64(limits.loginGraceSeconds) * 1000) {
+            logger.info("connection dropped: no startup slot within login_grace_seconds", metadata: ["client": "\(entry.client)"])
+            entry.socket.close()
+        }
+        startups.hasWaiters = !waiting.isEmpty
     }
 
     private func acceptAll(from listener: Listener, tcpmux: Bool) {
@@ -175,34 +213,48 @@ public final class Daemon: @unchecked Sendable {
             if tcpmux {
                 // Plain TCPMUX connections never authenticate: the startup limits
                 // apply to them for their whole life, counted apart from SSH's.
-                guard tcpmuxSources.admit(source: client.address, limits: limits) else {
+                let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
+                guard let slot = tcpmuxSources.admit(source: source, limits: limits) else {
                     logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
                     continue
                 }
                 let worker = workers.min { $0.connectionCount < $1.connectionCount }!
-                worker.adoptTCPMUX(socket, client: client, local: local)
+                worker.adoptTCPMUX(socket, client: client, local: local, slot: slot)
                 continue
             }
-            guard startups.admit(source: client.address, limits: limits) else {
-                logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
+            let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
+            guard let slot = startups.admit(source: source, limits: limits) else {
+                // Every slot this source may take is in use: wait (no banner yet) rather than be dropped.
+                if waiting.enqueue(Waiting(socket: socket, client: client, local: local), source: source, now: MonotonicClock.now) {
+                    startups.hasWaiters = true
+                    logger.debug("connection waits for a startup slot", metadata: ["client": "\(client)", "waiting": "\(waiting.count)"])
+                } else {
+                    logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
+                }
                 continue
             }
-            configureAcceptedSocket(socket.rawValue)
-            let session: SSHSession
-            do {
-                session = try bind.accept(fd: socket.rawValue)
-            } catch {
-                logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error.message)"])
-                startups.release(source: client.address)
-                // Once libssh has taken the socket, freeing its session closes it;
-                // closing it here too could hit another thread's new descriptor.
-                if error.socketTaken { _ = socket.release() }
-                continue
-            }
-            _ = socket.release()  // the session owns it now
-            let worker = workers.min { $0.connectionCount < $1.connectionCount }!
-            worker.adopt(session, client: client, local: local)
+            start(socket, client: client, local: local, slot: slot)
         }
+    }
+
+    /// Wraps an accepted socket in a libssh session and hands it to the worker
+    /// with the fewest connections.
+    private func start(_ socket: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+        configureAcceptedSocket(socket.rawValue)
+        let session: SSHSession
+        do {
+            session = try bind.accept(fd: socket.rawValue)
+        } catch {
+            logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error.message)"])
+            startups.release(slot)
+            // Once libssh has taken the socket, freeing its session closes it;
+            // closing it here too could hit another thread's new descriptor.
+            if error.socketTaken { _ = socket.release() }
+            return
+        }
+        _ = socket.release()  // the session owns it now
+        let worker = workers.min { $0.connectionCount < $1.connectionCount }!
+        worker.adopt(session, client: client, local: local, slot: slot)
     }
 
     /// The SSH socket stays blocking (LIBSSH-NOTES: libssh treats EAGAIN as fatal);
@@ -224,6 +276,7 @@ public final class Daemon: @unchecked Sendable {
                 logger.warning("listen addresses, tcpmux listeners and host keys change only on restart; still using those fived started with")
             }
             config.replace(with: fresh)
+            waiting.resize(limits: fresh.limits)
             logger.info("configuration reloaded", metadata: ["services": "\(fresh.services.count)"])
         } catch {
             logger.error("configuration reload failed, keeping the old one", metadata: ["reason": "\(error)"])

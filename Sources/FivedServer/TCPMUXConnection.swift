@@ -47,7 +47,11 @@ final class TCPMUXConnection: AwaitsBackend {
     var backendRegistration = PollRegistration.none
     var stderrRegistration = PollRegistration.none
 
-    init(socket: Descriptor, client: Endpoint, local: Endpoint) {
+    /// The plain listener's per-source slot, held for the connection's whole life.
+    let slot: StartupSlot
+
+    init(socket: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+        self.slot = slot
         self.socket = socket
         self.client = client
         self.local = local

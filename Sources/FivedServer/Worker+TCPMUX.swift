@@ -6,8 +6,8 @@ import Glibc
 #endif
 
 extension Worker {
-    func startTCPMUX(_ socket: Descriptor, client: Endpoint, local: Endpoint) {
-        let t = TCPMUXConnection(socket: socket, client: client, local: local)
+    func startTCPMUX(_ socket: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+        let t = TCPMUXConnection(socket: socket, client: client, local: local, slot: slot)
         t.logger = logger
         tcpmux[ObjectIdentifier(t)] = t
         if stopping { t.stop() }
@@ -68,7 +68,7 @@ extension Worker {
             if let backend = t.takeBackend() { retire(backend) }
             t.socket.close()
             guard tcpmux.removeValue(forKey: ObjectIdentifier(t)) != nil else { return }
-            tcpmuxSources.release(source: t.client.address)
+            tcpmuxSources.release(t.slot)
             logger.info("tcpmux closed", metadata: [
                 "client": "\(t.client)", "service": "\(t.service)", "form": "tcpmux", "bytes_in": "\(t.bytesIn)",
                 "bytes_out": "\(t.bytesOut)", "duration_ms": "\(MonotonicClock.now - t.startedAt)", "reason": "\(reason)",

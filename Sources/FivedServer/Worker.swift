@@ -37,8 +37,8 @@ final class Worker: @unchecked Sendable {
     }
 
     enum Command {
-        case adopt(SSHSession, client: Endpoint, local: Endpoint)
-        case adoptTCPMUX(Descriptor, client: Endpoint, local: Endpoint)
+        case adopt(SSHSession, client: Endpoint, local: Endpoint, slot: StartupSlot)
+        case adoptTCPMUX(Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot)
         case openForwarded(ForwardRequest, fd: Int32)
         /// Runs on this worker's thread (the status service gathers through it).
         case perform(@Sendable (Worker) -> Void)
@@ -98,13 +98,13 @@ final class Worker: @unchecked Sendable {
     // MARK: Other threads
 
     /// Hands a new session to this worker.
-    func adopt(_ session: SSHSession, client: Endpoint, local: Endpoint) {
-        send(.adopt(session, client: client, local: local))
+    func adopt(_ session: SSHSession, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+        send(.adopt(session, client: client, local: local, slot: slot))
     }
 
     /// Hands a plain TCPMUX connection to this worker.
-    func adoptTCPMUX(_ fd: Descriptor, client: Endpoint, local: Endpoint) {
-        send(.adoptTCPMUX(fd, client: client, local: local))
+    func adoptTCPMUX(_ fd: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+        send(.adoptTCPMUX(fd, client: client, local: local, slot: slot))
     }
 
     /// Asks this worker to open a forwarded-tcpip channel on one of its
@@ -269,10 +269,10 @@ final class Worker: @unchecked Sendable {
         }
         for command in commands {
             switch command {
-            case .adopt(let session, let client, let local):
-                adoptNow(session, client: client, local: local)
-            case .adoptTCPMUX(let fd, let client, let local):
-                startTCPMUX(fd, client: client, local: local)
+            case .adopt(let session, let client, let local, let slot):
+                adoptNow(session, client: client, local: local, slot: slot)
+            case .adoptTCPMUX(let fd, let client, let local, let slot):
+                startTCPMUX(fd, client: client, local: local, slot: slot)
             case .openForwarded(let request, let fd):
                 startForwarded(request, fd: fd)
             case .perform(let body):
@@ -286,20 +286,20 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    private func adoptNow(_ session: SSHSession, client: Endpoint, local: Endpoint) {
+    private func adoptNow(_ session: SSHSession, client: Endpoint, local: Endpoint, slot: StartupSlot) {
         nextConnectionID += 1
         let snapshot = config.snapshot
         let connection: Connection
         do {
             connection = try Connection(id: nextConnectionID, session: session, worker: self, client: client, local: local,
-                                        loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
+                                        startupSlot: slot, loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
             session.prepareServer()
             // libssh requires one key-exchange step before the session may join an event.
             _ = try session.handleKeyExchange()
             try connection.event.add(session)
         } catch {
             logger.info("connection failed", metadata: ["client": "\(client)", "reason": "\(error)"])
-            startups.release(source: client.address)
+            startups.release(slot)
             session.disconnect()
             return
         }
