@@ -127,7 +127,9 @@ struct HardeningTests {
     @Test("max_startups full of idle connections: others wait at most login_grace_seconds, then get in")
     func totalStartupsAndGrace() async throws {
         let environment = try await TestEnvironment.make()
-        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 5\n")
+        // A grace time long enough that a loaded machine still has all three idle
+        // connections up when the fourth arrives.
+        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 10\n")
         try await environment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
@@ -137,17 +139,18 @@ struct HardeningTests {
                 idle.append(fd)
                 _ = try await onThread { try RawClient.readBanner(fd) }
             }
-            // Arriving a second after the idle ones (which the grace time closes
-            // first, freeing their slots before this one's own wait runs out).
-            try await Task.sleep(for: .seconds(1))
+            // The fourth arrives half a second after the first idle one started
+            // (more than the 250 ms the grace check may lag), so that one's slot
+            // frees before the fourth's own wait runs out.
+            try await Task.sleep(for: .milliseconds(500))
             let waiting = try await onThread { try RawClient.connect(port: port, from: "127.0.0.5") }
             defer { close(waiting) }
             let held = try await onThread { try RawClient.readToEnd(waiting, timeout: 1) }
             #expect(held.received.isEmpty && held.closedBy == .timeout, "\(held)")
             // The grace time closes the idle ones (EOF on each), and the slots come back.
             for fd in idle {
-                let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 10) }
-                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 5")
+                let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 20) }
+                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 10")
             }
             let graced = fived.logLines.filter { $0.message == "login grace time exceeded" }.count
             #expect(graced >= 3, "\(fived.logText)")

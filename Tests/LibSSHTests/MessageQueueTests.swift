@@ -88,8 +88,8 @@ struct MessageQueueTests {
         }, tick: { _ in
             guard let message = box.messages.first, MonotonicClock.now - heldAt.withLock({ $0 }) >= 300 else { return }
             box.messages.removeAll()
+            answered.withLock { $0 += 1 }  // before the answer goes out, so the client sees the count
             if let channel = message.acceptChannelOpen() {
-                answered.withLock { $0 += 1 }
                 channel.close()
                 channel.release()
             }
