@@ -36,7 +36,17 @@ extension Connection {
         let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
+            let limit = config.limits.maxConnectionsPerKey
+            guard state == .verified ? takeKeyConnection(blob.fingerprint) : worker.keyUsage.takeConnection(blob.fingerprint, limit: limit) else {
+                logger.info("authentication refused", metadata: [
+                    "user": "\(request.user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
+                    "reason": "max_connections_per_key (\(limit)) reached",
+                ])
+                failed(message)
+                return
+            }
             guard state == .verified else {
+                worker.keyUsage.releaseConnection(blob.fingerprint)  // a probe only asks; the count is taken when it signs
                 message.acceptPublicKeyProbe()  // "this key would do"
                 return
             }

@@ -44,6 +44,7 @@ final class PendingOpen: AwaitsBackend {
         case .success(let backend):
             connection.acceptDirect(message, backend: backend, name: name, channelID: channelID, preamble: preamble)
         case .failure(let failure):
+            connection.releaseKeyChannel()
             connection.refuseOpen(message, requested: requested, form: .directTCPIP, why: "backend unavailable: \(failure)")
         }
     }
@@ -95,8 +96,17 @@ extension Connection {
         }
         switch open.type {
         case .session:
-            guard let raw = message.acceptChannelOpen() else { return }
-            adopt(ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: true, phase: .awaitingRequest))
+            guard takeKeyChannel() else {
+                message.refuse()
+                return
+            }
+            guard let raw = message.acceptChannelOpen() else {
+                releaseKeyChannel()
+                return
+            }
+            let channel = ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: true, phase: .awaitingRequest)
+            channel.countsAgainstKey = true
+            adopt(channel)
         case .directTCPIP:
             guard let destination = open.destination else {
                 message.refuse()
@@ -121,12 +131,17 @@ extension Connection {
                                            services: lookup(config), statusAllow: config.statusAllow)
         switch decision {
         case .open(let name):
+            guard takeKeyChannel() else {
+                message.refuse()
+                return
+            }
             let channelID = makeChannelID()
             let start: BackendConnector.Start
             let preamble: [UInt8]
             do {
                 (start, preamble) = try startBackend(name, caller: caller, config: config, channelID: channelID)
             } catch {
+                releaseKeyChannel()
                 refuseOpen(message, requested: requested, form: .directTCPIP, why: "backend unavailable: \(error)")
                 return
             }
@@ -140,8 +155,16 @@ extension Connection {
                 worker.watchConnect(pending)
             }
         case .help, .status:
-            guard let raw = message.acceptChannelOpen() else { return }
+            guard takeKeyChannel() else {
+                message.refuse()
+                return
+            }
+            guard let raw = message.acceptChannelOpen() else {
+                releaseKeyChannel()
+                return
+            }
             let channel = ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: false, phase: .awaitingRequest)
+            channel.countsAgainstKey = true
             adopt(channel)
             if decision == .status {
                 worker.answerStatus(channel, form: .directTCPIP)
@@ -154,12 +177,15 @@ extension Connection {
     }
 
     /// Confirms a direct-tcpip open whose backend is ready and joins the two.
+    /// (The caller took a `max_channels_per_key` count for it; the channel keeps it.)
     func acceptDirect(_ message: SSHMessage, backend: BackendConnection, name: ServiceName, channelID: UInt64, preamble: [UInt8]) {
         guard !closing, let raw = message.acceptChannelOpen() else {
+            releaseKeyChannel()
             worker.retire(backend)
             return
         }
         let channel = ServiceChannel(id: channelID, channel: raw, connection: self, isSessionChannel: false, phase: .awaitingRequest)
+        channel.countsAgainstKey = true
         adopt(channel)
         channel.name(form: .directTCPIP, service: name.value)
         channel.attach(backend, preamble: preamble)

@@ -32,6 +32,8 @@ final class Connection {
     var failedAttempts = 0
     /// The unauthenticated-connection slot this connection holds until it authenticates.
     private var startupSlot: StartupSlot?
+    /// The key this connection counts against (`max_connections_per_key`), once authenticated.
+    private(set) var countedKey: String?
     let acceptedAt = MonotonicClock.now
     let loginDeadline: Int64
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
@@ -76,6 +78,39 @@ final class Connection {
         guard let slot = startupSlot else { return }
         startupSlot = nil
         worker.startups.release(slot)
+    }
+
+    /// Counts this connection against its key; false when the key has
+    /// `max_connections_per_key` already.
+    func takeKeyConnection(_ fingerprint: String) -> Bool {
+        guard countedKey == nil else { return true }
+        guard worker.keyUsage.takeConnection(fingerprint, limit: worker.config.snapshot.limits.maxConnectionsPerKey) else { return false }
+        countedKey = fingerprint
+        return true
+    }
+
+    func releaseKeyConnection() {
+        guard let key = countedKey else { return }
+        countedKey = nil
+        worker.keyUsage.releaseConnection(key)
+    }
+
+    /// Counts one more channel against the caller's key; false (logged) when
+    /// it has `max_channels_per_key` open already.
+    func takeKeyChannel() -> Bool {
+        guard let key = caller?.key.blob.fingerprint else { return false }
+        guard worker.keyUsage.takeChannel(key, limit: worker.config.snapshot.limits.maxChannelsPerKey) else {
+            logger.info("channel refused", metadata: [
+                "user": "\(caller?.user ?? "-")", "fingerprint": "\(key)", "client": "\(client)",
+                "reason": "max_channels_per_key reached",
+            ])
+            return false
+        }
+        return true
+    }
+
+    func releaseKeyChannel() {
+        if let key = caller?.key.blob.fingerprint { worker.keyUsage.releaseChannel(key) }
     }
 
     // MARK: Requests
@@ -151,7 +186,8 @@ final class Connection {
     }
 
     func forget(_ channel: ServiceChannel) {
-        channels.removeValue(forKey: ObjectIdentifier(channel))
+        guard channels.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return }
+        if channel.countsAgainstKey { releaseKeyChannel() }
     }
 
     /// Called by a channel once it has sent CLOSE; logs its end and tears it down.

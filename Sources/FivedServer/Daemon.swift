@@ -43,6 +43,7 @@ public final class Daemon: @unchecked Sendable {
     /// Connections waiting for a startup slot (acceptor thread only).
     private var waiting = StartupQueue<Waiting>(capacity: 0, capacityPerSource: 0)
     private let publications = Publications()
+    private let keyUsage = KeyUsage()
     private let peers = WorkerDirectory()
     private var tcpmuxListeners: [Listener] = []
     private var workers: [Worker] = []
@@ -114,7 +115,7 @@ public final class Daemon: @unchecked Sendable {
         for i in 0..<count {
             do {
                 let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
-                                        publications: publications, tcpmuxSources: tcpmuxSources, logger: logger,
+                                        publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
                                         peers: peers)
                 try worker.start()
                 workers.append(worker)

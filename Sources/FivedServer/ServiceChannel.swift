@@ -56,6 +56,8 @@ final class ServiceChannel: SSHChannelDelegate {
     private var pendingRequest: SSHMessage?
     /// The bytes to send the backend first (a PROXY v2 header) once its connect finishes.
     var pendingPreamble: [UInt8] = []
+    /// Opened by the client (not toward a publisher): counted in `max_channels_per_key`.
+    var countsAgainstKey = false
 
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)

@@ -50,6 +50,7 @@ final class Worker: @unchecked Sendable {
     let startups: StartupLimiter
     let authorizedKeys: AuthorizedKeysStore
     let publications: Publications
+    let keyUsage: KeyUsage
     let tcpmuxSources: StartupLimiter
     let logger: Logger
     private let inbox = Mutex<[Command]>([])
@@ -78,10 +79,11 @@ final class Worker: @unchecked Sendable {
     let peers: WorkerDirectory
 
     init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
-         publications: Publications, tcpmuxSources: StartupLimiter, logger: Logger,
+         publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
          peers: WorkerDirectory) throws(SystemError) {
         self.index = index
         self.publications = publications
+        self.keyUsage = keyUsage
         self.tcpmuxSources = tcpmuxSources
         self.config = config
         self.startups = startups
@@ -506,7 +508,10 @@ final class Worker: @unchecked Sendable {
         let batch = finishedChannels
         finishedChannels.removeAll()
         for channel in batch { teardown(channel) }
-        for pending in connection.pendingOpens.values { cancelConnect(pending) }
+        for pending in connection.pendingOpens.values {
+            cancelConnect(pending)
+            connection.releaseKeyChannel()
+        }
         connection.pendingOpens.removeAll()
         for name in publications.releaseAll(connectionID: connection.id) {
             logger.info("unpublished", metadata: [
@@ -517,6 +522,7 @@ final class Worker: @unchecked Sendable {
         dropPendingForwards(of: connection)
         connectionsByID.removeValue(forKey: connection.id)
         connection.releaseStartupSlot()
+        connection.releaseKeyConnection()
         poller.remove(connection.pollerToken)
         connection.event.remove(connection.session)
         connection.session.disconnect()

@@ -62,3 +62,66 @@ struct LimitsTests {
         }
     }
 }
+
+/// One key cannot take all of fived: max_connections_per_key and max_channels_per_key.
+@Suite("Per-key limits", .timeLimit(.minutes(1)))
+struct PerKeyLimitTests {
+    @Test("max_connections_per_key = 2: a third login with the same key is refused and logged; another key gets in")
+    func connectionsPerKey() async throws {
+        let environment = try await TestEnvironment.make()
+        let other = try await environment.newKey(.ed25519, name: "other")
+        try environment.setAuthorizedKeys([environment.key.authorizedLine(), other.authorizedLine()])
+        let options = FivedOptions(extraTOML: "[limits]\nmax_connections_per_key = 2\n")
+        try await environment.withFived(options) { fived in
+            let first = try await fived.startControlMaster(name: "one")
+            let second = try await fived.startControlMaster(name: "two")
+            defer {
+                first.master.signal(SIGTERM)
+                second.master.signal(SIGTERM)
+            }
+            let third = try await fived.stdio("echo", Array("three".utf8))
+            #expect(third.exitStatus == 255 && third.stdoutText.isEmpty, "\(third)")
+            let refused = await fived.waitForLog { $0.message == "authentication refused" }
+            #expect(refused?["reason"] == "max_connections_per_key (2) reached", "\(fived.logText)")
+            #expect(refused?["fingerprint"] == environment.key.fingerprint)
+            let otherKey = try await fived.ssh(["-W", "echo:1"], identity: .key(other), stdin: try fived.input(Array("other".utf8)))
+            #expect(otherKey.stdoutText == "other")
+            // A freed connection makes room again.
+            first.master.signal(SIGTERM)
+            _ = await first.master.wait(timeout: .seconds(10))
+            let again = await eventually {
+                (try? await fived.stdio("echo", Array("again".utf8)))?.stdoutText == "again"
+            }
+            #expect(again)
+        }
+    }
+
+    @Test("max_channels_per_key = 2: a third channel of that key, on any connection, is refused and logged")
+    func channelsPerKey() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(
+            services: [.exec("echo", "/bin/cat"), .exec("sleepy", "/bin/sleep", "30")],
+            extraTOML: "[limits]\nmax_channels_per_key = 2\n")
+        try await environment.withFived(options) { fived in
+            let a = try fived.spawnSSH(["-W", "sleepy:1"], stdin: .pipe, name: "a")
+            let b = try fived.spawnSSH(["-W", "sleepy:1"], stdin: .pipe, name: "b")
+            defer {
+                a.signal(SIGTERM)
+                b.signal(SIGTERM)
+            }
+            // Both channels are up once their two service processes run.
+            let open = await eventually { fived.descendants().count == 2 }
+            #expect(open, "\(fived.descendants())")
+            let third = try await fived.stdio("echo", Array("third".utf8))
+            #expect(third.exitStatus == 255, "\(third)")
+            let refused = await fived.waitForLog { $0.message == "channel refused" && $0["reason"] == "max_channels_per_key reached" }
+            #expect(refused != nil, "\(fived.logText)")
+            a.signal(SIGTERM)
+            _ = await a.wait(timeout: .seconds(10))
+            let again = await eventually {
+                (try? await fived.stdio("echo", Array("again".utf8)))?.stdoutText == "again"
+            }
+            #expect(again)
+        }
+    }
+}
