@@ -46,8 +46,9 @@ public struct AuthorizedPrincipalsFile: Sendable, Equatable {
 /// `auth_process_principals`, `auth_check_principals_line`): leading blanks
 /// skipped, everything from the first `#` dropped, blank lines ignored; a line
 /// with a blank in it is `OPTIONS PRINCIPAL`, where OPTIONS is the first field
-/// (authorized_keys options, parsed as `KeyOptions`) and PRINCIPAL the text
-/// after the last blank; otherwise the whole line is the principal.
+/// (authorized_keys options, quotes respected, parsed as `KeyOptions`) and
+/// PRINCIPAL the text after the last space (or, with no space, the last tab);
+/// otherwise the whole line is the principal.
 public enum AuthorizedPrincipalsParser {
     /// The longest line accepted, in bytes, as for authorized_keys.
     public static let maximumLineLength = AuthorizedKeysParser.maximumLineLength
@@ -78,9 +79,10 @@ public enum AuthorizedPrincipalsParser {
             guard !trimmed.isEmpty else { continue }
             var options = KeyOptions()
             var principal = trimmed
-            if let lastBlank = trimmed.lastIndex(where: { $0 == 0x20 || $0 == 0x09 }) {
-                principal = Array(trimmed[(lastBlank + 1)...])
-                let field = trimmed.prefix(while: { $0 != 0x20 && $0 != 0x09 })
+            // sshd: the last space, or failing one the last tab, ends the options.
+            if let lastBlank = trimmed.lastIndex(of: 0x20) ?? trimmed.lastIndex(of: 0x09) {
+                principal = Array(trimmed[(lastBlank + 1)...].drop(while: { $0 == 0x20 || $0 == 0x09 }))
+                let field = Self.optionsField(trimmed)
                 do {
                     options = try KeyOptions(parsing: String(decoding: field, as: UTF8.self), context: context, timeZone: timeZone)
                 } catch {
@@ -95,5 +97,21 @@ public enum AuthorizedPrincipalsParser {
             entries.append(AuthorizedPrincipal(principal: text, options: options, file: path, line: index + 1))
         }
         return (entries, problems)
+    }
+
+    /// The options field as `sshauthopt_parse` consumes it: up to the first
+    /// blank outside double quotes (`\"` is not a quote).
+    private static func optionsField(_ line: [UInt8]) -> ArraySlice<UInt8> {
+        var quoted = false
+        var i = 0
+        while i < line.count, quoted || (line[i] != 0x20 && line[i] != 0x09) {
+            if line[i] == UInt8(ascii: "\\"), i + 1 < line.count, line[i + 1] == UInt8(ascii: "\"") {
+                i += 1
+            } else if line[i] == UInt8(ascii: "\"") {
+                quoted.toggle()
+            }
+            i += 1
+        }
+        return line[..<i]
     }
 }
