@@ -12,8 +12,9 @@ private let certificate = try! OpenSSHCertificate(
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzKRL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     var bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
-    // Half the inputs get the KRL magic, so the fuzzer reaches the sections.
-    if let first = bytes.first, first & 1 == 1, !KeyRevocationList.isKRL(bytes) {
+    // A quarter of the inputs get the KRL magic, so the fuzzer reaches the
+    // sections; text lists ('#', 's', 'e') keep their first byte.
+    if let first = bytes.first, first & 3 == 1, !KeyRevocationList.isKRL(bytes) {
         bytes = KeyRevocationList.magic + bytes.dropFirst()
     }
     let list = RevokedKeys(contents: bytes, path: "fuzz")
@@ -22,7 +23,8 @@ public func fuzzKRL(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         precondition(!problem.message.contains("\n"), "an error message must stay one line")
         precondition(list.revocation(of: certificate.key) == .unusable(problem), "an unusable file must revoke everything")
     }
-    precondition(list.isKRL == KeyRevocationList.isKRL(bytes))
+    // Read as a KRL exactly when it has the magic, and then parsed or unusable.
+    precondition(list.isKRL ? KeyRevocationList.isKRL(bytes) : (!KeyRevocationList.isKRL(bytes) || list.problem != nil))
     for revocation in [list.revocation(of: certificate), list.revocation(of: certificate.key), list.revocation(of: certificate.signatureKey)] {
         if let revocation { precondition(!revocation.description.contains("\n")) }
     }

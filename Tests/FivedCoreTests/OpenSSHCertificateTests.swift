@@ -203,6 +203,8 @@ import Testing
         _ = try k.certify("user", ca: "ca")
         let line = try k.text("user-cert.pub")
         let fields = line.split(separator: " ")
+        let parsed = try OpenSSHCertificate(line: "\(fields[0]) \(fields[1])\r\n", context: "f:1")
+        #expect(parsed.keyID == "alice-laptop")
         #expect(throws: FivedCoreError(.certificateMalformed, "f:1: the line says ssh-ed25519 but the certificate is ssh-ed25519-cert-v01@openssh.com")) {
             try OpenSSHCertificate(line: "ssh-ed25519 \(fields[1])", context: "f:1")
         }
@@ -222,6 +224,9 @@ import Testing
         #expect(OpenSSHCertificate.blobType(forAlgorithm: "ssh-dss-cert-v01@openssh.com") == nil)
         #expect(OpenSSHCertificate.isCertificateType("sk-ssh-ed25519-cert-v01@openssh.com"))
         #expect(!OpenSSHCertificate.isCertificateType("sk-ssh-ed25519@openssh.com"))
+        #expect(OpenSSHCertificate.isCertificate(blob: TestKeys.bobCertificate.blobBytes))
+        #expect(!OpenSSHCertificate.isCertificate(blob: TestKeys.bob.blob.bytes))
+        #expect(!OpenSSHCertificate.isCertificate(blob: [0, 0, 0]))
     }
 
     @Test func securityKeyCertificatesParse() throws {
@@ -243,4 +248,9 @@ import Testing
             #expect(cert.verifySignature() == .failure(.invalid(algorithm: "ssh-ed25519")))
         }
     }
+}
+
+extension TestKeys.Key {
+    /// The decoded base64, for keys (certificates) `PublicKeyBlob` does not take.
+    var blobBytes: [UInt8] { Base64.decode(base64)! }
 }

@@ -67,6 +67,15 @@ import Testing
         #expect(big.problem?.message == "/r: larger than 67108864 bytes")
     }
 
+    @Test func theFirstRevokingFileAnswers() {
+        let a = RevokedKeys(contents: Array("\(TestKeys.alice.line)\n".utf8), path: "/a")
+        let b = RevokedKeys(contents: Array("\(TestKeys.alice.line)\n\(TestKeys.bob.line)\n".utf8), path: "/b")
+        #expect([a, b].revocation(of: TestKeys.alice.blob) == .listedKey(fingerprint: TestKeys.alice.fingerprint, isCA: false, location: "/a:1"))
+        #expect([a, b].revocation(of: TestKeys.bob.blob) == .listedKey(fingerprint: TestKeys.bob.fingerprint, isCA: false, location: "/b:2"))
+        #expect([a, b].revocation(of: TestKeys.ed25519.blob) == nil)
+        #expect([RevokedKeys]().revocation(of: TestKeys.bob.blob) == nil)
+    }
+
     @Test func crlfAndBlankLines() throws {
         let list = RevokedKeys(contents: Array("\r\n\(TestKeys.bob.line)\r\n   # x\r\n".utf8), path: "/r")
         #expect(list.problem == nil)

@@ -112,6 +112,15 @@ public struct OpenSSHCertificate: Sendable, Hashable, CustomStringConvertible {
         name.hasSuffix("-cert-v01@openssh.com")
     }
 
+    /// True when a presented key blob starts with a certificate type, so that
+    /// authentication should parse it with `init(bytes:context:)` and decide it
+    /// with `CertificateCheck` rather than `PublicKeyBlob` and `KeyMatcher`.
+    public static func isCertificate(blob: [UInt8]) -> Bool {
+        var reader = WireReader(blob)
+        guard let type = reader.string(), type.count <= 64 else { return false }
+        return isCertificateType(String(decoding: type, as: UTF8.self))
+    }
+
     /// The certificate type a blob carries for a public key algorithm name as a
     /// client sends it in SSH_MSG_USERAUTH_REQUEST (PROTOCOL.certkeys:
     /// `rsa-sha2-256-cert-v01@openssh.com` and `rsa-sha2-512-cert-v01@openssh.com`
@@ -236,15 +245,17 @@ public struct OpenSSHCertificate: Sendable, Hashable, CustomStringConvertible {
     /// Parses one line of a `-cert.pub` file: `TYPE BASE64 [COMMENT]`, where TYPE
     /// must be the blob's own certificate type.
     public init(line: some StringProtocol, context: String) throws(FivedCoreError) {
-        let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
-        guard fields.count >= 2 else {
+        // Split on bytes: in Swift "\r\n" is one Character, equal to neither "\r" nor "\n".
+        let fields = line.utf8.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A })
+            .prefix(2).map { String(decoding: $0, as: UTF8.self) }
+        guard fields.count == 2 else {
             throw FivedCoreError(.certificateMalformed, "\(context): expected TYPE BASE64 [COMMENT]")
         }
         try self.init(base64: fields[1], context: context)
-        guard certificateType == String(fields[0]) else {
+        guard certificateType == fields[0] else {
             throw FivedCoreError(
                 .certificateMalformed,
-                "\(context): the line says \(ServiceName.printable(String(fields[0]))) but the certificate is \(certificateType)")
+                "\(context): the line says \(ServiceName.printable(fields[0])) but the certificate is \(certificateType)")
         }
     }
 

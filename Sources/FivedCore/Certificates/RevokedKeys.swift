@@ -120,3 +120,16 @@ public struct RevokedKeys: Sendable, Equatable {
         }
     }
 }
+
+extension Sequence where Element == RevokedKeys {
+    /// The first file's reason to revoke the plain key `key`, or nil: what sshd's
+    /// `auth_key_is_revoked` asks of every RevokedKeys file before it reads
+    /// authorized_keys (auth2-pubkey.c `user_key_allowed`). `CertificateCheck`
+    /// asks this itself for certificates.
+    public func revocation(of key: PublicKeyBlob) -> Revocation? {
+        for file in self {
+            if let revocation = file.revocation(of: key) { return revocation }
+        }
+        return nil
+    }
+}
