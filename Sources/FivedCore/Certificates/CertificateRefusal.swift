@@ -1,5 +1,8 @@
 /// Why `CertificateCheck` refused a certificate: one log-ready line, never sent
 /// to the client (which sees only an authentication failure, as with sshd).
+/// A decision's reason like `OpenRefusal`, not a failure of fived: it conforms
+/// to `Error` only so that `CertificateRestrictions` can throw it typed, and
+/// parse errors stay `FivedCoreError`.
 public enum CertificateRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     /// A host certificate (type 2) presented for user authentication.
     case hostCertificate

@@ -24,7 +24,7 @@ public enum SSHSignature {
         "rsa-sha2-512", "rsa-sha2-256",
     ]
 
-    /// Why a signature was not accepted.
+    /// Why a signature was not accepted (an `Error` only to be a `Result`'s failure).
     public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
         /// The blob does not parse (the phrase says where).
         case malformed(String)
