@@ -1,15 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module layout (see docs/architecture.md):
-//   CLibSSH      system-library target: module map + shim.h, C glue only.
-//   LibSSH       the only importer of CLibSSH; owns every libssh handle.
-//   FivedCore    pure policy: configuration, service names, authorized_keys,
-//                the open decision, PROXY v2, TCPMUX parsing. No sockets, no libssh,
-//                so it is tested without either (STYLE.md puts Pump/Channels here too;
-//                they live in FivedServer instead so that purity is enforced by the
-//                module graph rather than by convention).
-//   FivedServer  the runtime: acceptor, worker event loops, channel pumps, backends.
+// Module layout (docs/architecture.md has the table and a code map):
+//   CLibSSH, CSystem  system-library targets: module maps and static inline C glue only.
+//   FivedSystem       the one system layer: syscalls (errno read at once, EINTR
+//                     retried), owned descriptors, socket addresses, the monotonic
+//                     clock, the signal self-pipe, epoll.
+//   LibSSH            the only importer of CLibSSH; owns every libssh handle.
+//   FivedCore         pure policy and state: configuration, service names,
+//                     authorized_keys, the access decision, the channel state
+//                     machine, the byte relay's algorithm, what a service learns,
+//                     PROXY v2, TCPMUX parsing. No sockets, no libssh.
+//   FivedRuntime      what both executables run: the relay's ends on SSH channels
+//                     and descriptors.
+//   FivedServer       the daemon: acceptor, workers, connections, channels, backends.
+//   FivedClient       fived-connect's runtime: dialing, stdio bridges, -L and -R.
+//   fived, fived-connect  thin executables: arguments in, a runtime started.
 let package = Package(
     name: "fived",
     platforms: [.macOS(.v14)],
@@ -30,8 +36,12 @@ let package = Package(
             providers: [.apt(["libssh-dev"])]
         ),
         // Linux calls Swift's Glibc module does not expose (pidfd_open, GNU
-        // posix_spawn extensions): static inline wrappers only.
+        // posix_spawn extensions, the packed epoll_event): static inline wrappers only.
         .systemLibrary(name: "CSystem"),
+        .target(
+            name: "FivedSystem",
+            dependencies: ["CSystem"]
+        ),
         .target(
             name: "LibSSH",
             dependencies: ["CLibSSH"]
@@ -46,11 +56,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FivedRuntime",
+            dependencies: ["FivedCore", "FivedSystem", "LibSSH"]
+        ),
+        .target(
             name: "FivedServer",
             dependencies: [
-                "FivedCore", "LibSSH", "CSystem",
+                "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .target(
+            name: "FivedClient",
+            dependencies: ["FivedCore", "FivedRuntime", "FivedSystem", "LibSSH"]
         ),
         .executableTarget(
             name: "fived",
@@ -63,13 +81,27 @@ let package = Package(
         .executableTarget(
             name: "fived-connect",
             dependencies: [
-                "FivedCore", "LibSSH",
+                "FivedCore", "FivedClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "FivedCoreTests",
             dependencies: ["FivedCore"]
+        ),
+        // A libssh server in the test process, for LibSSHTests and FivedRuntimeTests.
+        .target(
+            name: "SSHTestSupport",
+            dependencies: ["LibSSH", "FivedSystem"],
+            path: "Tests/SSHTestSupport"
+        ),
+        .testTarget(
+            name: "LibSSHTests",
+            dependencies: ["LibSSH", "FivedSystem", "SSHTestSupport"]
+        ),
+        .testTarget(
+            name: "FivedRuntimeTests",
+            dependencies: ["FivedRuntime", "FivedServer", "FivedClient", "FivedSystem", "FivedCore", "LibSSH", "SSHTestSupport"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -28,17 +28,9 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists libssh 2>/dev/null || missing+=(libssh-dev)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
-if ((${#missing[@]})); then
-    if [[ $(id -u) -eq 0 ]]; then
-        echo "demo: installing ${missing[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        echo "demo: missing ${missing[*]}: run  sudo apt-get install ${missing[*]}" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+install_packages demo "${missing[@]}"
 
 scratch=(--scratch-path "${FIVED_SCRATCH:-.build}")
 echo "demo: building fived (swift build)..." >&2

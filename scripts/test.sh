@@ -42,17 +42,9 @@ if ((${#optional[@]})); then
     fi
 fi
 
-if ((${#missing[@]})); then
-    if [[ $(id -u) -eq 0 ]]; then
-        echo "test.sh: installing ${missing[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    else
-        echo "test.sh: missing ${missing[*]}; install them: sudo apt-get install ${missing[*]}" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+install_packages test.sh "${missing[@]}"
 
 scratch=(--scratch-path "${FIVED_SCRATCH:-.build}")
 swift build "${scratch[@]}" --build-tests

@@ -70,9 +70,9 @@ static inline int fived_epoll_wait(int epfd, uint32_t *events, uint64_t *tokens,
     return n;
 }
 
-// accept4(2) with close-on-exec.
-static inline int fived_accept_cloexec(int fd, struct sockaddr *addr, socklen_t *len) {
-    return accept4(fd, addr, len, SOCK_CLOEXEC);
+// accept4(2) with close-on-exec and, optionally, O_NONBLOCK.
+static inline int fived_accept4(int fd, struct sockaddr *addr, socklen_t *len, int nonblocking) {
+    return accept4(fd, addr, len, SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
 }
 
 // socketpair(2), stream, close-on-exec.

@@ -1,48 +1,68 @@
 import CSystem
 import FivedCore
+import FivedRuntime
+import FivedSystem
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A connected backend: a non-blocking stream descriptor, and for exec backends
-/// the child process, its stderr pipe and a pidfd that polls readable at exit.
+/// A connected backend: a non-blocking stream, and for exec backends the child
+/// process and its stderr pipe. Each descriptor is owned, and closed by whoever
+/// takes it down after unregistering it.
 final class BackendConnection {
-    /// The stream to the service (socket, or our end of the exec socketpair).
-    private(set) var fd: Int32
-    /// exec backends: the child's stderr (read end), -1 otherwise or once closed.
-    private(set) var stderrFD: Int32
+    /// The stream to the service (a socket, or fived's end of an exec service's socketpair).
+    private(set) var stream: Descriptor?
+    /// exec backends: the read end of the child's stderr.
+    private(set) var errors: Descriptor?
     /// exec backends: the child.
-    let pid: pid_t?
-    /// exec backends: readable once the child exited; -1 once reaped.
-    private(set) var pidFD: Int32
+    let process: ServiceProcess?
+    /// The stream as a relay end (read toward the client, written toward the service).
+    let streamEnd: DescriptorEnd
+    /// The stderr pipe as a relay source, for exec backends.
+    let errorsEnd: DescriptorEnd?
 
-    init(fd: Int32, stderrFD: Int32 = -1, pid: pid_t? = nil, pidFD: Int32 = -1) {
-        self.fd = fd
-        self.stderrFD = stderrFD
+    init(stream: Descriptor, errors: Descriptor? = nil, process: ServiceProcess? = nil) {
+        self.stream = stream
+        self.errors = errors
+        self.process = process
+        self.streamEnd = DescriptorEnd(fd: stream.rawValue, isSocket: true)
+        self.errorsEnd = errors.map { DescriptorEnd(fd: $0.rawValue, isSocket: false) }
+    }
+
+    func closeStream() {
+        stream?.close()
+        stream = nil
+    }
+
+    func closeErrors() {
+        errors?.close()
+        errors = nil
+    }
+
+    /// Half-close toward the service: it reads EOF.
+    func shutdownInput() {
+        if let stream { Syscall.shutdownWrite(stream.rawValue) }
+    }
+}
+
+/// A service's process (exec backends): its pid, and a pidfd that polls readable once it exits.
+final class ServiceProcess {
+    let pid: pid_t
+    /// Readable once the process exited; nil once closed.
+    private(set) var pidFD: Descriptor?
+    private(set) var reaped = false
+
+    init(pid: pid_t, pidFD: Descriptor) {
         self.pid = pid
         self.pidFD = pidFD
     }
 
-    deinit {
-        closeStream()
-        closeStderr()
-        if pidFD >= 0 { Sys.close(pidFD) }
-    }
+    /// True while the process has not been reaped.
+    var isRunning: Bool { !reaped }
 
-    func closeStream() {
-        Sys.close(fd)
-        fd = -1
-    }
-
-    func closeStderr() {
-        Sys.close(stderrFD)
-        stderrFD = -1
-    }
-
-    /// Reaps the child if it has exited; returns its wait status. The pidfd stays
-    /// open until `closeProcessDescriptor` (it may still be registered with a poll set).
+    /// Reaps the process if it has exited; returns its wait status.
     func reap() -> Int32? {
-        guard let pid, !reaped else { return nil }
+        guard !reaped else { return nil }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
         if rc == pid {
@@ -56,144 +76,183 @@ final class BackendConnection {
         return nil
     }
 
-    private(set) var reaped = false
-
-    func closeProcessDescriptor() {
-        Sys.close(pidFD)
-        pidFD = -1
+    /// Signals the process group (the child leads its own session, see `BackendConnector.spawn`).
+    func signalGroup(_ sig: Int32) {
+        guard !reaped else { return }
+        _ = kill(-pid, sig)
     }
 
-    /// True while the child has not been reaped.
-    var childRunning: Bool { pid != nil && !reaped }
-
-    /// Signals the child's process group (it is a session leader, see `spawn`).
-    func signalChild(_ sig: Int32) {
-        guard let pid, !reaped else { return }
-        // The child leads its own session and process group (POSIX_SPAWN_SETSID).
-        _ = kill(-pid, sig)
+    func closePidFD() {
+        pidFD?.close()
+        pidFD = nil
     }
 }
 
 /// Why a backend could not be reached, for the log (never sent to the client).
 struct BackendFailure: Error, CustomStringConvertible {
+    /// What failed, stable for matching.
+    enum Code: String {
+        case resolve, connect, timeout, spawn, tooLong, published
+    }
+
+    let code: Code
     let description: String
+
+    init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
-/// Opens backends. Connects are non-blocking with a bounded wait, because the
-/// open decision must be made inside libssh's callback (the message dies with it).
-enum BackendConnector {
-    /// The longest a channel open waits for a TCP backend to accept.
-    static let connectTimeoutMilliseconds: Int32 = 3000
+/// A backend connect in progress: a non-blocking connect to one of the
+/// service's addresses, tried in order, bounded by a deadline. The worker polls
+/// `descriptor` for writability and calls `advance()`; it never waits.
+final class PendingConnect {
+    private(set) var descriptor: Descriptor
+    private var remaining: [SocketAddress]
+    private let target: String
+    let deadline: Int64
+    private var lastError = "no address"
 
-    static func connect(_ backend: Backend, environment: [String]) throws(BackendFailure) -> BackendConnection {
+    fileprivate init(descriptor: Descriptor, remaining: [SocketAddress], target: String, deadline: Int64) {
+        self.descriptor = descriptor
+        self.remaining = remaining
+        self.target = target
+        self.deadline = deadline
+    }
+
+    /// What a step of the connect came to.
+    enum Progress {
+        case connected(BackendConnection)
+        /// Still connecting (perhaps on a new descriptor: register it again).
+        case pending
+        case failed(BackendFailure)
+    }
+
+    /// Checks the connect after the descriptor polled writable (or at the deadline).
+    func advance(now: Int64) -> Progress {
+        let e = Socket.connectResult(descriptor.rawValue)
+        // SO_ERROR is 0 both once connected and while still connecting: only a peer address tells them apart.
+        if e == 0 && SocketAddress.peer(of: descriptor.rawValue) != nil {
+            return .connected(BackendConnector.connected(descriptor))
+        }
+        if e == 0 || e == EINPROGRESS || e == EALREADY {
+            if now >= deadline { return .failed(BackendFailure(.timeout, "\(target): connect timed out")) }
+            return .pending
+        }
+        lastError = errnoText(e)
+        descriptor.close()
+        return next(now: now)
+    }
+
+    /// Gives up (the channel went away or the deadline passed).
+    func cancel() {
+        descriptor.close()
+    }
+
+    /// Starts the connect to the next address, if any.
+    fileprivate func next(now: Int64) -> Progress {
+        while !remaining.isEmpty {
+            if now >= deadline { return .failed(BackendFailure(.timeout, "\(target): connect timed out")) }
+            let address = remaining.removeFirst()
+            do {
+                let fd = try Socket.stream(family: address.family)
+                switch try Socket.connect(fd.rawValue, to: address) {
+                case .connected: return .connected(BackendConnector.connected(fd))
+                case .inProgress:
+                    descriptor = fd
+                    return .pending
+                }
+            } catch {
+                lastError = error.reason
+            }
+        }
+        return .failed(BackendFailure(.connect, "\(target): \(lastError)"))
+    }
+}
+
+/// Opens backends without waiting: exec services are spawned at once, socket
+/// connects are started and, if they do not complete at once, handed back as a
+/// `PendingConnect` for the worker to finish.
+enum BackendConnector {
+    /// How a backend open began.
+    enum Start {
+        case ready(BackendConnection)
+        case pending(PendingConnect)
+    }
+
+    static func start(_ backend: Backend, environment: [String], timeoutMilliseconds: Int64) throws(BackendFailure) -> Start {
         switch backend {
         case .tcp(let host, let port):
-            return try connectTCP(host: host, port: port)
+            let addresses: [SocketAddress]
+            do {
+                addresses = try SocketAddress.resolve(host: host, port: port, passive: false)
+            } catch {
+                throw BackendFailure(.resolve, "cannot resolve \(host): \(error.reason)")
+            }
+            let placeholder = Descriptor(-1)
+            let pending = PendingConnect(
+                descriptor: placeholder, remaining: addresses, target: "tcp:\(host):\(port)",
+                deadline: MonotonicClock.now + timeoutMilliseconds)
+            switch pending.next(now: MonotonicClock.now) {
+            case .connected(let connection): return .ready(connection)
+            case .pending: return .pending(pending)
+            case .failed(let failure): throw failure
+            }
         case .unix(let path):
-            return try connectUnix(path: path)
+            return .ready(try connectUnix(path: path))
         case .exec(let argv):
-            return try spawn(argv: argv, environment: environment)
+            return .ready(try spawn(argv: argv, environment: environment))
         }
     }
 
-    static func connectTCP(host: String, port: UInt16) throws(BackendFailure) -> BackendConnection {
-        let addresses: [(family: Int32, storage: sockaddr_storage, length: socklen_t)]
-        do {
-            addresses = try AddressResolver.resolve(host: host, port: port, passive: false)
-        } catch {
-            throw BackendFailure(description: "cannot resolve \(host): \(error)")
-        }
-        var lastError = "no address"
-        for a in addresses {
-            let fd = socket(a.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            if fd < 0 { lastError = String(cString: strerror(errno)); continue }
-            var storage = a.storage
-            let rc = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, a.length) }
-            }
-            if rc == 0 || errno == EINPROGRESS || errno == EINTR {
-                if rc != 0, let failure = waitConnected(fd) {
-                    lastError = failure
-                    Sys.close(fd)
-                    continue
-                }
-                Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-                return BackendConnection(fd: fd)
-            }
-            lastError = String(cString: strerror(errno))
-            Sys.close(fd)
-        }
-        throw BackendFailure(description: "tcp:\(host):\(port): \(lastError)")
-    }
-
-    /// Waits up to `connectTimeoutMilliseconds` for a non-blocking connect; nil on success.
-    private static func waitConnected(_ fd: Int32) -> String? {
-        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        var rc: Int32
-        repeat { rc = poll(&pfd, 1, connectTimeoutMilliseconds) } while rc < 0 && errno == EINTR
-        if rc == 0 { return "connect timed out" }
-        if rc < 0 { return String(cString: strerror(errno)) }
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-        return err == 0 ? nil : String(cString: strerror(err))
+    /// A connected TCP socket, tuned for the relay.
+    fileprivate static func connected(_ fd: Descriptor) -> BackendConnection {
+        Socket.setOption(fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        return BackendConnection(stream: fd)
     }
 
     static func connectUnix(path: String) throws(BackendFailure) -> BackendConnection {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        let bytes = Array(path.utf8)
-        guard bytes.count < capacity else { throw BackendFailure(description: "unix:\(path): path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in
-            dst.copyBytes(from: bytes)
-            dst[bytes.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw BackendFailure(description: "unix:\(path): \(String(cString: strerror(errno)))") }
-        var rc: Int32
-        repeat {
-            rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        do throws(SystemError) {
+            let address = try SocketAddress.unix(path: path)
+            let fd = try Socket.stream(family: AF_UNIX)
+            switch try Socket.connect(fd.rawValue, to: address) {
+            case .connected:
+                return BackendConnection(stream: fd)
+            case .inProgress:
+                // Linux completes or refuses Unix stream connects at once; anything else is a refusal.
+                throw SystemError("connect", errno: ECONNREFUSED, subject: path)
             }
-        } while rc < 0 && errno == EINTR
-        if rc < 0 {
-            let e = errno
-            if e == EINPROGRESS || e == EAGAIN, waitConnected(fd) == nil {
-                return BackendConnection(fd: fd)
-            }
-            Sys.close(fd)
-            throw BackendFailure(description: "unix:\(path): \(String(cString: strerror(e == EAGAIN ? ECONNREFUSED : e)))")
+        } catch {
+            if error.errno == ENAMETOOLONG { throw BackendFailure(.tooLong, "unix:\(path): path too long") }
+            throw BackendFailure(.connect, "unix:\(path): \(error.reason)")
         }
-        return BackendConnection(fd: fd)
     }
 
     /// Starts an exec backend as inetd does: stdin and stdout are one end of a
     /// socketpair, stderr a pipe, a new session (so the whole group can be signalled),
     /// default signal dispositions, cwd "/", exactly `environment`, and no other descriptor.
     static func spawn(argv: [String], environment: [String]) throws(BackendFailure) -> BackendConnection {
-        guard let program = argv.first else { throw BackendFailure(description: "exec: empty command") }
-        var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-            throw BackendFailure(description: "exec \(program): socketpair: \(String(cString: strerror(errno)))")
-        }
-        var errPipe: [Int32] = [-1, -1]
-        guard fived_pipe_cloexec(&errPipe, 0) == 0 else {
-            let e = errno
-            Sys.close(pair[0]); Sys.close(pair[1])
-            throw BackendFailure(description: "exec \(program): pipe: \(String(cString: strerror(e)))")
+        guard let program = argv.first else { throw BackendFailure(.spawn, "exec: empty command") }
+        let pair: (Descriptor, Descriptor)
+        let errPipe: (read: Descriptor, write: Descriptor)
+        do {
+            pair = try Syscall.socketPair(nonBlocking: false)
+            errPipe = try Syscall.pipe(nonBlocking: false)
+        } catch {
+            throw BackendFailure(.spawn, "exec \(program): \(error)")
         }
         defer {
-            Sys.close(pair[1])
-            Sys.close(errPipe[1])
+            pair.1.close()
+            errPipe.write.close()
         }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pair[1], 0)
-        posix_spawn_file_actions_adddup2(&actions, pair[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 0)
+        posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe.write.rawValue, 2)
         _ = fived_spawn_addclosefrom(&actions, 3)
         _ = fived_spawn_addchdir(&actions, "/")
 
@@ -209,27 +268,22 @@ enum BackendConnector {
         }
         let rc = posix_spawn(&pid, program, &actions, &attr.value, cArgv, cEnv)
         guard rc == 0 else {
-            Sys.close(pair[0]); Sys.close(errPipe[0])
-            throw BackendFailure(description: "exec \(program): \(String(cString: strerror(rc)))")
+            throw BackendFailure(.spawn, "exec \(program): \(errnoText(rc))")
         }
-        let pidFD = fived_pidfd_open(pid)
-        if pidFD < 0 {
+        let pidFD: Descriptor
+        do {
+            pidFD = Descriptor(try Syscall.retrying("pidfd_open") { fived_pidfd_open(pid) })
+            Syscall.setCloseOnExec(pidFD.rawValue)
+            try Syscall.setNonBlocking(pair.0.rawValue)
+            try Syscall.setNonBlocking(errPipe.read.rawValue)
+        } catch {
             // Without a pidfd the exit could not be noticed: do not leave it running.
-            let e = errno
             _ = kill(pid, SIGKILL)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
-            Sys.close(pair[0]); Sys.close(errPipe[0])
-            throw BackendFailure(description: "exec \(program): pidfd_open: \(String(cString: strerror(e)))")
+            throw BackendFailure(.spawn, "exec \(program): \(error)")
         }
-        Sys.setCloseOnExec(pidFD)
-        do {
-            try Sys.setNonBlocking(pair[0])
-            try Sys.setNonBlocking(errPipe[0])
-        } catch {
-            _ = kill(pid, SIGKILL)
-        }
-        return BackendConnection(fd: pair[0], stderrFD: errPipe[0], pid: pid, pidFD: pidFD)
+        return BackendConnection(stream: pair.0, errors: errPipe.read, process: ServiceProcess(pid: pid, pidFD: pidFD))
     }
 }
 

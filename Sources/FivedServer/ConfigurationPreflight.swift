@@ -1,5 +1,6 @@
 import CSystem
 import FivedCore
+import FivedSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,16 +19,18 @@ public enum ConfigurationPreflight {
     /// Runs this executable with `arguments` plus `--check`; throws the child's
     /// one-line error, or says it crashed or hung.
     public static func check(arguments: [String]) throws(FivedCoreError) {
-        var errPipe: [Int32] = [-1, -1]
-        guard fived_pipe_cloexec(&errPipe, 0) == 0 else {
-            throw FivedCoreError(.configUnreadable, "reload: cannot check the configuration: pipe: \(String(cString: strerror(errno)))")
+        let errPipe: (read: Descriptor, write: Descriptor)
+        do {
+            errPipe = try Syscall.pipe(nonBlocking: false)
+        } catch {
+            throw FivedCoreError(.configUnreadable, "reload: cannot check the configuration: \(error)")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, errPipe.write.rawValue, 2)
         _ = fived_spawn_addclosefrom(&actions, 3)
         var attr = ChildAttributes(newSession: false)
         defer { attr.destroy() }
@@ -37,8 +40,7 @@ public enum ConfigurationPreflight {
         defer { cArgv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr.value, cArgv, environ)
-        Sys.close(errPipe[1])
-        defer { Sys.close(errPipe[0]) }
+        errPipe.write.close()
         guard rc == 0 else {
             throw FivedCoreError(.configUnreadable, "reload: cannot check the configuration: \(String(cString: strerror(rc)))")
         }
@@ -47,9 +49,9 @@ public enum ConfigurationPreflight {
         var buf = [UInt8](repeating: 0, count: 4096)
         let deadline = MonotonicClock.now + timeoutMilliseconds
         while MonotonicClock.now < deadline {
-            var pfd = pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: errPipe.read.rawValue, events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, Int32(max(1, deadline - MonotonicClock.now))) <= 0 { continue }
-            let n = read(errPipe[0], &buf, buf.count)
+            let n = read(errPipe.read.rawValue, &buf, buf.count)
             if n <= 0 { break }
             if text.count < 16384 { text += buf[0..<n] }
         }

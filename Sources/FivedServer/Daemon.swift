@@ -1,5 +1,5 @@
-import CSystem
 import FivedCore
+import FivedSystem
 import Foundation
 import LibSSH
 import Logging
@@ -8,16 +8,23 @@ import Synchronization
 import Glibc
 #endif
 
-/// The write end of the signal self-pipe; set once before handlers are installed.
-nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
-
 /// The daemon: listeners, the acceptor (this thread) and the workers. One
 /// graceful path out: SIGTERM/SIGINT stop accepting, close every connection
 /// and return; SIGHUP reloads the configuration.
 public final class Daemon: @unchecked Sendable {
     /// Why the daemon could not start; the message names the file, address or key.
     public struct StartupError: Error, CustomStringConvertible {
+        /// What failed, stable for matching.
+        public enum Code: String, Sendable {
+            case listen, hostKey, signals, workers
+        }
+        public let code: Code
         public let description: String
+
+        public init(_ code: Code, _ description: String) {
+            self.code = code
+            self.description = description
+        }
     }
 
     private let config: ConfigStore
@@ -33,7 +40,6 @@ public final class Daemon: @unchecked Sendable {
     private var workers: [Worker] = []
     private var listeners: [Listener] = []
     private var bind: SSHBind!
-    private var signalPipeRead: Int32 = -1
 
     /// - Parameters:
     ///   - configuration: the validated configuration to start with.
@@ -56,7 +62,7 @@ public final class Daemon: @unchecked Sendable {
                 if let note = try HostKeys.check(path: path) { notes.append(note) }
             }
         } catch {
-            throw StartupError(description: error.description)
+            throw StartupError(.hostKey, error.description)
         }
         return notes
     }
@@ -70,16 +76,14 @@ public final class Daemon: @unchecked Sendable {
             do {
                 listeners += try Listener.open(address)
             } catch {
-                listeners.forEach { Sys.close($0.fd) }
-                throw StartupError(description: "cannot listen on \(address): \(error)")
+                throw StartupError(.listen, "cannot listen on \(address): \(error.call): \(error.reason)")
             }
         }
         for address in snapshot.tcpmux {
             do {
                 tcpmuxListeners += try Listener.open(address)
             } catch {
-                (listeners + tcpmuxListeners).forEach { Sys.close($0.fd) }
-                throw StartupError(description: "cannot listen for tcpmux on \(address): \(error)")
+                throw StartupError(.listen, "cannot listen for tcpmux on \(address): \(error.call): \(error.reason)")
             }
         }
         // Host keys after the listeners: a daemon that cannot listen leaves no
@@ -89,11 +93,14 @@ public final class Daemon: @unchecked Sendable {
             let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
             for key in keys { try bind.addHostKey(key) }
         } catch {
-            (listeners + tcpmuxListeners).forEach { Sys.close($0.fd) }
-            if let e = error as? HostKeys.Failure { throw StartupError(description: e.description) }
-            throw StartupError(description: "\(error)")
+            if let e = error as? HostKeys.Failure { throw StartupError(.hostKey, e.description) }
+            throw StartupError(.hostKey, "\(error)")
         }
-        try installSignalHandlers()
+        do {
+            try SignalPipe.install([SIGHUP, SIGTERM, SIGINT])
+        } catch {
+            throw StartupError(.signals, "cannot create the signal pipe: \(error)")
+        }
         let authorizedKeys = AuthorizedKeysStore(logger: logger)
         let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
         for i in 0..<count {
@@ -104,7 +111,7 @@ public final class Daemon: @unchecked Sendable {
                 try worker.start()
                 workers.append(worker)
             } catch {
-                throw StartupError(description: "cannot start worker threads: \(error)")
+                throw StartupError(.workers, "cannot start worker threads: \(error)")
             }
         }
         peers.set(workers)
@@ -116,45 +123,17 @@ public final class Daemon: @unchecked Sendable {
         }
         logger.info("ready", metadata: ["services": "\(snapshot.services.count)", "workers": "\(count)", "libssh": "\(LibSSH.version)"])
         acceptLoop()
-        for l in listeners + tcpmuxListeners { Sys.close(l.fd) }
+        for l in listeners + tcpmuxListeners { l.socket.close() }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
         logger.info("stopped")
-    }
-
-    private func installSignalHandlers() throws(StartupError) {
-        var fds: [Int32] = [-1, -1]
-        guard fived_pipe_cloexec(&fds, 1) == 0 else {
-            throw StartupError(description: "cannot create the signal pipe: \(String(cString: strerror(errno)))")
-        }
-        signalPipeRead = fds[0]
-        signalPipeWrite = fds[1]
-        signal(SIGPIPE, SIG_IGN)
-        for sig in [SIGHUP, SIGTERM, SIGINT] {
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = { sig in
-                var byte = UInt8(truncatingIfNeeded: sig)
-                let saved = errno
-                _ = write(signalPipeWrite, &byte, 1)
-                errno = saved
-            }
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = SA_RESTART
-            sigaction(sig, &action, nil)
-        }
-        // A parent (a test runner, a supervisor) may have left these blocked, and
-        // the mask is inherited: unblock them, or SIGTERM would never arrive.
-        var set = sigset_t()
-        sigemptyset(&set)
-        for sig in [SIGHUP, SIGTERM, SIGINT] { sigaddset(&set, sig) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// Accepts until a stop signal; reloads on SIGHUP.
     private func acceptLoop() {
         let all = listeners + tcpmuxListeners
         var pfds = all.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-        pfds.append(pollfd(fd: signalPipeRead, events: Int16(POLLIN), revents: 0))
+        pfds.append(pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0))
         while true {
             let rc = poll(&pfds, nfds_t(pfds.count), -1)
             if rc < 0 {
@@ -163,12 +142,11 @@ public final class Daemon: @unchecked Sendable {
                 return
             }
             if pfds.last!.revents != 0 {
-                var byte: UInt8 = 0
-                while read(signalPipeRead, &byte, 1) == 1 {
-                    switch Int32(byte) {
+                for sig in SignalPipe.take() {
+                    switch sig {
                     case SIGHUP: reloadConfiguration()
                     case SIGTERM, SIGINT:
-                        logger.info("stopping", metadata: ["signal": "\(byte == UInt8(SIGTERM) ? "TERM" : "INT")"])
+                        logger.info("stopping", metadata: ["signal": "\(sig == SIGTERM ? "TERM" : "INT")"])
                         return
                     default: break
                     }
@@ -182,57 +160,46 @@ public final class Daemon: @unchecked Sendable {
 
     private func acceptAll(from listener: Listener, tcpmux: Bool) {
         for _ in 0..<64 {
-            var storage = sockaddr_storage()
-            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { fived_accept_cloexec(listener.fd, $0, &len) }
-            }
-            if fd < 0 {
-                let e = errno
-                if e == EAGAIN || e == EWOULDBLOCK { return }
-                if e == EINTR || e == ECONNABORTED { continue }
-                logger.warning("accept failed", metadata: ["address": "\(listener.address)", "reason": "\(String(cString: strerror(e)))"])
-                if e == EMFILE || e == ENFILE { usleep(10_000) }
+            let accepted: (Descriptor, SocketAddress)?
+            do {
+                accepted = try Socket.accept(listener.fd, nonBlocking: tcpmux)
+            } catch {
+                if error.errno == ECONNABORTED { continue }
+                logger.warning("accept failed", metadata: ["address": "\(listener.address)", "reason": "\(error.reason)"])
+                if error.errno == EMFILE || error.errno == ENFILE { usleep(10_000) }
                 return
             }
-            guard let client = Endpoint(storage), let local = Endpoint.local(of: fd) else {
-                Sys.close(fd)
-                continue
-            }
+            guard let (socket, peer) = accepted else { return }
+            guard let client = peer.endpoint, let local = Endpoint.local(of: socket.rawValue) else { continue }
             let limits = config.snapshot.limits
             if tcpmux {
                 // Plain TCPMUX connections never authenticate: the startup limits
                 // apply to them for their whole life, counted apart from SSH's.
-                guard (try? Sys.setNonBlocking(fd)) != nil else {
-                    Sys.close(fd)
-                    continue
-                }
                 guard tcpmuxSources.admit(source: client.address, limits: limits) else {
                     logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
-                    Sys.close(fd)
                     continue
                 }
                 let worker = workers.min { $0.connectionCount < $1.connectionCount }!
-                worker.adoptTCPMUX(fd: fd, client: client, local: local)
+                worker.adoptTCPMUX(socket, client: client, local: local)
                 continue
             }
             guard startups.admit(source: client.address, limits: limits) else {
                 logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
-                Sys.close(fd)
                 continue
             }
-            configureAcceptedSocket(fd)
+            configureAcceptedSocket(socket.rawValue)
             let session: SSHSession
             do {
-                session = try bind.accept(fd: fd)
+                session = try bind.accept(fd: socket.rawValue)
             } catch {
                 logger.warning("connection failed", metadata: ["client": "\(client)", "reason": "\(error.message)"])
                 startups.release(source: client.address)
                 // Once libssh has taken the socket, freeing its session closes it;
                 // closing it here too could hit another thread's new descriptor.
-                if !error.socketTaken { Sys.close(fd) }
+                if error.socketTaken { _ = socket.release() }
                 continue
             }
+            _ = socket.release()  // the session owns it now
             let worker = workers.min { $0.connectionCount < $1.connectionCount }!
             worker.adopt(session, client: client, local: local)
         }
@@ -242,13 +209,12 @@ public final class Daemon: @unchecked Sendable {
     /// libssh only sends after POLLOUT, and SO_SNDTIMEO bounds the time a client
     /// that stops reading can hold a worker in send(): such a session is dropped.
     private func configureAcceptedSocket(_ fd: Int32) {
-        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        Sys.setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
-        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, 60)
-        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, 15)
-        Sys.setSocketOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, 4)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        Socket.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, 60)
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, 15)
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, 4)
+        Socket.setSendTimeout(fd, seconds: 10)
     }
 
     private func reloadConfiguration() {

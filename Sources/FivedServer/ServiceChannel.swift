@@ -1,19 +1,21 @@
-import CSystem
 import FivedCore
+import FivedRuntime
+import FivedSystem
 import LibSSH
 import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One SSH channel joined to one backend: the byte pump.
+/// One SSH channel joined to one backend: its state machine and its relay.
 ///
-/// It reads only while the other side can take it, and turns EOF into a
-/// half-close. libssh callbacks and descriptor events only record what happened
-/// and mark the channel dirty; the worker calls `pump()` between polls, where
-/// libssh may safely be re-entered (LIBSSH-NOTES: flushing calls poll the
-/// session's poll context, which runs this session's callbacks). Memory per channel is bounded: `chunkSize` each way plus what libssh
-/// itself buffers up to the SSH window.
+/// Three relay directions: the client's data to the service (`inbound`), the
+/// service's output to the client (`outbound`), and an exec service's stderr
+/// (`errors`) to the client's extended data on session channels or to the log
+/// on direct-tcpip channels. libssh callbacks and descriptor events only record
+/// what happened and mark the channel dirty; the worker calls `pump()` between
+/// polls, where libssh may safely be re-entered. Memory per channel is bounded:
+/// one `chunkSize` buffer each way plus what libssh buffers within the window.
 final class ServiceChannel: SSHChannelDelegate {
     /// Largest read from a backend or from libssh's buffer in one go. 256 KiB
     /// rather than 64: per GiB downloaded, a quarter of the reads, channel writes
@@ -23,6 +25,8 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Bytes moved toward the client per channel per pump, so one busy channel
     /// cannot starve the others on its worker.
     static let pumpBudget = 512 * 1024
+    /// Bytes moved toward the service per pump from libssh's buffer (8 reads).
+    static let inboundBudget = 8 * chunkSize
     /// Largest read from an exec service's stderr (usually short diagnostics).
     static let stderrChunkSize = 4096
     /// While the client is still sending, its data goes to the backend in sends of
@@ -37,189 +41,219 @@ final class ServiceChannel: SSHChannelDelegate {
     static let coalesceBytes = 384 * 1024
 
     let id: UInt64
-    let channel: SSHChannel
+    let output: ChannelOutput
+    var channel: SSHChannel { output.channel }
     unowned let connection: Connection
     let isSessionChannel: Bool
+    private(set) var machine: ChannelStateMachine
     private(set) var form: ChannelForm?
     private(set) var service: String = "-"
     /// The form for logs; forwarded-tcpip (toward a publisher) is not a ChannelForm.
     var formLabel: String { labelOverride ?? form?.rawValue ?? "session" }
     private var labelOverride: String?
     private(set) var backend: BackendConnection?
-    private var forwardsStderrToLog = false
+    /// The session request (exec/subsystem/shell) waiting for its reply until the backend is ready.
+    private var pendingRequest: SSHMessage?
+    /// The bytes to send the backend first (a PROXY v2 header) once its connect finishes.
+    var pendingPreamble: [UInt8] = []
 
-    // Client -> backend.
-    private var clientEOF = false
-    private var libsshHasBuffered = false
+    let inbound = RelayDirection(chunkSize: chunkSize)
+    let outbound = RelayDirection(chunkSize: chunkSize)
+    let errors = RelayDirection(chunkSize: stderrChunkSize)
+    /// The backend stream, read for `outbound` and written for `inbound`.
+    private var backendEnd: DescriptorEnd? { backend?.streamEnd }
+    private var errorsSource: DescriptorEnd? { backend?.errorsEnd }
+    private var errorsSink: RelaySink?
+    /// The service closed its end entirely (EPOLLHUP).
+    private var backendHungUp = false
+    private var outboundEndReported = false
     /// Client data left in libssh to be sent with more (see `coalesceBytes`).
     private(set) var holdsClientData = false
-    private var toBackend = ByteQueue(capacity: chunkSize)
-    private var backendWriteClosed = false
-    private var backendWritable = true
-    private var backendHungUp = false
 
-    // Backend -> client.
-    private var toClient = ByteQueue(capacity: chunkSize)
-    private var toClientStderr = ByteQueue(capacity: stderrChunkSize)
-    private var backendReadable = false
-    private var stderrReadable = false
-    private var backendEOF = false
-    private var stderrEOF = true
-    private var stderrLine: [UInt8] = []
-    private var eofSent = false
-    private var waitStatus: Int32?
-    private var presetExitStatus: Int32?
-    private var exitReported = false
-    private var backendFailed = false
-
-    // Lifetime.
-    private(set) var clientClosed = false
-    private(set) var finished = false
-    private var closeReason: String?
-    private(set) var bytesIn = 0
-    private(set) var bytesOut = 0
+    var bytesIn: Int { inbound.bytesMoved }
+    var bytesOut: Int { outbound.bytesMoved + (isSessionChannel ? errors.bytesMoved : 0) }
     let startedAt = MonotonicClock.now
 
-    // What the worker has registered for this channel: the poller token and
-    // events, so a registration is removed by token before its descriptor closes.
-    var registeredMain: Poller.Registration = (0, 0)
-    var registeredStderr: Poller.Registration = (0, 0)
+    // What the worker has registered for this channel, so a registration is
+    // removed by token before its descriptor closes.
+    var registeredMain = PollRegistration.none
+    var registeredStderr = PollRegistration.none
     var registeredPid: UInt64 = 0
+    /// A backend connect in flight for this channel (session forms).
+    var pendingConnect: PendingConnect?
+    var registeredConnect = PollRegistration.none
 
-    init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool) {
+    init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool,
+         phase: ChannelStateMachine.Phase) {
         self.id = id
-        self.channel = channel
+        self.output = ChannelOutput(channel: channel)
         self.connection = connection
         self.isSessionChannel = isSessionChannel
+        self.machine = ChannelStateMachine(phase: phase, reportsExit: isSessionChannel)
+        channel.install(delegate: self)
     }
+
+    var finished: Bool { machine.isFinished }
 
     // MARK: Starting
 
-    /// Joins the channel to a connected backend.
-    func attach(_ backend: BackendConnection, form: ChannelForm, service: String, preamble: [UInt8] = [], label: String? = nil) {
+    /// Names the channel (session forms name it with their request).
+    func name(form: ChannelForm, service: String, label: String? = nil) {
         self.form = form
-        self.labelOverride = label
-        // A channel adopted after libssh already took data for it: drain that first.
-        if label != nil { libsshHasBuffered = true }
         self.service = service
-        self.backend = backend
-        self.toBackend.set(preamble)
-        self.stderrEOF = backend.stderrFD < 0
-        self.forwardsStderrToLog = !isSessionChannel
-        self.backendReadable = true
-        self.stderrReadable = backend.stderrFD >= 0
-        connection.worker.markDirty(self)
+        self.labelOverride = label
     }
 
-    /// Answers from fived itself (help, refusals): fixed output, then exit status
-    /// (session channels), EOF and close.
-    func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
-        self.form = form
-        self.service = service
-        toClient.set(Array(stdout.utf8))
-        if isSessionChannel { toClientStderr.set(Array(stderr.utf8)) }
-        backendEOF = true
-        stderrEOF = true
-        presetExitStatus = exitStatus
-        connection.worker.markDirty(self)
+    /// The session request (exec/subsystem/shell) this channel answers once its
+    /// backend is ready or its answer is known.
+    func holdRequest(_ request: SSHMessage) {
+        pendingRequest = request
+    }
+
+    /// The backend is being connected: replies wait.
+    func awaitBackend(connect: PendingConnect) {
+        pendingConnect = connect
+        apply(.connecting)
     }
 
     /// Names the channel while fived prepares its answer (the status table, which
     /// takes a pass of every worker); `respond` follows.
     func awaitAnswer(form: ChannelForm, service: String) {
+        name(form: form, service: service)
+        apply(.connecting)
+    }
+
+    /// Joins the channel to a ready backend (answering a waiting session request).
+    func attach(_ backend: BackendConnection, preamble: [UInt8] = []) {
+        self.backend = backend
+        pendingConnect = nil
+        if let request = pendingRequest {
+            output.reply(request, success: true)
+            pendingRequest = nil
+        }
+        if backend.errorsEnd != nil {
+            errorsSink = isSessionChannel ? output.extendedData : StderrLineSink { [unowned self] line in
+                connection.logger.info(
+                    "service stderr",
+                    metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: line, as: UTF8.self))"]) { $1 })
+            }
+        } else {
+            errors.endSource()
+        }
+        if !preamble.isEmpty { inbound.prepend(preamble) }
+        // Bytes libssh took for the channel before it had a backend: read them first.
+        inbound.sourceReady = true
+        apply(.attached(awaitsExit: backend.process != nil))
+        connection.worker.markDirty(self)
+    }
+
+    /// Answers from fived itself (help, status, refusals): fixed output, then exit
+    /// status (session channels), EOF and close. A waiting session request is accepted first.
+    func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
         self.form = form
         self.service = service
+        pendingConnect = nil
+        if let request = pendingRequest {
+            output.reply(request, success: true)
+            pendingRequest = nil
+        }
+        outbound.prepend(Array(stdout.utf8))
+        outbound.endSource()
+        if isSessionChannel { errors.prepend(Array(stderr.utf8)) }
+        errors.endSource()
+        errorsSink = output.extendedData
+        outboundEndReported = true
+        apply(.answering(exit: .status(exitStatus)))
+        connection.worker.markDirty(self)
     }
 
     // MARK: SSHChannelDelegate (inside libssh's dispatch: record, do not re-enter)
 
     func channel(_ channel: SSHChannel, received data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
-        if isStderr || finished { return data.count }  // extended data from a client has no meaning here
-        guard let backend, backend.fd >= 0 else {
-            // Session channel before its request: leave it in libssh (ordered) until a backend exists.
-            libsshHasBuffered = true
+        guard let actions = apply(.peerData) else { return 0 }
+        switch actions.first {
+        case .deliver?:
+            if isStderr { return data.count }  // extended data from a client has no meaning here
+            break
+        case .discard?:
+            return data.count
+        default:
+            inbound.sourceReady = true
             return 0
         }
-        if backendWriteClosed {
-            return data.count  // the backend stopped reading for good; discard as sshd does
-        }
-        if !toBackend.isEmpty || !backendWritable {
-            libsshHasBuffered = true
-            connection.worker.markDirty(self)
+        guard let sink = backendEnd else {
+            inbound.sourceReady = true
             return 0
         }
-        if connection.isReading && data.count < Self.coalesceBytes {
-            libsshHasBuffered = true
+        if connection.isReading && data.count < Self.coalesceBytes && inbound.queue.isEmpty && inbound.sinkReady {
+            inbound.sourceReady = true
             if !holdsClientData {
                 holdsClientData = true
+                inbound.held = true
                 connection.heldDeliveries.hold(self)
             }
             return 0
         }
-        holdsClientData = false
-        let n = send(backend.fd, data.baseAddress, data.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-        if n < 0 {
-            let e = errno
-            if e == EAGAIN || e == EWOULDBLOCK || e == EINTR {
-                backendWritable = false
-                libsshHasBuffered = true
-                connection.worker.markDirty(self)
-                return 0
-            }
-            backendWriteFailed(errno: e)
-            return data.count
-        }
-        bytesIn += n
-        if n < data.count {
-            backendWritable = false
-            libsshHasBuffered = true
-            connection.worker.markDirty(self)
-        } else {
-            libsshHasBuffered = false
-        }
-        return n
+        releaseHold()
+        let taken = inbound.offer(data, to: sink)
+        if taken < data.count || inbound.sinkClosed { connection.worker.markDirty(self) }
+        return taken
     }
 
     /// The connection's read pass is over (or this channel waited long enough):
     /// what it held back goes at the next pump.
     func releaseHeldData() {
         guard holdsClientData else { return }
-        holdsClientData = false
+        releaseHold()
         connection.worker.markDirty(self)
     }
 
+    private func releaseHold() {
+        holdsClientData = false
+        inbound.held = false
+    }
+
     func channelReceivedEOF(_ channel: SSHChannel) {
-        clientEOF = true
+        apply(.peerEOF)
+        releaseHold()
+        inbound.sourceReady = true
         connection.worker.markDirty(self)
     }
 
     func channelReceivedClose(_ channel: SSHChannel) {
-        clientClosed = true
-        closeDrainDeadline = MonotonicClock.now + Self.closeDrainMilliseconds
+        releaseHold()
+        inbound.sourceReady = true
+        let undelivered = backendEnd != nil && !inbound.sinkClosed
+        apply(.peerClose(undelivered: undelivered, now: MonotonicClock.now))
         connection.worker.markDirty(self)
     }
 
-    /// How long a closed channel may take to hand its last bytes to a slow backend.
-    static let closeDrainMilliseconds: Int64 = 5000
-    private(set) var closeDrainDeadline: Int64 = .max
-
-    /// True while a closed channel still delivers its last bytes (the worker
-    /// re-runs it at its deadline).
-    var isDrainingAfterClose: Bool { clientClosed && !finished }
-
-    func channel(_ channel: SSHChannel, exec command: String) -> Bool {
-        guard form == nil else { return false }
-        return connection.routeSessionRequest(self, form: .exec, requested: command)
+    func channel(_ channel: SSHChannel, receivedSignal name: String) {
+        // Delivered to an exec service's process group; no reply is possible (libssh answers none).
+        guard !finished, let process = backend?.process, let number = ExitReport.signalNumber(name) else { return }
+        process.signalGroup(number)
     }
 
-    func channel(_ channel: SSHChannel, subsystem name: String) -> Bool {
-        guard form == nil else { return false }
-        return connection.routeSessionRequest(self, form: .subsystem, requested: name)
+    /// A channel request (other than exec/subsystem/shell, which the connection routes).
+    func handleRequest(_ message: SSHMessage, _ request: SSHMessage.ChannelRequest) {
+        guard let actions = apply(.peerRequest), actions.contains(.reply) else { return }
+        // pty, env, x11 and unknown requests are declined; the channel stays usable.
+        output.reply(message, success: false)
     }
 
-    func channelShell(_ channel: SSHChannel) -> Bool {
-        guard form == nil else { return false }
-        return connection.routeSessionRequest(self, form: .shell, requested: nil)
+    /// What to do with an exec, subsystem or shell request.
+    enum SessionRequestDisposition {
+        /// Route it: no service is named yet.
+        case route
+        /// Refuse it (a second one on the same channel).
+        case refuse
+        /// Drop it unanswered: the channel is closed.
+        case ignore
+    }
+
+    func sessionRequestDisposition() -> SessionRequestDisposition {
+        guard let actions = apply(.peerRequest), actions.contains(.reply) else { return .ignore }
+        return form == nil && machine.phase == .awaitingRequest ? .route : .refuse
     }
 
     // MARK: Descriptor events (inside dispatch: record only)
@@ -227,302 +261,173 @@ final class ServiceChannel: SSHChannelDelegate {
     func backendEvent(_ revents: UInt32) {
         // EPOLLHUP: the service closed its end entirely (for Unix sockets and the
         // socketpair of a published name; a TCP peer's close shows only as EOF).
-        if revents & UInt32(EPOLLHUP.rawValue) != 0 { backendHungUp = true }
-        if revents & (Poller.readable | Poller.hangup) != 0 { backendReadable = true }
-        if revents & (Poller.writable | Poller.hangup) != 0 { backendWritable = true }
+        if revents & PollEvents.hungUp != 0 { backendHungUp = true }
+        if revents & (PollEvents.readable | PollEvents.hangup) != 0 { outbound.sourceReady = true }
+        if revents & (PollEvents.writable | PollEvents.hangup) != 0 { inbound.sinkReady = true }
         connection.worker.markDirty(self)
     }
 
     func stderrEvent(_ revents: UInt32) {
-        stderrReadable = true
+        errors.sourceReady = true
         connection.worker.markDirty(self)
     }
 
     func processExitEvent(_ revents: UInt32) {
-        if let status = backend?.reap() {
-            waitStatus = status
+        if let status = backend?.process?.reap() {
+            apply(.processExited(ExitReport(waitStatus: status)))
         }
         connection.worker.markDirty(self)
     }
 
     // MARK: The pump (top level only)
 
-    /// Moves what can be moved, sends EOF/exit-status/close when due.
-    /// Returns true when the channel wants to run again without a new event
-    /// (budget exhausted with data still readable).
+    /// Moves what can be moved, sends EOF/exit/close when due. Returns true when
+    /// the channel wants to run again without a new event (a budget ran out).
     func pump() -> Bool {
-        if finished { return false }
-        if clientClosed {
-            // The client closed right behind its last data (OpenSSH sends data, EOF
-            // and CLOSE back to back): deliver what it sent first. libssh keeps a
-            // channel with unread data open (delayed_close), so it can still be read.
-            clientEOF = true
-            let more = pumpToBackend()
-            let delivering = backend != nil && !backendWriteClosed && (libsshHasBuffered || !toBackend.isEmpty)
-            if delivering && MonotonicClock.now < closeDrainDeadline {
-                return more
-            }
-            finish(reason: closeReason ?? (delivering ? "client closed; the backend did not take the rest in time" : (eofSent ? "closed" : "client closed")))
+        guard !finished else { return false }
+        if !channel.isOpen && !machine.peerSentClose {
+            abort(.channelGone)
             return false
         }
-        if !channel.isOpen {
-            finish(reason: "channel gone")
-            return false
+        var again = false
+        if let sink = backendEnd {
+            again = inbound.pump(from: output.received, to: sink, budget: Self.inboundBudget)
+            reportInbound()
         }
-        let moreToBackend = pumpToBackend()
-        let again = pumpToClient() || moreToBackend
-        if finished { return false }
-        if backendHungUp && backendEOF && !backendWriteClosed {
+        guard !finished else { return false }
+        again = pumpOutbound() || again
+        guard !finished else { return false }
+        if backendHungUp && outbound.sourceEnded && !inbound.sinkClosed && backendEnd != nil {
             // Nothing can reach a service that closed both ways: the client side is done too.
-            backendWriteFailed(errno: EPIPE)
+            inbound.closeSink(failure: nil)
+            reportInbound()
         }
-        settleEOF()
-        if isComplete {
-            finish(reason: closeReason ?? "closed")
+        return again && !finished
+    }
+
+    /// Returns true when output is still readable but the budget ran out.
+    private func pumpOutbound() -> Bool {
+        guard machine.maySend, machine.outbound == .open || machine.outbound == .ending else { return false }
+        // stderr first: it is usually small and diagnostic.
+        if let source = errorsSource, let sink = errorsSink {
+            errors.pump(from: source, to: sink, budget: Self.pumpBudget)
+        } else if let sink = errorsSink {
+            errors.flush(to: sink)
+        }
+        guard !finished else { return false }
+        var again = false
+        if outbound.hasPending || (outbound.sourceReady && !outbound.sourceEnded),
+            // Output libssh could not send yet means the client's socket is full: wait.
+            // Within the budget, what the socket does not take waits in libssh (each
+            // channel write tries a flush), bounded by the client's window.
+            channel.session.flushOutput()
+        {
+            if let source = backendEnd {
+                again = outbound.pump(from: source, to: output.data, budget: Self.pumpBudget)
+            } else {
+                outbound.flush(to: output.data)
+            }
+        }
+        if outbound.writeFailure != nil || errors.writeFailure != nil {
+            abort(.sshWriteError)
             return false
         }
+        reportOutbound()
         return again
     }
 
-    /// Returns true when the round bound stopped it with data still to move.
-    private func pumpToBackend() -> Bool {
-        guard let backend, backend.fd >= 0, !backendWriteClosed else { return false }
-        var rounds = 0
-        while true {
-            if rounds == 8 { return backendWritable && (libsshHasBuffered || !toBackend.isEmpty) }
-            rounds += 1
-            if !toBackend.isEmpty {
-                guard backendWritable else { return false }
-                let n = toBackend.drain { send(backend.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
-                if n < 0 {
-                    let e = errno
-                    if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendWritable = false; return false }
-                    backendWriteFailed(errno: e)
-                    return false
-                }
-                if !toBackend.isEmpty { backendWritable = false; return false }
-                continue
-            }
-            guard libsshHasBuffered, !holdsClientData || clientEOF else { break }
-            var got: Int? = 0
-            var failed = false
-            toBackend.fill(upTo: Self.chunkSize) { buf in
-                do {
-                    got = try channel.readBuffered(into: buf)
-                } catch {
-                    failed = true
-                    got = 0
-                }
-                return got ?? 0
-            }
-            if failed { closeReason = closeReason ?? "ssh read error"; libsshHasBuffered = false; break }
-            guard let n = got else { libsshHasBuffered = false; break }  // EOF and drained
-            if n == 0 { libsshHasBuffered = false; break }
-            bytesIn += n
+    private func reportInbound() {
+        if inbound.sinkClosed {
+            let failure = inbound.writeFailure.map { ChannelEndReason.localWriteError($0) }
+            apply(.inboundAbandoned(failure: failure))
+        } else if inbound.isDelivered, machine.inbound == .ending {
+            apply(.inboundDelivered)
         }
-        if clientEOF, !libsshHasBuffered, toBackend.isEmpty, !backendWriteClosed {
-            // Client EOF, everything delivered: half-close toward the service.
-            _ = shutdown(backend.fd, Int32(SHUT_WR))
-            backendWriteClosed = true
-        }
-        return false
     }
 
-    /// Returns true when data is still readable but the budget ran out.
-    private func pumpToClient() -> Bool {
-        guard !eofSent else { return false }
-        // stderr first for session channels: it is usually small and diagnostic.
-        if !flush(toClientStderr, stderr: true) { return false }
-        if !flush(toClient, stderr: false) { return false }
-        if let backend, stderrReadable, !stderrEOF, backend.stderrFD >= 0 {
-            drainStderr(backend)
-            if !flush(toClientStderr, stderr: true) { return false }
+    private func reportOutbound() {
+        if !outboundEndReported, outbound.sourceEnded, errors.sourceEnded {
+            outboundEndReported = true
+            if let log = errorsSink as? StderrLineSink { log.flush() }
+            let failure = outbound.readFailure.map { ChannelEndReason.localReadError($0) }
+            apply(.outboundEnded(failure: failure))
         }
-        guard let backend, backendReadable, !backendEOF, backend.fd >= 0 else { return false }
-        // Output libssh could not send yet means the client's socket is full: wait.
-        // Within the budget, what the socket does not take waits in libssh (each
-        // channel write tries a flush), bounded by the client's window.
-        if !channel.session.flushOutput() { return false }
-        var budget = Self.pumpBudget
-        while budget > 0 {
-            let window = channel.windowSize
-            if window <= 0 { return false }
-            let n = toClient.fill(upTo: min(window, Self.chunkSize, budget)) { read(backend.fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                let e = errno
-                if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { backendReadable = false } else {
-                    backendEOF = true
-                    backendFailed = true
-                    closeReason = closeReason ?? "backend read error: \(String(cString: strerror(e)))"
-                }
-                return false
-            }
-            if n == 0 {
-                backendEOF = true
-                return false
-            }
-            budget -= n
-            if !flush(toClient, stderr: false) { return false }
+        if machine.outbound == .ending, !outbound.hasPending, !errors.hasPending {
+            apply(.outboundDelivered)
         }
-        return backendReadable
     }
 
-    /// Writes what `queue` holds to the channel (as extended data for stderr);
-    /// true when none is left.
-    private func flush(_ queue: ByteQueue, stderr: Bool) -> Bool {
-        while !queue.isEmpty {
-            let window = channel.windowSize
-            if window <= 0 { return false }
-            let wanted = min(queue.count, window)
-            var failed = false
-            let written = queue.drain(limit: window) { buf in
-                do { return try channel.write(buf, stderr: stderr) } catch { failed = true; return 0 }
-            }
-            if failed { return writeFailed() }
-            bytesOut += written
-            if written < wanted { return false }  // re-keying or window shrank: try again later
-            if finished || clientClosed { return false }
-        }
-        return true
-    }
-
-    private func writeFailed() -> Bool {
-        closeReason = closeReason ?? "ssh write error"
-        finish(reason: closeReason!)
-        return false
-    }
-
-    private func drainStderr(_ backend: BackendConnection) {
-        var buf = [UInt8](repeating: 0, count: Self.stderrChunkSize)
-        while toClientStderr.isEmpty {
-            let n = read(backend.stderrFD, &buf, buf.count)
-            if n < 0 {
-                let e = errno
-                if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { stderrReadable = false; return }
-                stderrEOF = true  // closed by the worker once unregistered
-                return
-            }
-            if n == 0 {
-                stderrEOF = true
-                flushStderrLine(force: true)
-                return
-            }
-            if forwardsStderrToLog {
-                logStderr(buf[0..<n])
+    /// Feeds one event to the machine and performs what it says. Returns the
+    /// actions (the data and request dispositions are the caller's to act on),
+    /// nil when the event broke the protocol (the connection is being dropped) or
+    /// fived itself got out of step (the channel ends).
+    @discardableResult
+    private func apply(_ event: ChannelStateMachine.Event) -> [ChannelStateMachine.Action]? {
+        do {
+            let actions = try machine.handle(event)
+            perform(actions)
+            return actions
+        } catch {
+            if error.isPeerViolation {
+                connection.protocolViolation(error, on: self)
             } else {
-                toClientStderr.set(Array(buf[0..<n]))
-                return
+                connection.logger.error("channel state error", metadata: connection.channelMetadata(self).merging(["reason": "\(error)"]) { $1 })
+                abort(.protocolViolation(error))
+            }
+            return nil
+        }
+    }
+
+    private func perform(_ actions: [ChannelStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .deliver, .leave, .discard, .reply:
+                break
+            case .shutdownLocalInput:
+                backend?.shutdownInput()
+            case .sendExit(let report):
+                if isSessionChannel { output.sendExit(report) }
+            case .sendEOF:
+                output.sendEOF()
+            case .sendClose:
+                output.close()
+            case .release(let reason):
+                finishRelay()
+                connection.channelFinished(self, reason: reason)
             }
         }
     }
 
-    private func logStderr(_ bytes: ArraySlice<UInt8>) {
-        for b in bytes {
-            if b == 0x0A { flushStderrLine(force: true); continue }
-            if stderrLine.count < 1024 { stderrLine.append(b) } else { flushStderrLine(force: true) }
-        }
+    /// Ends the channel now (connection closing, a write to the channel failed,
+    /// the transport is gone).
+    func abort(_ reason: ChannelEndReason) {
+        apply(.abort(reason))
     }
 
-    private func flushStderrLine(force: Bool) {
-        guard !stderrLine.isEmpty else { return }
-        connection.logger.info("service stderr", metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: stderrLine, as: UTF8.self))"]) { $1 })
-        stderrLine.removeAll(keepingCapacity: true)
-    }
-
-    /// Sends exit-status and EOF once the backend's output is fully delivered.
-    private func settleEOF() {
-        guard !eofSent, backendEOF, stderrEOF,
-              toClient.isEmpty, toClientStderr.isEmpty else { return }
-        if isSessionChannel, !exitReported, let status = exitStatusIfKnown {
-            reportExit(status)
-        }
-        channel.sendEOF()
-        eofSent = true
-    }
-
-    /// The exit to report on a session channel, once known.
-    private var exitStatusIfKnown: ExitReport? {
-        if let preset = presetExitStatus { return .status(preset) }
-        guard let backend else { return nil }
-        if backend.pid != nil {
-            guard let status = waitStatus else { return nil }
-            // Linux wait-status layout (the W* macros are not visible from Swift).
-            let low = status & 0x7f
-            if low != 0 && low != 0x7f { return .signal(low) }
-            return .status((status >> 8) & 0xff)
-        }
-        return .status(backendFailed ? 1 : 0)
-    }
-
-    private enum ExitReport {
-        case status(Int32)
-        case signal(Int32)
-    }
-
-    private func reportExit(_ report: ExitReport) {
-        exitReported = true
-        switch report {
-        case .status(let s): channel.sendExitStatus(s)
-        case .signal(let sig): channel.sendExitSignal(ServiceChannel.signalName(sig))
-        }
-    }
-
-    /// Done when the backend side has said everything (EOF, and exit status on
-    /// session channels) and the client side is finished: for exec backends the
-    /// process has exited; for sockets the client's EOF was delivered (or the
-    /// service stopped reading for good).
-    private var isComplete: Bool {
-        guard eofSent else { return false }
-        if let backend, backend.pid != nil {
-            guard waitStatus != nil else { return false }
-            if isSessionChannel && !exitReported, let status = exitStatusIfKnown { reportExit(status) }
-            return true
-        }
-        if isSessionChannel && !exitReported {
-            if let status = exitStatusIfKnown { reportExit(status) } else { return false }
-        }
-        if presetExitStatus != nil { return true }
-        return backendWriteClosed || (backend == nil)
-    }
-
-    private func backendWriteFailed(errno e: Int32) {
-        backendWriteClosed = true
-        libsshHasBuffered = false
-        toBackend.clear()
-        if e != EPIPE && e != ECONNRESET {
-            closeReason = closeReason ?? "backend write error: \(String(cString: strerror(e)))"
-        }
-    }
-
-    /// Closes the channel and releases the backend; logs the channel's end once.
-    func finish(reason: String) {
-        guard !finished else { return }
-        finished = true
-        flushStderrLine(force: true)
-        toBackend.clear()
-        toBackend.releaseIfEmpty()
-        toClient.clear()
-        toClient.releaseIfEmpty()
-        toClientStderr.clear()
-        toClientStderr.releaseIfEmpty()
-        if !clientClosed || channel.isOpen {
-            channel.close()
-        }
-        connection.channelFinished(self, reason: reason)
-    }
-
-    /// Called about every quarter second: a channel that moved nothing since the
-    /// last call gives its buffers back, so idle channels hold no chunk memory.
-    func trimIdleBuffers() {
+    /// Called about every quarter second: deadlines, and a channel that moved
+    /// nothing since the last call gives its buffers back, so idle channels hold
+    /// no chunk memory.
+    func tick(now: Int64) {
+        apply(.tick(now: now))
         let moved = bytesIn + bytesOut
         if moved == bytesMovedAtLastTrim {
-            toBackend.releaseIfEmpty()
-            toClient.releaseIfEmpty()
-            toClientStderr.releaseIfEmpty()
+            inbound.queue.releaseIfEmpty()
+            outbound.queue.releaseIfEmpty()
+            errors.queue.releaseIfEmpty()
         }
         bytesMovedAtLastTrim = moved
     }
     private var bytesMovedAtLastTrim = 0
+
+    private func finishRelay() {
+        releaseHold()
+        if let log = errorsSink as? StderrLineSink { log.flush() }
+        for direction in [inbound, outbound, errors] {
+            direction.queue.clear()
+            direction.queue.releaseIfEmpty()
+        }
+        pendingRequest = nil
+    }
 
     /// Hands the backend over for teardown (closing descriptors, reaping or killing the child).
     func takeBackend() -> BackendConnection? {
@@ -534,61 +439,44 @@ final class ServiceChannel: SSHChannelDelegate {
 
     /// Poll events wanted on the backend stream now.
     var wantedMainEvents: UInt32 {
-        guard !finished, let backend, backend.fd >= 0 else { return 0 }
+        guard !finished, let stream = backend?.stream, stream.isOpen else { return 0 }
         var ev: UInt32 = 0
-        if !backendEOF && !eofSent && !backendReadable && toClient.isEmpty
+        if !outbound.sourceEnded && !outbound.sourceReady && !outbound.hasPending && machine.maySend
             && channel.windowSize > 0 && channel.session.flushOutput() {
-            ev |= Poller.readable
+            ev |= PollEvents.readable
         }
-        if !backendWriteClosed && !backendWritable && (!toBackend.isEmpty || libsshHasBuffered) {
-            ev |= Poller.writable
+        if !inbound.sinkClosed && !inbound.sinkReady && (inbound.hasPending || inbound.sourceReady) {
+            ev |= PollEvents.writable
         }
         return ev
     }
 
     /// Poll events wanted on the child's stderr now.
     var wantedStderrEvents: UInt32 {
-        guard !finished, let backend, backend.stderrFD >= 0, !stderrEOF, !stderrReadable else { return 0 }
-        if !forwardsStderrToLog && (channel.windowSize <= 0 || !toClientStderr.isEmpty) { return 0 }
-        return Poller.readable
+        guard !finished, errorsSource != nil, !errors.sourceEnded, !errors.sourceReady else { return 0 }
+        if isSessionChannel && (channel.windowSize <= 0 || errors.hasPending) { return 0 }
+        return PollEvents.readable
     }
 
     /// Whether the child's pidfd should be watched.
     var wantsProcessEvents: Bool {
-        guard !finished, let backend else { return false }
-        return backend.childRunning && waitStatus == nil
+        guard !finished, let process = backend?.process else { return false }
+        return process.isRunning && machine.exit == nil
     }
 
     /// True once the child's stderr reached EOF (its descriptor may be closed after unregistering).
-    var stderrFinished: Bool { stderrEOF }
+    var stderrFinished: Bool { errors.sourceEnded }
 
     /// True when the channel waits on the SSH side (window or pending output)
     /// and must be re-checked after every poll: libssh 0.10.6 does not report a
     /// reopened window.
     var waitsOnSSH: Bool {
-        guard !finished, !eofSent else { return false }
-        let hasOutput = (backendReadable && !backendEOF) || !toClient.isEmpty
-            || !toClientStderr.isEmpty || (stderrReadable && !stderrEOF)
-        if !hasOutput && backend != nil && !backendEOF { return channel.windowSize <= 0 || !channel.session.flushOutput() }
-        return hasOutput
-    }
-
-    static func signalName(_ sig: Int32) -> String {
-        switch sig {
-        case SIGABRT: return "ABRT"
-        case SIGALRM: return "ALRM"
-        case SIGFPE: return "FPE"
-        case SIGHUP: return "HUP"
-        case SIGILL: return "ILL"
-        case SIGINT: return "INT"
-        case SIGKILL: return "KILL"
-        case SIGPIPE: return "PIPE"
-        case SIGQUIT: return "QUIT"
-        case SIGSEGV: return "SEGV"
-        case SIGTERM: return "TERM"
-        case SIGUSR1: return "USR1"
-        case SIGUSR2: return "USR2"
-        default: return "SIG\(sig)"
+        guard !finished, machine.maySend, machine.outbound != .ended else { return false }
+        let hasOutput = outbound.hasPending || errors.hasPending
+            || (outbound.sourceReady && !outbound.sourceEnded) || (errors.sourceReady && !errors.sourceEnded)
+        if !hasOutput && backend != nil && !outbound.sourceEnded {
+            return channel.windowSize <= 0 || !channel.session.flushOutput()
         }
+        return hasOutput
     }
 }

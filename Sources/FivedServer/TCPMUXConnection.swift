@@ -1,5 +1,6 @@
-import CSystem
 import FivedCore
+import FivedRuntime
+import FivedSystem
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -7,222 +8,271 @@ import Glibc
 
 /// One connection on a plain RFC 1078 TCPMUX listener: read `NAME CRLF` within
 /// 10 s, answer `+` or `-reason`, then relay bytes between the client and the
-/// service, half-closing each way on EOF. No authentication, no encryption:
-/// only services marked `tcpmux = true` are offered.
-final class TCPMUXConnection {
+/// service with the same state machine and relay as an SSH channel (the client
+/// is the peer; its EOF is a half-close each way). No authentication, no
+/// encryption: only services marked `tcpmux = true` are offered.
+final class TCPMUXConnection: AwaitsBackend {
     /// RFC 1078 gives no time limit; SPEC does.
     static let nameTimeoutMilliseconds: Int64 = 10_000
-    static let bufferSize = 64 * 1024
-
-    enum Phase { case readingName, relaying, finished }
+    static let chunkSize = 256 * 1024
 
     let client: Endpoint
     let local: Endpoint
-    let clientFD: Int32
+    let socket: Descriptor
     let deadline: Int64
-    private(set) var phase = Phase.readingName
+    private(set) var machine = ChannelStateMachine(phase: .awaitingRequest, reportsExit: false)
     private(set) var backend: BackendConnection?
     private(set) var service = "-"
+    /// Why it ended; nil while it lives.
+    private(set) var ended: TCPMUXEndReason?
     private var reader = TCPMUXLineReader()
-    private var toBackend: [UInt8] = []
-    private var toBackendOffset = 0
-    private var toClient: [UInt8] = []
-    private var toClientOffset = 0
-    private var clientEOF = false
-    private var backendEOF = false
-    private var backendShut = false
-    private var clientShut = false
-    private var stderrLine: [UInt8] = []
-    private(set) var bytesIn = 0
-    private(set) var bytesOut = 0
     let startedAt = MonotonicClock.now
-    var closeReason = "closed"
+
+    let inbound = RelayDirection(chunkSize: chunkSize)
+    let outbound = RelayDirection(chunkSize: chunkSize)
+    let errors = RelayDirection(chunkSize: 4096)
+    private let clientEnd: DescriptorEnd
+    private var backendEnd: DescriptorEnd? { backend?.streamEnd }
+    private var errorsSource: DescriptorEnd? { backend?.errorsEnd }
+    private lazy var errorsLog = StderrLineSink { [unowned self] line in
+        logger?.info("service stderr", metadata: [
+            "client": "\(client)", "service": "\(service)", "form": "tcpmux",
+            "text": "\(String(decoding: line, as: UTF8.self))",
+        ])
+    }
+    var logger: Logger?
 
     // Poller registrations, managed by the worker.
-    var clientRegistration: Poller.Registration = (0, 0)
-    var backendRegistration: Poller.Registration = (0, 0)
-    var stderrRegistration: UInt64 = 0
+    var clientRegistration = PollRegistration.none
+    var backendRegistration = PollRegistration.none
+    var stderrRegistration = PollRegistration.none
 
-    init(fd: Int32, client: Endpoint, local: Endpoint) {
-        self.clientFD = fd
+    init(socket: Descriptor, client: Endpoint, local: Endpoint) {
+        self.socket = socket
         self.client = client
         self.local = local
         self.deadline = MonotonicClock.now + Self.nameTimeoutMilliseconds
+        self.clientEnd = DescriptorEnd(fd: socket.rawValue, isSocket: true)
     }
 
-    /// Reads the request line; once complete, `request` decides.
-    func readName(decide: (TCPMUXRequest) -> (reply: String, backend: BackendConnection?, service: String)) {
-        guard phase == .readingName else { return }
+    var isReadingName: Bool { machine.phase == .awaitingRequest && ended == nil }
+    var isConnecting: Bool { machine.phase == .connecting && ended == nil }
+    var bytesIn: Int { inbound.bytesMoved }
+    var bytesOut: Int { outbound.bytesMoved }
+
+    /// What `readName` asks its caller to decide: the reply line, and the
+    /// backend (ready, or still connecting) with the bytes to send it first (a
+    /// PROXY v2 header) when admitted.
+    struct Decision {
+        var reply: String
+        var backend: BackendConnector.Start?
+        var preamble: [UInt8] = []
+        var service: String
+    }
+
+    /// A connect in flight: the client gets its `+` or `-` when it ends.
+    private(set) var pendingConnect: PendingConnect?
+    var registeredConnect = PollRegistration.none
+    private var pendingStart: (reply: String, preamble: [UInt8])?
+
+    /// Reads the request line; once complete, `decide` answers it.
+    func readName(decide: (TCPMUXRequest) -> Decision) {
         var buf = [UInt8](repeating: 0, count: 512)
-        while phase == .readingName {
-            let n = recv(clientFD, &buf, buf.count, Int32(MSG_DONTWAIT))
-            if n < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
-                finish("client error before a name")
+        while isReadingName {
+            let result = buf.withUnsafeMutableBytes { clientEnd.read(into: $0) }
+            switch result {
+            case .wouldBlock:
                 return
-            }
-            if n == 0 {
-                finish("client closed before a name")
+            case .failed(let why):
+                finish(.errorBeforeName(why))
                 return
-            }
-            switch reader.feed(buf[0..<n]) {
-            case .needMore:
-                continue
-            case .tooLong:
-                reply("-name line too long\r\n")
-                finish("name line too long")
-            case .complete(let request, let remainder):
-                let decision = decide(request)
-                service = decision.service
-                guard let backend = decision.backend else {
-                    reply(decision.reply)
-                    finish("refused")
+            case .end:
+                finish(.closedBeforeName)
+                return
+            case .bytes(let n):
+                switch reader.feed(buf[0..<n]) {
+                case .needMore:
+                    continue
+                case .tooLong:
+                    reply("-name line too long\r\n")
+                    finish(.nameTooLong)
+                case .complete(let request, let remainder):
+                    let decision = decide(request)
+                    service = decision.service
+                    switch decision.backend {
+                    case nil:
+                        reply(decision.reply)
+                        finish(.refused)
+                    case .ready(let backend)?:
+                        attach(backend, reply: decision.reply, preamble: decision.preamble + remainder)
+                    case .pending(let connect)?:
+                        pendingConnect = connect
+                        pendingStart = (decision.reply, decision.preamble + remainder)
+                        apply(.connecting)
+                    }
                     return
                 }
-                self.backend = backend
-                toClient = Array(decision.reply.utf8)
-                toBackend += remainder
-                phase = .relaying
             }
         }
     }
 
+    /// The backend connect ended: `+` and the relay, or `-` and the end.
+    func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>) {
+        pendingConnect = nil
+        guard ended == nil, let start = pendingStart else {
+            if case .success(let backend) = result { backend.closeStream() }
+            return
+        }
+        pendingStart = nil
+        switch result {
+        case .success(let backend):
+            attach(backend, reply: start.reply, preamble: start.preamble)
+        case .failure(let failure):
+            logger?.info("tcpmux backend unavailable", metadata: ["client": "\(client)", "service": "\(service)", "reason": "\(failure)"])
+            reply("-service not available\r\n")
+            finish(.refused)
+        }
+    }
+
+    private func attach(_ backend: BackendConnection, reply: String, preamble: [UInt8]) {
+        self.backend = backend
+        if backend.errorsEnd == nil { errors.endSource() }
+        outbound.prepend(Array(reply.utf8))
+        if !preamble.isEmpty { inbound.prepend(preamble) }
+        apply(.attached(awaitsExit: false))
+        pump()
+    }
+
     /// Times out a client that named nothing.
     func expire() {
-        guard phase == .readingName else { return }
+        guard isReadingName else { return }
         reply("-timeout\r\n")
-        finish("no name within 10 s")
+        finish(.nameTimeout)
+    }
+
+    /// fived is stopping.
+    func stop() {
+        finish(.stopping)
     }
 
     /// Best effort: the answer is short and the socket buffer empty.
     private func reply(_ text: String) {
         let bytes = Array(text.utf8)
-        _ = send(clientFD, bytes, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        _ = bytes.withUnsafeBytes { try? Syscall.send(socket.rawValue, $0) }
     }
 
-    /// Moves bytes both ways as far as the descriptors allow.
-    func relay() {
-        guard phase == .relaying, let backend else { return }
-        var progress = true
-        var rounds = 0
-        while progress && rounds < 16 && phase == .relaying {
-            progress = false
-            rounds += 1
-            if flush(&toClient, &toClientOffset, to: clientFD, counter: &bytesOut) { progress = true }
-            if flush(&toBackend, &toBackendOffset, to: backend.fd, counter: &bytesIn) { progress = true }
-            if phase != .relaying { return }
-            if !clientEOF && toBackendOffset >= toBackend.count {
-                switch fill(from: clientFD) {
-                case .data(let bytes): toBackend = bytes; toBackendOffset = 0; progress = true
-                case .eof: clientEOF = true; progress = true
-                case .wouldBlock: break
-                case .failed: finish("client read error"); return
-                }
-            }
-            if !backendEOF && toClientOffset >= toClient.count {
-                switch fill(from: backend.fd) {
-                case .data(let bytes): toClient = bytes; toClientOffset = 0; progress = true
-                case .eof: backendEOF = true; progress = true
-                case .wouldBlock: break
-                case .failed: backendEOF = true; closeReason = "backend read error"; progress = true
-                }
-            }
-            if clientEOF && !backendShut && toBackendOffset >= toBackend.count {
-                _ = shutdown(backend.fd, Int32(SHUT_WR))
-                backendShut = true
-            }
-            if backendEOF && !clientShut && toClientOffset >= toClient.count {
-                _ = shutdown(clientFD, Int32(SHUT_WR))
-                clientShut = true
-            }
+    // MARK: Events and the relay
+
+    func clientEvent(_ revents: UInt32) {
+        if revents & (PollEvents.readable | PollEvents.hangup) != 0 { inbound.sourceReady = true }
+        if revents & (PollEvents.writable | PollEvents.hangup) != 0 { outbound.sinkReady = true }
+    }
+
+    func backendEvent(_ revents: UInt32) {
+        if revents & (PollEvents.readable | PollEvents.hangup) != 0 { outbound.sourceReady = true }
+        if revents & (PollEvents.writable | PollEvents.hangup) != 0 { inbound.sinkReady = true }
+    }
+
+    func stderrEvent(_ revents: UInt32) {
+        errors.sourceReady = true
+    }
+
+    /// Moves bytes both ways as far as the descriptors allow, and half-closes as
+    /// the state machine says.
+    func pump() {
+        guard ended == nil, machine.phase == .relaying, let backendEnd else { return }
+        for _ in 0..<4 {
+            let moreIn = inbound.pump(from: clientEnd, to: backendEnd, budget: 2 * Self.chunkSize)
+            let moreOut = outbound.pump(from: backendEnd, to: clientEnd, budget: 2 * Self.chunkSize)
+            report()
+            guard ended == nil, moreIn || moreOut else { break }
         }
-        if backendShut && clientShut {
-            finish(closeReason)
+        if let errorsSource, !errors.sourceEnded {
+            errors.pump(from: errorsSource, to: errorsLog, budget: 64 * 1024)
         }
     }
 
-    /// Reads the exec backend's stderr into the log, a line at a time.
-    func drainStderr(logger: Logger) -> Bool {
-        guard let backend, backend.stderrFD >= 0 else { return false }
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(backend.stderrFD, &buf, buf.count)
-            if n < 0 { return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) }
-            if n == 0 { logLine(logger); return true }
-            for b in buf[0..<n] {
-                if b == 0x0A || stderrLine.count >= 1024 { logLine(logger) }
-                if b != 0x0A { stderrLine.append(b) }
+    private func report() {
+        if inbound.sourceEnded, !machine.peerSentEOF {
+            if let why = inbound.readFailure {
+                apply(.abort(.peerReadError(why)))
+                return
+            }
+            apply(.peerEOF)
+        }
+        if inbound.sinkClosed {
+            apply(.inboundAbandoned(failure: inbound.writeFailure.map { .localWriteError($0) }))
+        } else if inbound.isDelivered, machine.inbound == .ending {
+            apply(.inboundDelivered)
+        }
+        if outbound.sinkClosed {
+            apply(.abort(.peerWriteError(outbound.writeFailure ?? "the client stopped reading")))
+            return
+        }
+        if outbound.sourceEnded, machine.outbound == .open {
+            apply(.outboundEnded(failure: outbound.readFailure.map { .localReadError($0) }))
+        }
+        if machine.outbound == .ending, !outbound.hasPending {
+            apply(.outboundDelivered)
+        }
+    }
+
+    private func apply(_ event: ChannelStateMachine.Event) {
+        guard ended == nil else { return }
+        let actions: [ChannelStateMachine.Action]
+        do {
+            actions = try machine.handle(event)
+        } catch {
+            finish(.relay(.protocolViolation(error)))
+            return
+        }
+        for action in actions {
+            switch action {
+            case .shutdownLocalInput: backend?.shutdownInput()
+            case .sendEOF: Syscall.shutdownWrite(socket.rawValue)
+            case .release(let reason): finish(.relay(reason))
+            case .deliver, .leave, .discard, .reply, .sendExit, .sendClose: break
             }
         }
     }
 
-    private func logLine(_ logger: Logger) {
-        guard !stderrLine.isEmpty else { return }
-        logger.info("service stderr", metadata: [
-            "client": "\(client)", "service": "\(service)", "form": "tcpmux",
-            "text": "\(String(decoding: stderrLine, as: UTF8.self))",
-        ])
-        stderrLine.removeAll()
+    /// Ends the connection (once); the worker tears it down.
+    func finish(_ reason: TCPMUXEndReason) {
+        guard ended == nil else { return }
+        ended = reason
     }
 
-    private enum Fill { case data([UInt8]), eof, wouldBlock, failed }
-
-    private func fill(from fd: Int32) -> Fill {
-        var failed = false
-        var eof = false
-        let bytes = [UInt8](unsafeUninitializedCapacity: Self.bufferSize) { buf, count in
-            let n = recv(fd, buf.baseAddress, Self.bufferSize, Int32(MSG_DONTWAIT))
-            count = max(n, 0)
-            if n == 0 { eof = true }
-            if n < 0 && !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { failed = true }
-        }
-        if failed { return .failed }
-        if eof { return .eof }
-        return bytes.isEmpty ? .wouldBlock : .data(bytes)
+    /// Logs what is left of the service's stderr.
+    func flushStderr() {
+        errorsLog.flush()
     }
 
-    /// Writes what it can; true when it wrote anything.
-    private func flush(_ buffer: inout [UInt8], _ offset: inout Int, to fd: Int32, counter: inout Int) -> Bool {
-        guard offset < buffer.count else { return false }
-        let remaining = buffer.count - offset
-        let n = buffer.withUnsafeBytes { send(fd, $0.baseAddress! + offset, remaining, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
-        if n < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return false }
-            finish(fd == clientFD ? "client write error" : "backend write error")
-            return false
-        }
-        offset += n
-        counter += n
-        if offset >= buffer.count { buffer.removeAll(keepingCapacity: true); offset = 0 }
-        return n > 0
-    }
-
-    func finish(_ reason: String) {
-        guard phase != .finished else { return }
-        closeReason = reason
-        phase = .finished
-    }
+    // MARK: What the worker registers
 
     /// Events wanted on the client socket now.
     var wantedClientEvents: UInt32 {
-        switch phase {
-        case .finished: return 0
-        case .readingName: return Poller.readable
-        case .relaying:
-            var ev: UInt32 = 0
-            if !clientEOF && toBackendOffset >= toBackend.count { ev |= Poller.readable }
-            if toClientOffset < toClient.count { ev |= Poller.writable }
-            return ev
-        }
+        guard ended == nil else { return 0 }
+        if isReadingName { return PollEvents.readable }
+        guard machine.phase == .relaying else { return 0 }
+        var ev: UInt32 = 0
+        if !inbound.sourceEnded && !inbound.sourceReady && !inbound.hasPending { ev |= PollEvents.readable }
+        if outbound.hasPending && !outbound.sinkReady { ev |= PollEvents.writable }
+        return ev
     }
 
     /// Events wanted on the backend stream now.
     var wantedBackendEvents: UInt32 {
-        guard phase == .relaying else { return 0 }
+        guard ended == nil, machine.phase == .relaying else { return 0 }
         var ev: UInt32 = 0
-        if !backendEOF && toClientOffset >= toClient.count { ev |= Poller.readable }
-        if toBackendOffset < toBackend.count { ev |= Poller.writable }
+        if !outbound.sourceEnded && !outbound.sourceReady && !outbound.hasPending { ev |= PollEvents.readable }
+        if inbound.hasPending && !inbound.sinkReady { ev |= PollEvents.writable }
         return ev
+    }
+
+    /// Events wanted on the service's stderr now.
+    var wantedStderrEvents: UInt32 {
+        guard ended == nil, errorsSource != nil, !errors.sourceEnded, !errors.sourceReady else { return 0 }
+        return PollEvents.readable
     }
 
     func takeBackend() -> BackendConnection? {

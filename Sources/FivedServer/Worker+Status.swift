@@ -1,5 +1,6 @@
 import Dispatch
 import FivedCore
+import FivedSystem
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,20 +1,19 @@
 import CLibSSH
 
-/// The requests a channel passes to its owner, on the session's thread.
+/// What a channel passes to its owner, on the session's thread, from inside
+/// libssh's packet processing: record what happened and return; do not call
+/// back into libssh from here except to send on this channel's backend.
 public protocol SSHChannelDelegate: AnyObject {
-    /// Data from the client. Return how many bytes were consumed; libssh keeps the
-    /// rest buffered (and stops reopening the window).
+    /// Data from the peer (extended data when `isStderr`). Return how many bytes
+    /// were consumed; libssh keeps the rest buffered, and its window stops reopening.
     func channel(_ channel: SSHChannel, received data: UnsafeRawBufferPointer, isStderr: Bool) -> Int
-    /// The client sent EOF.
+    /// The peer sent EOF.
     func channelReceivedEOF(_ channel: SSHChannel)
-    /// The client closed the channel.
+    /// The peer sent CLOSE.
     func channelReceivedClose(_ channel: SSHChannel)
-    /// An `exec` request; true to accept.
-    func channel(_ channel: SSHChannel, exec command: String) -> Bool
-    /// A `subsystem` request; true to accept.
-    func channel(_ channel: SSHChannel, subsystem name: String) -> Bool
-    /// A `shell` request; true to accept.
-    func channelShell(_ channel: SSHChannel) -> Bool
+    /// The peer sent a `signal` request (RFC 4254 §6.9); `name` without "SIG".
+    /// libssh 0.10.6 handles it itself and sends no reply, even if one was asked for.
+    func channel(_ channel: SSHChannel, receivedSignal name: String)
 }
 
 /// One SSH channel, owning its `ssh_channel` and callback table.
@@ -33,39 +32,7 @@ public final class SSHChannel: @unchecked Sendable {
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(to: ssh_channel_callbacks_struct())
         fived_channel_callbacks_init(callbacks)
-    }
-
-    /// Creates a fresh channel for a `session` channel open (accepted by returning it).
-    public static func makeSessionChannel(on session: SSHSession) -> SSHChannel? {
-        guard let raw = ssh_channel_new(session.session) else { return nil }
-        return SSHChannel(owning: raw, session: session)
-    }
-
-    /// The result of one step of opening a channel toward the client.
-    public enum OpenProgress: Sendable {
-        case open, pending, failed
-    }
-
-    /// Starts a `forwarded-tcpip` open toward a client that asked for
-    /// `tcpip-forward` (publishing). The session is non-blocking, so the open
-    /// completes over later polls: call `continueReverseForward` until it is not pending.
-    public static func openReverseForward(on session: SSHSession, address: String, port: UInt32,
-                                          originator: String, originatorPort: UInt32) -> (SSHChannel, OpenProgress)? {
-        guard let raw = ssh_channel_new(session.session) else { return nil }
-        let channel = SSHChannel(owning: raw, session: session)
-        channel.reverseForward = (address, port, originator, originatorPort)
-        return (channel, channel.continueReverseForward())
-    }
-
-    private var reverseForward: (address: String, port: UInt32, originator: String, originatorPort: UInt32)?
-
-    /// Advances a pending `forwarded-tcpip` open.
-    public func continueReverseForward() -> OpenProgress {
-        guard let f = reverseForward else { return .failed }
-        let rc = ssh_channel_open_reverse_forward(channel, f.address, Int32(bitPattern: f.port), f.originator, Int32(bitPattern: f.originatorPort))
-        if rc == SSH_OK { return .open }
-        if rc == SSH_AGAIN { return .pending }
-        return .failed
+        session.register(self)
     }
 
     deinit {
@@ -73,18 +40,69 @@ public final class SSHChannel: @unchecked Sendable {
         callbacks.deallocate()
     }
 
+    /// A new channel on `session`, not yet opened (client side, or a forwarded-tcpip open toward a publisher).
+    public static func make(on session: SSHSession) -> SSHChannel? {
+        guard let raw = ssh_channel_new(session.session) else { return nil }
+        return SSHChannel(owning: raw, session: session)
+    }
+
+    /// The result of one step of opening a channel.
+    public enum OpenProgress: Sendable, Equatable {
+        case open, pending, failed
+    }
+
+    /// Starts or continues a `forwarded-tcpip` open toward a peer that asked for
+    /// `tcpip-forward` (publishing). Non-blocking: call again while `.pending`.
+    public func openReverseForward(address: String, port: UInt32, originator: String, originatorPort: UInt32) -> OpenProgress {
+        let rc = ssh_channel_open_reverse_forward(channel, address, Int32(bitPattern: port), originator, Int32(bitPattern: originatorPort))
+        if rc == SSH_OK { return .open }
+        if rc == SSH_AGAIN { return .pending }
+        return .failed
+    }
+
+    /// Starts or continues a `direct-tcpip` open to `host`:`port` (fived: the
+    /// service name and 1). Non-blocking sessions: `.pending` until answered;
+    /// a refusal throws with the server's reason.
+    public func openForward(host: String, port: Int32, originatorHost: String, originatorPort: Int32) throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_open_forward(channel, host, port, originatorHost, originatorPort))
+    }
+
+    /// Starts or continues a `session` channel open (client side).
+    public func openSession() throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_open_session(channel))
+    }
+
+    /// Sends an `exec` request (client side); `.pending` on a non-blocking
+    /// session until the reply arrives; a refusal throws.
+    public func requestExec(_ command: String) throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_request_exec(channel, command))
+    }
+
+    /// Sends a `subsystem` request (client side), as `requestExec`.
+    public func requestSubsystem(_ name: String) throws(LibSSHError) -> OpenProgress {
+        try progress(ssh_channel_request_subsystem(channel, name))
+    }
+
+    private func progress(_ rc: Int32) throws(LibSSHError) -> OpenProgress {
+        if rc == SSH_OK { return .open }
+        if rc == SSH_AGAIN { return .pending }
+        throw LibSSHError(.channel, session.lastErrorText)
+    }
+
     /// Detaches the callbacks and frees the libssh channel now (0.10.6 can call
-    /// callbacks after ssh_channel_free unless they are removed first).
+    /// callbacks after ssh_channel_free unless they are removed first). A channel
+    /// the peer has not closed yet stays known to libssh until its CLOSE arrives,
+    /// with no callbacks; requests for it are no longer matched to this wrapper.
     public func release() {
         guard !freed else { return }
         freed = true
+        session.unregister(self)
         ssh_remove_channel_callbacks(channel, callbacks)
         ssh_channel_free(channel)
     }
 
-    /// Installs the callbacks that route to `delegate`. pty, env, x11 and agent
-    /// requests are refused (pty and env here; x11 and agent fall through to the
-    /// session's message callback, which refuses them).
+    /// Installs the callbacks that route to `delegate`. Channel requests other
+    /// than `signal` arrive as session messages (no server callbacks are set).
     public func install(delegate: SSHChannelDelegate) {
         self.delegate = delegate
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -92,7 +110,7 @@ public final class SSHChannel: @unchecked Sendable {
         callbacks.pointee.channel_data_function = { _, _, data, len, isStderr, userdata in
             guard let userdata, let data else { return 0 }
             let me = Unmanaged<SSHChannel>.fromOpaque(userdata).takeUnretainedValue()
-            guard let delegate = me.delegate else { return Int32(len) }
+            guard let delegate = me.delegate else { return 0 }
             let consumed = delegate.channel(me, received: UnsafeRawBufferPointer(start: data, count: Int(len)), isStderr: isStderr != 0)
             return Int32(clamping: consumed)
         }
@@ -106,35 +124,27 @@ public final class SSHChannel: @unchecked Sendable {
             let me = Unmanaged<SSHChannel>.fromOpaque(userdata).takeUnretainedValue()
             me.delegate?.channelReceivedClose(me)
         }
-        callbacks.pointee.channel_exec_request_function = { _, _, command, userdata in
-            guard let userdata, let command else { return 1 }
+        callbacks.pointee.channel_signal_function = { _, _, signal, userdata in
+            guard let userdata, let signal else { return }
             let me = Unmanaged<SSHChannel>.fromOpaque(userdata).takeUnretainedValue()
-            return me.delegate?.channel(me, exec: String(cString: command)) == true ? 0 : 1
+            me.delegate?.channel(me, receivedSignal: String(cString: signal))
         }
-        callbacks.pointee.channel_subsystem_request_function = { _, _, name, userdata in
-            guard let userdata, let name else { return 1 }
-            let me = Unmanaged<SSHChannel>.fromOpaque(userdata).takeUnretainedValue()
-            return me.delegate?.channel(me, subsystem: String(cString: name)) == true ? 0 : 1
-        }
-        callbacks.pointee.channel_shell_request_function = { _, _, userdata in
-            guard let userdata else { return 1 }
-            let me = Unmanaged<SSHChannel>.fromOpaque(userdata).takeUnretainedValue()
-            return me.delegate?.channelShell(me) == true ? 0 : 1
-        }
-        // Declined: fived never allocates a terminal or imports the client's environment.
-        callbacks.pointee.channel_pty_request_function = { _, _, _, _, _, _, _, _ in -1 }
-        callbacks.pointee.channel_env_request_function = { _, _, _, _, _ in 1 }
-        callbacks.pointee.channel_pty_window_change_function = { _, _, _, _, _, _, _ in 0 }
         ssh_set_channel_callbacks(channel, callbacks)
     }
 
-    /// Bytes the client will accept now (the remote window).
+    /// Bytes the peer will accept now (the remote window).
     public var windowSize: Int { Int(ssh_channel_window_size(channel)) }
+
+    /// The peer's maximum packet size, nil when libssh's layout could not be verified.
+    public var remoteMaxPacket: UInt32? {
+        var value: UInt32 = 0
+        return fived_channel_remote_max_packet(channel, session.session, &value) == 1 ? value : nil
+    }
 
     /// True once the channel is open and not closed.
     public var isOpen: Bool { ssh_channel_is_open(channel) != 0 }
 
-    /// True once the client sent EOF and libssh's buffer is drained.
+    /// True once the peer sent EOF and libssh's buffer is drained.
     public var isEOF: Bool { ssh_channel_is_eof(channel) != 0 }
 
     /// Writes up to the window; returns bytes taken (may be fewer, or 0 while re-keying).
@@ -149,8 +159,8 @@ public final class SSHChannel: @unchecked Sendable {
         return Int(rc)
     }
 
-    /// Reads client data libssh buffered but the data callback did not consume.
-    /// Returns 0 when nothing is buffered, nil at EOF.
+    /// Reads peer data libssh buffered but the data callback did not consume.
+    /// Returns 0 when nothing is buffered, nil at EOF (EOF received and drained).
     public func readBuffered(into buffer: UnsafeMutableRawBufferPointer) throws(LibSSHError) -> Int? {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
         let rc = ssh_channel_read_nonblocking(channel, base, UInt32(buffer.count), 0)
@@ -176,7 +186,8 @@ public final class SSHChannel: @unchecked Sendable {
         return rc == SSH_OK || rc == SSH_AGAIN
     }
 
-    /// Sends CLOSE (libssh never answers the client's close by itself).
+    /// Sends CLOSE (libssh never answers the peer's close by itself), preceded
+    /// by EOF if that was not sent yet.
     public func close() {
         _ = ssh_channel_close(channel)
     }

@@ -23,15 +23,6 @@ public enum SSHAuthResult: Sendable, Equatable {
     case error(String)
 }
 
-/// Receives what the server asks of a client session: `forwarded-tcpip` channel
-/// opens for names this client published. Called on the session's thread,
-/// inside libssh's packet processing.
-public protocol SSHClientDelegate: AnyObject {
-    /// Reply inside (accept with `message.acceptChannel()`) and return true, or
-    /// return false to have libssh refuse it.
-    func client(_ client: SSHClient, received message: borrowing SSHMessage) -> Bool
-}
-
 /// A client `ssh_session`: options, connect, host key check, authentication,
 /// then channels. The underlying session is an `SSHSession`, so `SSHEvent`,
 /// `SSHChannel` and `SSHMessage` work on it as on a server session. Touched by
@@ -39,9 +30,6 @@ public protocol SSHClientDelegate: AnyObject {
 public final class SSHClient {
     /// The session; channels opened here hold it strongly.
     public let session: SSHSession
-    /// Held weakly; the owner controls its lifetime.
-    public weak var delegate: SSHClientDelegate?
-    private var messageCallbackInstalled = false
 
     /// A new, unconnected session that ignores libssh's own reading of
     /// ~/.ssh/config and /etc/ssh/ssh_config (fived-connect resolves options itself).
@@ -182,8 +170,13 @@ public final class SSHClient {
 
     /// A new channel on this session, not yet opened.
     public func makeChannel() -> SSHChannel? {
-        guard let channel = ssh_channel_new(raw) else { return nil }
-        return SSHChannel(owning: channel, session: session)
+        SSHChannel.make(on: session)
+    }
+
+    /// The next request the server sent (forwarded-tcpip opens for names this
+    /// client published), or nil; see `SSHSession.nextMessage`.
+    public func nextMessage() -> SSHMessage? {
+        session.nextMessage()
     }
 
     /// Sends `tcpip-forward` for `address` and `port` and waits for the answer.
@@ -203,39 +196,10 @@ public final class SSHClient {
         _ = ssh_send_ignore(raw, "")
     }
 
-    /// Routes channel opens and global requests from the server to `delegate`.
-    public func installMessageHandler(delegate: SSHClientDelegate) {
-        self.delegate = delegate
-        guard !messageCallbackInstalled else { return }
-        messageCallbackInstalled = true
-        ssh_set_message_callback(raw, { _, message, userdata in
-            guard let userdata, let message else { return 1 }
-            let me = Unmanaged<SSHClient>.fromOpaque(userdata).takeUnretainedValue()
-            let wrapped = SSHMessage(message: message, session: me.session)
-            return me.delegate?.client(me, received: wrapped) == true ? 0 : 1
-        }, Unmanaged.passUnretained(self).toOpaque())
-    }
-
     /// Sends SSH_MSG_DISCONNECT (best effort) and closes the socket.
     public func disconnect() {
         session.disconnect()
     }
 
-    deinit {
-        if messageCallbackInstalled {
-            ssh_set_message_callback(raw, nil, nil)
-        }
-    }
 }
 
-extension SSHChannel {
-    /// Opens a `direct-tcpip` channel to `host`:`port` (fived: the service name
-    /// and 1). Returns false while a non-blocking session still waits for the
-    /// server's answer (call again); a refusal throws with the server's reason.
-    public func openForward(host: String, port: Int32, originatorHost: String, originatorPort: Int32) throws(LibSSHError) -> Bool {
-        let rc = ssh_channel_open_forward(channel, host, port, originatorHost, originatorPort)
-        if rc == SSH_OK { return true }
-        if rc == SSH_AGAIN { return false }
-        throw LibSSHError(.channel, session.lastErrorText)
-    }
-}

@@ -1,33 +1,23 @@
 import CLibSSH
 
-/// Whether libssh has checked the signature of a public-key authentication request.
-public enum PublicKeyAuthState: Sendable {
-    /// The client asks whether the key would be acceptable (no signature yet).
-    case probe
-    /// libssh verified the signature; accepting logs the user in.
-    case verified
-}
-
-/// The decisions a server session asks of its owner. Called on the session's
-/// thread, from inside libssh's event processing.
-public protocol SSHServerSessionDelegate: AnyObject {
-    /// Public-key authentication; return true to accept (a probe: "key acceptable").
-    func session(_ session: SSHSession, authenticate user: String, key: BorrowedSSHKey, state: PublicKeyAuthState) -> Bool
-    /// A `session` channel open; return the channel to accept, nil to refuse.
-    func sessionOpensSessionChannel(_ session: SSHSession) -> SSHChannel?
-    /// Every other message (direct-tcpip opens, global requests, unsupported requests).
-    /// Reply inside (the message dies when this returns) and return true, or return
-    /// false to have libssh send its default refusal.
-    func session(_ session: SSHSession, received message: borrowing SSHMessage) -> Bool
-}
-
-/// One SSH session (server side), owning its `ssh_session` and the callback
-/// tables libssh calls into. Touched by one thread only.
+/// One SSH session, server or client side, owning its `ssh_session`. Touched by
+/// one thread only.
+///
+/// fived installs no libssh server callbacks and no message callback: every
+/// request libssh does not answer itself (authentication, channel opens,
+/// channel requests, tcpip-forward) is queued by libssh (messages.c,
+/// `ssh_message_queue`) and taken with `nextMessage()`. The owner answers each
+/// when it has decided, which may be much later (after a backend connect), or
+/// not at all (a request on a channel it already closed).
 public final class SSHSession: @unchecked Sendable {
     let session: ssh_session
-    private var serverCallbacks: UnsafeMutablePointer<ssh_server_callbacks_struct>?
-    /// The delegate receives every callback; held weakly so the owner controls lifetime.
-    public weak var delegate: SSHServerSessionDelegate?
+    /// The channels of this session by their libssh handle, so that a channel
+    /// request names the wrapper it belongs to; weak, the owner controls lifetime.
+    private var channels: [UnsafeMutableRawPointer: WeakChannel] = [:]
+
+    private struct WeakChannel {
+        weak var channel: SSHChannel?
+    }
 
     init(owning session: ssh_session) {
         self.session = session
@@ -37,7 +27,6 @@ public final class SSHSession: @unchecked Sendable {
         // ssh_free also frees every channel still attached; channel wrappers hold
         // a strong reference to their session, so none outlives this.
         ssh_free(session)
-        serverCallbacks?.deallocate()
     }
 
     /// Lends the raw handle for the duration of `body`.
@@ -48,44 +37,9 @@ public final class SSHSession: @unchecked Sendable {
     /// The connected socket.
     public var fileDescriptor: Int32 { ssh_get_fd(session) }
 
-    /// Installs the server callbacks and the message callback, offers public-key
-    /// authentication only, and switches the session to non-blocking operation.
-    public func prepareServer(delegate: SSHServerSessionDelegate) throws(LibSSHError) {
-        self.delegate = delegate
-        let cb = UnsafeMutablePointer<ssh_server_callbacks_struct>.allocate(capacity: 1)
-        cb.initialize(to: ssh_server_callbacks_struct())
-        fived_server_callbacks_init(cb)
-        cb.pointee.userdata = Unmanaged.passUnretained(self).toOpaque()
-        cb.pointee.auth_pubkey_function = { _, user, key, state, userdata in
-            guard let userdata, let key else { return Int32(SSH_AUTH_DENIED.rawValue) }
-            let me = Unmanaged<SSHSession>.fromOpaque(userdata).takeUnretainedValue()
-            let name = user.map { String(cString: $0) } ?? ""
-            let phase: PublicKeyAuthState
-            switch Int32(state) {
-            case Int32(SSH_PUBLICKEY_STATE_NONE.rawValue): phase = .probe
-            case Int32(SSH_PUBLICKEY_STATE_VALID.rawValue): phase = .verified
-            default: return Int32(SSH_AUTH_DENIED.rawValue)  // wrong signature: never reaches here, deny anyway
-            }
-            let ok = me.delegate?.session(me, authenticate: name, key: BorrowedSSHKey(key: key), state: phase) ?? false
-            return ok ? Int32(SSH_AUTH_SUCCESS.rawValue) : Int32(SSH_AUTH_DENIED.rawValue)
-        }
-        cb.pointee.channel_open_request_session_function = { _, userdata in
-            guard let userdata else { return nil }
-            let me = Unmanaged<SSHSession>.fromOpaque(userdata).takeUnretainedValue()
-            guard let channel = me.delegate?.sessionOpensSessionChannel(me) else { return nil }
-            return channel.channel
-        }
-        serverCallbacks = cb
-        guard ssh_set_server_callbacks(session, cb) == SSH_OK else {
-            throw LibSSHError(.option, "could not install server callbacks: \(lastError(UnsafeMutableRawPointer(session)))")
-        }
-        ssh_set_message_callback(session, { _, message, userdata in
-            guard let userdata, let message else { return 1 }
-            let me = Unmanaged<SSHSession>.fromOpaque(userdata).takeUnretainedValue()
-            let wrapped = SSHMessage(message: message, session: me)
-            let handled = me.delegate?.session(me, received: wrapped) ?? false
-            return handled ? 0 : 1
-        }, Unmanaged.passUnretained(self).toOpaque())
+    /// Offers public-key authentication only and switches the session to
+    /// non-blocking operation. No callbacks: requests queue for `nextMessage`.
+    public func prepareServer() {
         ssh_set_auth_methods(session, Int32(SSH_AUTH_METHOD_PUBLICKEY))
         ssh_set_blocking(session, 0)
     }
@@ -97,6 +51,14 @@ public final class SSHSession: @unchecked Sendable {
         if rc == SSH_OK { return true }
         if rc == SSH_AGAIN { return false }
         throw LibSSHError(.keyExchange, lastError(UnsafeMutableRawPointer(session)))
+    }
+
+    /// The next queued request, or nil when none is waiting. When the queue is
+    /// empty libssh reads the socket once without waiting (`ssh_message_get` on
+    /// a non-blocking session), which may run channel callbacks.
+    public func nextMessage() -> SSHMessage? {
+        guard let raw = ssh_message_get(session) else { return nil }
+        return SSHMessage(owning: raw, session: self)
     }
 
     /// True while the transport is up.
@@ -117,11 +79,39 @@ public final class SSHSession: @unchecked Sendable {
         ssh_blocking_flush(session, 0) == SSH_OK
     }
 
+    /// Sends a `keepalive@openssh.com` global request with want-reply (as sshd's
+    /// ClientAliveInterval does); any packet the peer sends afterwards proves it alive.
+    public func sendKeepalive() {
+        _ = ssh_send_keepalive(session)
+    }
+
+    /// The peer's version string ("SSH-2.0-OpenSSH_9.2p1 Debian-2"), once exchanged.
+    public var peerBanner: String {
+        let raw = ssh_get_clientbanner(session)
+        return raw.map { String(cString: $0) } ?? ""
+    }
+
     /// libssh's last error text for this session.
     public var lastErrorText: String { lastError(UnsafeMutableRawPointer(session)) }
 
     /// Sends SSH_MSG_DISCONNECT (best effort) and closes the socket.
     public func disconnect() {
         ssh_disconnect(session)
+    }
+
+    // MARK: Channel registry
+
+    func register(_ channel: SSHChannel) {
+        channels[UnsafeMutableRawPointer(channel.channel)] = WeakChannel(channel: channel)
+    }
+
+    func unregister(_ channel: SSHChannel) {
+        channels.removeValue(forKey: UnsafeMutableRawPointer(channel.channel))
+    }
+
+    /// The live wrapper of a libssh channel handle, if the owner still holds it.
+    func channel(for raw: ssh_channel?) -> SSHChannel? {
+        guard let raw else { return nil }
+        return channels[UnsafeMutableRawPointer(raw)]?.channel
     }
 }

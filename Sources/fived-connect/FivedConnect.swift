@@ -1,7 +1,7 @@
 import ArgumentParser
+import FivedClient
 import FivedCore
 import Foundation
-import LibSSH
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,11 +88,8 @@ struct FivedConnect: ParsableCommand {
     }
 
     func run() throws {
-        Posix.sanitizeStandardDescriptors()
-        signal(SIGPIPE, SIG_IGN)
-        LibSSH.initialize()
+        ClientProcess.prepare(libsshVerbosity: verbose >= 2 ? Int32(min(verbose, 4)) : 0)
         var diagnostics = Diagnostics(verbosity: quiet ? -1 : verbose)
-        if verbose >= 2 { LibSSH.setLogVerbosity(Int32(min(verbose, 4))) }
 
         let environment = Self.environment()
         let options: ClientOptions

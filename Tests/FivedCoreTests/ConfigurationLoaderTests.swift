@@ -161,6 +161,42 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         #expect(c.limits == Limits(loginGraceSeconds: 5, maxStartups: 10, maxStartupsPerSource: 10, maxChannelsPerConnection: 1))
     }
 
+    @Test func readsTheIsolationLimitsAndKeepalives() throws {
+        let c = try ConfigurationLoader.parse(
+            toml: """
+                client_alive_interval_seconds = 0
+                client_alive_count_max = 5
+                [limits]
+                max_startups_per_source_prefix6 = 48
+                max_connections_per_key = 2
+                max_channels_per_key = 3
+                connect_timeout_seconds = 4
+                [services.web]
+                connect = "127.0.0.1:80"
+                connect_timeout_seconds = 1
+                [services.app]
+                connect = "127.0.0.1:81"
+                """, file: "f")
+        #expect(c.clientAliveIntervalSeconds == 0 && c.clientAliveCountMax == 5)
+        #expect(c.limits == Limits(maxStartupsPerSourcePrefix6: 48, maxConnectionsPerKey: 2, maxChannelsPerKey: 3, connectTimeoutSeconds: 4))
+        #expect(c.connectTimeoutMilliseconds(for: c.services[name("web")]!) == 1000)
+        #expect(c.connectTimeoutMilliseconds(for: c.services[name("app")]!) == 4000)
+        let defaults = try ConfigurationLoader.parse(toml: "", file: "f")
+        #expect(defaults.clientAliveIntervalSeconds == 15 && defaults.clientAliveCountMax == 3)
+    }
+
+    @Test(arguments: [
+        ("client_alive_interval_seconds = -1", "fived.toml:1: client_alive_interval_seconds: -1 is out of range: use 0 to 3600"),
+        ("client_alive_count_max = 0", "fived.toml:1: client_alive_count_max: 0 is out of range: use 1 to 100"),
+        ("[services.w]\nconnect = \"127.0.0.1:1\"\nconnect_timeout_seconds = 0",
+         "fived.toml:3: services.w.connect_timeout_seconds: 0 is out of range: use 1 to 300"),
+    ])
+    func badKeepalivesAndTimeoutsAreNamed(_ body: String, _ message: String) throws {
+        let e = try #require(parseError(body + "\n"))
+        #expect(e.code == .configInvalidValue)
+        #expect(e.message == message)
+    }
+
     // MARK: Syntax
 
     @Test func syntaxErrorNamesFileAndLine() throws {
@@ -438,6 +474,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("max_channels_per_connection = 10000000000", "fived.toml:2: limits.max_channels_per_connection: 10000000000 is out of range: use 1 to 65536"),
         ("max_startups_per_source = 300", "fived.toml:2: limits.max_startups_per_source: 300 is more than max_startups (256)"),
         ("max_startups = 8", "fived.toml:2: limits.max_startups_per_source: 16 is more than max_startups (8)"),
+        ("max_startups_per_source_prefix6 = 129", "fived.toml:2: limits.max_startups_per_source_prefix6: 129 is out of range: use 1 to 128"),
+        ("max_connections_per_key = 0", "fived.toml:2: limits.max_connections_per_key: 0 is out of range: use 1 to 65536"),
+        ("max_channels_per_key = 2000000", "fived.toml:2: limits.max_channels_per_key: 2000000 is out of range: use 1 to 1048576"),
+        ("connect_timeout_seconds = 301", "fived.toml:2: limits.connect_timeout_seconds: 301 is out of range: use 1 to 300"),
     ])
     func badLimitsAreNamed(_ body: String, _ message: String) throws {
         let e = try #require(parseError("[limits]\n\(body)\n"))

@@ -45,7 +45,7 @@ import Testing
         #expect(text.contains("\nauthorized_keys: %h/.ssh/authorized_keys\n"))
         #expect(text.contains("\nlog level: info\n"))
         #expect(text.contains(
-            "\nlimits: login_grace_seconds=30 max_startups=256 max_startups_per_source=16 max_channels_per_connection=1024\n"))
+            "\nlimits: login_grace_seconds=30 max_startups=256 max_startups_per_source=16 max_startups_per_source_prefix6=64 max_channels_per_connection=1024 max_connections_per_key=256 max_channels_per_key=4096 connect_timeout_seconds=10\n"))
     }
 
     @Test func notesTCPMUXServicesWithoutAListener() throws {

@@ -8,6 +8,12 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
     /// socketpair); `argv[0]` is an absolute path.
     case exec(argv: [String])
 
+    /// True for an exec backend (a process per channel).
+    public var isExec: Bool {
+        if case .exec = self { return true }
+        return false
+    }
+
     /// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
     public static let maximumUnixPathLength = 107
 

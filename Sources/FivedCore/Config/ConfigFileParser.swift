@@ -15,12 +15,13 @@ struct ConfigFileParser {
 
     /// Top-level keys (SPEC.md, config file).
     static let topLevelKeys = [
-        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "limits", "services",
+        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "client_alive_interval_seconds",
+        "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
         "authorized_keys_command_user", "host_certificates",
     ]
     /// Keys of a `[services.NAME]` table.
-    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux"]
+    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds"]
     /// Keys of the `[services.status]` table: only who may see the built-in table.
     static let statusKeys = ["allow"]
 
@@ -107,6 +108,10 @@ struct ConfigFileParser {
                     raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
+            case "client_alive_interval_seconds":
+                config.clientAliveIntervalSeconds = try int(value, at: path, in: Configuration.clientAliveIntervalRange)
+            case "client_alive_count_max":
+                config.clientAliveCountMax = try int(value, at: path, in: Configuration.clientAliveCountRange)
             case "limits":
                 config.limits = try limits(table(value, at: path))
             case "services":
@@ -187,6 +192,9 @@ struct ConfigFileParser {
         if let value = table["proxy_protocol"] { service.proxyProtocol = try bool(value, at: path + ["proxy_protocol"]) }
         if let value = table["tcpmux"] { service.tcpmux = try bool(value, at: path + ["tcpmux"]) }
         if let value = table["allow"] { service.allow = try allowRules(value, at: path + ["allow"]) }
+        if let value = table["connect_timeout_seconds"] {
+            service.connectTimeoutSeconds = try int(value, at: path + ["connect_timeout_seconds"], in: Limits.range(ofKey: "connect_timeout_seconds")!)
+        }
         return service
     }
 
@@ -308,6 +316,15 @@ struct ConfigFileParser {
 
     private func int(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Int {
         guard let i = value.int else { throw mismatch(value, at: path, expected: "an integer") }
+        return i
+    }
+
+    /// An integer within `range`, or an error naming the key and the range.
+    private func int(_ value: TOMLValueConvertible, at path: [String], in range: ClosedRange<Int>) throws(FivedCoreError) -> Int {
+        let i = try int(value, at: path)
+        guard range.contains(i) else {
+            throw error(.configInvalidValue, path, "\(i) is out of range: use \(range.lowerBound) to \(range.upperBound)")
+        }
         return i
     }
 

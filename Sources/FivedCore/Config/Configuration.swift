@@ -22,6 +22,19 @@ public struct Configuration: Sendable, Equatable {
     /// `allow` of `[services.status]`: who may open the built-in status table.
     /// Default empty: nobody.
     public var statusAllow: [AllowRule]
+    /// `client_alive_interval_seconds`: after this long without a packet from a
+    /// client, fived sends it a keepalive (a `keepalive@openssh.com` global
+    /// request wanting a reply), as sshd's ClientAliveInterval; 0 turns it off.
+    /// Default 15, from 0 to 3600.
+    public var clientAliveIntervalSeconds = 15
+    /// `client_alive_count_max`: keepalives left unanswered before the connection
+    /// is dropped (about interval × count seconds of silence), as sshd's
+    /// ClientAliveCountMax. Default 3, from 1 to 100.
+    public var clientAliveCountMax = 3
+
+    /// The accepted values of `client_alive_interval_seconds` and `client_alive_count_max`.
+    public static let clientAliveIntervalRange = 0...3600
+    public static let clientAliveCountRange = 1...100
     /// `trusted_user_ca_keys`: absolute paths of files of CA public keys whose user
     /// certificates are accepted for every user (sshd's TrustedUserCAKeys), one
     /// `TYPE BASE64 [COMMENT]` per line (`TrustedCAKeysParser`). Default none.
@@ -88,6 +101,12 @@ public struct Configuration: Sendable, Equatable {
         if c.hostKeys.isEmpty { c.hostKeys = Self.defaultHostKeys }
         if c.authorizedKeys.isEmpty { c.authorizedKeys = Self.defaultAuthorizedKeys }
         return c
+    }
+
+    /// How long a connect to `service`'s backend may take, in ms: its own
+    /// `connect_timeout_seconds`, else `[limits]`'s.
+    public func connectTimeoutMilliseconds(for service: ServiceConfig) -> Int64 {
+        Int64(service.connectTimeoutSeconds ?? limits.connectTimeoutSeconds) * 1000
     }
 
     /// The services sorted by name, as `help` and `--check` list them.

@@ -13,6 +13,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var allow: [AllowRule]?
     /// `tcpmux`: also offer the service on the plain, unauthenticated TCPMUX listeners. Default false.
     public var tcpmux: Bool
+    /// `connect_timeout_seconds`: this backend's connect timeout; nil uses
+    /// `[limits]`'s. From 1 to 300.
+    public var connectTimeoutSeconds: Int?
     /// Where the service was defined: the config file's path, or "--service".
     public var origin: String
 

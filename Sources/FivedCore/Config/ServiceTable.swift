@@ -29,6 +29,9 @@ public enum ServiceTable {
         lines.append("log level: " + configuration.logLevel.rawValue)
         let limits = configuration.limits
         lines.append("limits: " + Limits.keys.map { "\($0)=\(limits[key: $0]!)" }.joined(separator: " "))
+        lines.append(
+            "client alive: client_alive_interval_seconds=\(configuration.clientAliveIntervalSeconds) "
+                + "client_alive_count_max=\(configuration.clientAliveCountMax)")
 
         let offered = configuration.sortedServices.filter(\.tcpmux)
         if !offered.isEmpty && configuration.tcpmux.isEmpty {

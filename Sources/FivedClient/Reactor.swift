@@ -54,36 +54,3 @@ final class Reactor {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP turned into a readable pipe, so the loop (which
-/// libssh restarts after EINTR) notices them.
-enum SignalPipe {
-    nonisolated(unsafe) private static var writeFD: Int32 = -1
-    nonisolated(unsafe) private(set) static var readFD: Int32 = -1
-
-    static func install() {
-        signal(SIGPIPE, SIG_IGN)
-        guard readFD < 0, let fds = try? Posix.pipe() else { return }
-        readFD = fds.read
-        writeFD = fds.write
-        // A parent may have left these blocked (threads of a Dispatch-based
-        // launcher do, and the mask survives exec): unblock what is handled here.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, sig) }
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { number in
-                var byte = UInt8(truncatingIfNeeded: number)
-                _ = write(SignalPipe.writeFD, &byte, 1)
-            }
-        }
-    }
-
-    /// The signal received, if any (drains the pipe).
-    static func take() -> Int32? {
-        var byte: UInt8 = 0
-        var got: Int32?
-        while read(readFD, &byte, 1) == 1 { got = Int32(byte) }
-        return got
-    }
-}

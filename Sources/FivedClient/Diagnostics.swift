@@ -4,18 +4,22 @@ import Glibc
 
 /// fived-connect's messages on stderr: one line each, prefixed with the
 /// program name. `-q` keeps only errors; each `-v` adds a level of detail.
-struct Diagnostics {
+public struct Diagnostics: Sendable {
     /// 0 normal, 1..3 with -v, -1 with -q.
-    var verbosity: Int
+    public var verbosity: Int
+
+    public init(verbosity: Int) {
+        self.verbosity = verbosity
+    }
 
     /// A failure the user must see (printed even with -q).
-    func error(_ text: String) { emit(text) }
+    public func error(_ text: String) { emit(text) }
 
     /// Something worth knowing that does not stop the run (silenced by -q).
-    func warning(_ text: String) { if verbosity >= 0 { emit(text) } }
+    public func warning(_ text: String) { if verbosity >= 0 { emit(text) } }
 
     /// Progress detail, shown with -v.
-    func debug(_ text: @autoclosure () -> String) { if verbosity >= 1 { emit("debug: " + text()) } }
+    public func debug(_ text: @autoclosure () -> String) { if verbosity >= 1 { emit("debug: " + text()) } }
 
     private func emit(_ text: String) {
         var line = "fived-connect: " + text.replacingControlCharacters() + "\n"
@@ -38,20 +42,27 @@ extension String {
 }
 
 /// Why fived-connect stops, with the exit status ssh would use.
-struct ConnectFailure: Error, CustomStringConvertible {
-    enum Kind {
-        /// Connection, host key or authentication: exit 255.
+public struct ConnectFailure: Error, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// Connection or authentication: exit 255.
         case connection
+        /// The host key differs from the one known_hosts records: exit 255, never retried.
+        case hostKeyChanged
+        /// The host key is not known and StrictHostKeyChecking=yes: exit 255, never retried.
+        case hostKeyUnknown
         /// The server refused the service (or a publication): exit 1.
         case refused
     }
 
-    let kind: Kind
-    let message: String
+    public let kind: Kind
+    public let message: String
 
     static func connection(_ message: String) -> ConnectFailure { ConnectFailure(kind: .connection, message: message) }
     static func refused(_ message: String) -> ConnectFailure { ConnectFailure(kind: .refused, message: message) }
 
-    var exitStatus: Int32 { kind == .connection ? 255 : 1 }
-    var description: String { message }
+    /// True when reconnecting cannot help: the user must act (a changed or unknown host key).
+    public var isFinal: Bool { kind == .hostKeyChanged || kind == .hostKeyUnknown }
+
+    public var exitStatus: Int32 { kind == .refused ? 1 : 255 }
+    public var description: String { message }
 }

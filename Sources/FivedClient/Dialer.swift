@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import Foundation
 import LibSSH
 #if canImport(Glibc)
@@ -8,10 +9,16 @@ import Glibc
 /// Opens one authenticated SSH connection to a fived host: TCP connect and key
 /// exchange, the known_hosts decision, then public-key authentication (agent,
 /// then identity files). Blocking, bounded by ConnectTimeout per step.
-struct Dialer {
-    let options: ClientOptions
-    let home: String
-    let diagnostics: Diagnostics
+public struct Dialer: Sendable {
+    public let options: ClientOptions
+    public let home: String
+    public let diagnostics: Diagnostics
+
+    public init(options: ClientOptions, home: String, diagnostics: Diagnostics) {
+        self.options = options
+        self.home = home
+        self.diagnostics = diagnostics
+    }
 
     /// The destination as messages show it: `host port N`, or the alias and address.
     var shownHost: String {
@@ -70,7 +77,7 @@ struct Dialer {
         case .unknown:
             switch options.strictHostKeyChecking {
             case .yes:
-                throw .connection("host key for \(name) is not known (\(key.type) \(key.fingerprint)); "
+                throw ConnectFailure(kind: .hostKeyUnknown, message: "host key for \(name) is not known (\(key.type) \(key.fingerprint)); "
                     + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record it in \(file)")
             case .acceptNew, .no:
                 makeParentDirectory(of: file)
@@ -86,7 +93,7 @@ struct Dialer {
             let recorded = KnownHostsFile.entries(in: text, hostName: options.hostName, port: options.port)
                 .map { "\(file):\($0.line) has \($0.keyType) \($0.fingerprint ?? "(unreadable key)")" }
                 .joined(separator: ", ")
-            throw .connection("HOST KEY FOR \(name) HAS CHANGED: the server offers \(key.type) \(key.fingerprint) but "
+            throw ConnectFailure(kind: .hostKeyChanged, message: "HOST KEY FOR \(name) HAS CHANGED: the server offers \(key.type) \(key.fingerprint) but "
                 + "\(recorded.isEmpty ? "\(file) records another key" : recorded); "
                 + "refusing to connect; if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(file)")
         }
@@ -111,18 +118,7 @@ struct Dialer {
         }
         if !options.identitiesOnly, let sock = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"], !sock.isEmpty {
             tried.append("ssh-agent")
-            switch client.authenticateWithAgent() {
-            case .success:
-                diagnostics.debug("authenticated with a key from ssh-agent")
-                return
-            case .error(let text):
-                diagnostics.debug("ssh-agent: \(text)")
-            case .denied, .partial:
-                diagnostics.debug("no key in ssh-agent was accepted")
-            }
-            guard client.isConnected else {
-                throw .connection("\(shownHost): connection closed during authentication")
-            }
+            if try accepted(client.authenticateWithAgent(), by: "a key from ssh-agent", client) { return }
         }
         for path in options.identityFiles {
             guard access(path, F_OK) == 0 else {
@@ -139,21 +135,28 @@ struct Dialer {
                 continue
             }
             tried.append(path)
-            switch client.authenticate(with: key) {
-            case .success:
-                diagnostics.debug("authenticated with \(path)")
-                return
-            case .error(let text):
-                diagnostics.debug("\(path): \(text)")
-            case .denied, .partial:
-                diagnostics.debug("\(path) was not accepted")
-            }
-            guard client.isConnected else {
-                throw .connection("\(shownHost): connection closed during authentication")
-            }
+            if try accepted(client.authenticate(with: key), by: path, client) { return }
         }
         let what = tried.isEmpty ? "no key to offer: no ssh-agent (SSH_AUTH_SOCK) and no identity file found" : "tried \(tried.joined(separator: ", "))"
         throw .connection("\(options.user)@\(shownHost): permission denied (\(what))")
+    }
+
+    /// True when `result` logged the client in; otherwise says why (with -v) and
+    /// fails when the server closed the connection meanwhile.
+    private func accepted(_ result: SSHAuthResult, by what: String, _ client: SSHClient) throws(ConnectFailure) -> Bool {
+        switch result {
+        case .success:
+            diagnostics.debug("authenticated with \(what)")
+            return true
+        case .error(let text):
+            diagnostics.debug("\(what): \(text)")
+        case .denied, .partial:
+            diagnostics.debug("\(what) was not accepted")
+        }
+        guard client.isConnected else {
+            throw .connection("\(shownHost): connection closed during authentication")
+        }
+        return false
     }
 
     /// TCP keepalive and a user timeout so a dead server shows up as an error
@@ -161,14 +164,14 @@ struct Dialer {
     private func tuneSocket(_ client: SSHClient) {
         let fd = client.fileDescriptor
         guard fd >= 0 else { return }
-        Posix.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
-        Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        Socket.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+        Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         if options.serverAliveInterval > 0 {
             let ms = options.serverAliveInterval * options.serverAliveCountMax * 1000
-            Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, Int32(clamping: ms))
-            Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, Int32(options.serverAliveInterval))
-            Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, Int32(options.serverAliveInterval))
-            Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, Int32(options.serverAliveCountMax))
+            Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, Int32(clamping: ms))
+            Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, Int32(options.serverAliveInterval))
+            Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, Int32(options.serverAliveInterval))
+            Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, Int32(options.serverAliveCountMax))
         }
     }
 }

@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import LibSSH
 #if canImport(Glibc)
 import Glibc
@@ -6,14 +7,20 @@ import Glibc
 
 /// The stdio form (`fived-connect HOST SERVICE`) and `--list`: one channel to
 /// one service, joined to stdin and stdout, over one SSH connection.
-struct StdioSession {
+public struct StdioSession {
     let dialer: Dialer
     let service: String
     /// `--list`: no input; stdin is left alone.
     let readsStdin: Bool
 
+    public init(dialer: Dialer, service: String, readsStdin: Bool) {
+        self.dialer = dialer
+        self.service = service
+        self.readsStdin = readsStdin
+    }
+
     /// Runs to the end; returns the exit status (0 done, 1 refused, 255 connection).
-    func run() -> Int32 {
+    public func run() -> Int32 {
         let diagnostics = dialer.diagnostics
         let client: SSHClient
         do {
@@ -27,11 +34,11 @@ struct StdioSession {
             client.disconnect()
             return 255
         }
-        let pump = ChannelPump(channel: channel, service: service, readFD: readsStdin ? 0 : -1, writeFD: 1,
-                               ownsDescriptors: false, originator: ("127.0.0.1", 0), phase: .opening)
+        let relay = LocalChannel(channel: channel, service: service, readFD: readsStdin ? 0 : nil, writeFD: 1,
+                                 ownsDescriptors: false, originator: ("127.0.0.1", 0), opening: true)
         // Blocking: one answer, bounded by ConnectTimeout.
-        _ = pump.advanceOpen()
-        if let refusal = pump.refusal {
+        _ = relay.advanceOpen()
+        if let refusal = relay.refusal {
             if client.isConnected {
                 diagnostics.error("\(dialer.shownHost) refused service '\(service)': \(refusal)")
                 channel.release()
@@ -43,45 +50,47 @@ struct StdioSession {
         }
         diagnostics.debug("channel to '\(service)' open")
 
-        let stdinFlags = fcntl(0, F_GETFL)
-        let stdoutFlags = fcntl(1, F_GETFL)
+        let stdinFlags = Syscall.statusFlags(0)
+        let stdoutFlags = Syscall.statusFlags(1)
         defer {
-            if readsStdin && stdinFlags >= 0 { _ = fcntl(0, F_SETFL, stdinFlags) }
-            if stdoutFlags >= 0 { _ = fcntl(1, F_SETFL, stdoutFlags) }
+            if readsStdin, let stdinFlags { Syscall.setStatusFlags(0, stdinFlags) }
+            if let stdoutFlags { Syscall.setStatusFlags(1, stdoutFlags) }
         }
-        if readsStdin { Posix.setNonBlocking(0) }
-        Posix.setNonBlocking(1)
+        if readsStdin { try? Syscall.setNonBlocking(0) }
+        try? Syscall.setNonBlocking(1)
 
         let reactor: Reactor
         do {
             reactor = try Reactor()
             client.setBlocking(false)
             try reactor.add(client)
+            try SignalPipe.install([SIGINT, SIGTERM, SIGHUP])
         } catch {
-            diagnostics.error("\(dialer.shownHost): \(error.message)")
+            diagnostics.error("\(dialer.shownHost): \(error)")
             return 255
         }
-        SignalPipe.install()
         reactor.set(SignalPipe.readFD, events: Int16(POLLIN)) { _ in }
 
         let keepalive = dialer.options.serverAliveInterval * 1000
-        var nextKeepalive = Posix.now() + Int64(keepalive)
+        var nextKeepalive = MonotonicClock.now + Int64(keepalive)
         var again = true
         var status: Int32 = 0
         while true {
             var timeout: Int32 = again ? 0 : 1000
-            if keepalive > 0 { timeout = min(timeout, Int32(clamping: max(0, nextKeepalive - Posix.now()))) }
+            if keepalive > 0 { timeout = min(timeout, Int32(clamping: max(0, nextKeepalive - MonotonicClock.now))) }
             reactor.poll(timeoutMilliseconds: timeout)
-            if let sig = SignalPipe.take() {
+            if let sig = SignalPipe.take().first {
                 diagnostics.debug("stopped by signal \(sig)")
                 status = 128 + sig
-                pump.finish(reason: "signal")
+                relay.finish(.stopping)
                 break
             }
-            again = pump.step()
-            if pump.phase == .finished {
-                if pump.endReason == "ssh write error" || pump.endReason == "channel lost" {
-                    diagnostics.error("connection to \(dialer.shownHost) failed: \(pump.endReason)")
+            // The server sends nothing this client must answer; drop what libssh queued.
+            while let message = client.nextMessage() { message.refuse() }
+            again = relay.step()
+            if let reason = relay.endReason {
+                if reason == .sshWriteError || reason == .channelGone {
+                    diagnostics.error("connection to \(dialer.shownHost) failed: \(relay.endDescription)")
                     status = 255
                 }
                 break
@@ -91,17 +100,17 @@ struct StdioSession {
                 status = 255
                 break
             }
-            let wanted = pump.wantedEvents
+            let wanted = relay.wantedEvents
             if readsStdin {
-                reactor.set(0, events: wanted.read) { [unowned pump] in pump.localEvent($0) }
+                reactor.set(0, events: wanted.read) { [unowned relay] in relay.localEvent($0) }
             }
-            reactor.set(1, events: wanted.write) { [unowned pump] in pump.localEvent($0) }
-            if keepalive > 0 && Posix.now() >= nextKeepalive {
+            reactor.set(1, events: wanted.write) { [unowned relay] in relay.localEvent($0) }
+            if keepalive > 0 && MonotonicClock.now >= nextKeepalive {
                 client.sendIgnore()
-                nextKeepalive = Posix.now() + Int64(keepalive)
+                nextKeepalive = MonotonicClock.now + Int64(keepalive)
             }
         }
-        diagnostics.debug("channel ended: \(pump.endReason); \(pump.bytesToServer) bytes sent, \(pump.bytesFromServer) received")
+        diagnostics.debug("channel ended: \(relay.endDescription); \(relay.bytesToServer) bytes sent, \(relay.bytesFromServer) received")
         reactor.remove(0)
         reactor.remove(1)
         reactor.remove(SignalPipe.readFD)

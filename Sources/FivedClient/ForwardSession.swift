@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import LibSSH
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ import Glibc
 /// in flight are closed, and the connection is re-made with backoff; local
 /// connections that arrive meanwhile wait (bounded) for it, and names are
 /// published again.
-final class ForwardSession: SSHClientDelegate {
+public final class ForwardSession {
     /// A name to publish with `tcpip-forward`, and where its channels go.
     struct Publication {
         enum State { case due(at: Int64), inFlight, published }
@@ -19,7 +20,7 @@ final class ForwardSession: SSHClientDelegate {
 
     /// A local connection accepted while there is no SSH connection.
     struct WaitingConnection {
-        let fd: Int32
+        let socket: Descriptor
         let forward: LocalForward
         let peer: (host: String, port: UInt16)
         let deadline: Int64
@@ -28,15 +29,14 @@ final class ForwardSession: SSHClientDelegate {
     let dialer: Dialer
     let localForwards: [LocalForward]
     private var diagnostics: Diagnostics { dialer.diagnostics }
-    private var listeners: [(fd: Int32, forward: LocalForward)] = []
+    private var listeners: [(socket: Descriptor, forward: LocalForward)] = []
     private var readyListeners = Set<Int>()
     private var socketPaths: [String] = []
     private var publications: [Publication]
     private var publishing: Int?
     private var client: SSHClient?
     private var reactor: Reactor!
-    private var pumps: [ObjectIdentifier: ChannelPump] = [:]
-    private var incoming: [ChannelPump] = []
+    private var relays: [ObjectIdentifier: Relayed] = [:]
     private var waiting: [WaitingConnection] = []
     private var failedAttempts = 0
     private var nextAttempt: Int64 = 0
@@ -45,7 +45,17 @@ final class ForwardSession: SSHClientDelegate {
     /// Set when a refusal or a changed host key must end the run.
     private var fatal: ConnectFailure?
 
-    init(dialer: Dialer, localForwards: [LocalForward], remoteForwards: [RemoteForward]) {
+    /// A channel and the local socket it is joined to (owned here, closed at teardown).
+    final class Relayed {
+        let channel: LocalChannel
+        let socket: Descriptor
+        init(channel: LocalChannel, socket: Descriptor) {
+            self.channel = channel
+            self.socket = socket
+        }
+    }
+
+    public init(dialer: Dialer, localForwards: [LocalForward], remoteForwards: [RemoteForward]) {
         self.dialer = dialer
         self.localForwards = localForwards
         self.publications = remoteForwards.map { Publication(forward: $0) }
@@ -54,19 +64,19 @@ final class ForwardSession: SSHClientDelegate {
     /// How long a local connection waits for the SSH connection to come back.
     private var waitBound: Int64 { Int64(max(dialer.options.connectTimeout, 10)) * 1000 }
 
-    func run() -> Int32 {
-        SignalPipe.install()
+    public func run() -> Int32 {
         do {
+            try SignalPipe.install([SIGINT, SIGTERM, SIGHUP])
             reactor = try Reactor()
         } catch {
-            diagnostics.error(error.message)
+            diagnostics.error("\(error)")
             return 255
         }
         defer { cleanup() }
         for forward in localForwards {
             do {
-                let (fd, shown) = try Sockets.listen(forward.bind)
-                listeners.append((fd, forward))
+                let (socket, shown) = try LocalSockets.listen(forward.bind)
+                listeners.append((socket, forward))
                 if case .unix(let path) = forward.bind { socketPaths.append(path) }
                 if case .tcp(_, 0) = forward.bind {
                     diagnostics.warning("listening on \(shown) for '\(forward.service)'")
@@ -80,7 +90,7 @@ final class ForwardSession: SSHClientDelegate {
         }
         reactor.set(SignalPipe.readFD, events: Int16(POLLIN)) { _ in }
         for (index, listener) in listeners.enumerated() {
-            reactor.set(listener.fd, events: Int16(POLLIN)) { [unowned self] _ in self.readyListeners.insert(index) }
+            reactor.set(listener.socket.rawValue, events: Int16(POLLIN)) { [unowned self] _ in self.readyListeners.insert(index) }
         }
 
         do {
@@ -93,17 +103,18 @@ final class ForwardSession: SSHClientDelegate {
         var again = false
         while true {
             reactor.poll(timeoutMilliseconds: again ? 0 : pollTimeout())
-            if let sig = SignalPipe.take() {
+            if let sig = SignalPipe.take().first {
                 diagnostics.debug("stopped by signal \(sig)")
                 return 0
             }
-            let now = Posix.now()
+            let now = MonotonicClock.now
             if let c = client, !c.isConnected { connectionLost(now: now) }
             if client == nil && now >= nextAttempt { reconnect(now: now) }
             if let fatal {
                 diagnostics.error(fatal.message)
                 return fatal.exitStatus
             }
+            takeMessages()
             acceptReady(now: now)
             expireWaiting(now: now)
             publish(now: now)
@@ -111,8 +122,8 @@ final class ForwardSession: SSHClientDelegate {
                 diagnostics.error(fatal.message)
                 return fatal.exitStatus
             }
-            again = stepPumps()
-            registerPumps()
+            again = stepRelays()
+            registerRelays()
             if let c = client, dialer.options.serverAliveInterval > 0, now >= nextKeepalive {
                 c.sendIgnore()
                 nextKeepalive = now + Int64(dialer.options.serverAliveInterval) * 1000
@@ -121,7 +132,7 @@ final class ForwardSession: SSHClientDelegate {
     }
 
     private func pollTimeout() -> Int32 {
-        let now = Posix.now()
+        let now = MonotonicClock.now
         var deadline = now + 1000
         if client == nil { deadline = min(deadline, nextAttempt) }
         if client != nil && dialer.options.serverAliveInterval > 0 { deadline = min(deadline, nextKeepalive) }
@@ -135,7 +146,6 @@ final class ForwardSession: SSHClientDelegate {
 
     private func connect() throws(ConnectFailure) {
         let c = try dialer.dial()
-        c.installMessageHandler(delegate: self)
         c.setBlocking(false)
         do {
             try reactor.add(c)
@@ -144,27 +154,27 @@ final class ForwardSession: SSHClientDelegate {
         }
         client = c
         failedAttempts = 0
-        nextKeepalive = Posix.now() + Int64(dialer.options.serverAliveInterval) * 1000
+        nextKeepalive = MonotonicClock.now + Int64(dialer.options.serverAliveInterval) * 1000
         for i in publications.indices { publications[i].state = .due(at: 0) }
         publishing = nil
         if !firstConnection { diagnostics.warning("reconnected to \(dialer.shownHost)") }
         // Connections that waited get their channels now.
         let held = waiting
         waiting.removeAll()
-        for w in held { startChannel(fd: w.fd, forward: w.forward, peer: w.peer) }
+        for w in held { startChannel(w.socket, forward: w.forward, peer: w.peer) }
     }
 
     private func reconnect(now: Int64) {
         do {
             try connect()
         } catch {
-            if error.message.hasPrefix("HOST KEY") || error.message.contains("is not known") {
+            if error.isFinal {
                 fatal = error
                 return
             }
             failedAttempts += 1
             let delay = backoff(failedAttempts)
-            nextAttempt = Posix.now() + delay
+            nextAttempt = MonotonicClock.now + delay
             diagnostics.warning("\(error.message); retrying in \(delay / 1000) s")
         }
     }
@@ -179,10 +189,11 @@ final class ForwardSession: SSHClientDelegate {
     private func connectionLost(now: Int64) {
         guard let c = client else { return }
         let why = c.session.lastErrorText
-        for pump in pumps.values { pump.finish(reason: "connection lost") }
-        for pump in incoming { pump.finish(reason: "connection lost") }
-        incoming.removeAll()
-        for pump in Array(pumps.values) { teardown(pump) }
+        for relay in Array(relays.values) {
+            relay.channel.output.abandon()
+            relay.channel.finish(.connectionEnded(.clientDisconnected))
+            teardown(relay)
+        }
         reactor.remove(c)
         client = nil
         publishing = nil
@@ -201,12 +212,12 @@ final class ForwardSession: SSHClientDelegate {
         readyListeners.removeAll()
         for index in ready {
             let listener = listeners[index]
-            while let conn = Sockets.accept(listener.fd) {
+            while let conn = LocalSockets.accept(listener.socket.rawValue) {
                 if client != nil {
-                    startChannel(fd: conn.fd, forward: listener.forward, peer: (conn.host, conn.port))
+                    startChannel(conn.socket, forward: listener.forward, peer: (conn.host, conn.port))
                 } else {
                     diagnostics.debug("no SSH connection yet: holding a connection for '\(listener.forward.service)'")
-                    waiting.append(WaitingConnection(fd: conn.fd, forward: listener.forward, peer: (conn.host, conn.port),
+                    waiting.append(WaitingConnection(socket: conn.socket, forward: listener.forward, peer: (conn.host, conn.port),
                                                      deadline: now + waitBound))
                 }
             }
@@ -217,20 +228,22 @@ final class ForwardSession: SSHClientDelegate {
         waiting.removeAll { w in
             guard now >= w.deadline else { return false }
             diagnostics.warning("closing a connection for '\(w.forward.service)': no SSH connection to \(dialer.shownHost) within \(waitBound / 1000) s")
-            Posix.close(w.fd)
+            w.socket.close()
             return true
         }
     }
 
-    private func startChannel(fd: Int32, forward: LocalForward, peer: (host: String, port: UInt16)) {
+    private func startChannel(_ socket: Descriptor, forward: LocalForward, peer: (host: String, port: UInt16)) {
         guard let c = client, let channel = c.makeChannel() else {
-            Posix.close(fd)
+            socket.close()
             return
         }
-        Posix.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
-        let pump = ChannelPump(channel: channel, service: forward.service.value, readFD: fd, writeFD: fd,
-                               ownsDescriptors: true, originator: peer, phase: .opening)
-        pumps[ObjectIdentifier(pump)] = pump
+        Socket.setOption(socket.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+        let relay = Relayed(
+            channel: LocalChannel(channel: channel, service: forward.service.value, readFD: socket.rawValue, writeFD: socket.rawValue,
+                                  ownsDescriptors: true, originator: peer, opening: true),
+            socket: socket)
+        relays[ObjectIdentifier(relay)] = relay
         diagnostics.debug("connection from \(peer.host):\(peer.port) -> '\(forward.service)'")
     }
 
@@ -264,86 +277,91 @@ final class ForwardSession: SSHClientDelegate {
         }
     }
 
-    /// forwarded-tcpip opens for published names (inside libssh's dispatch:
-    /// decide now, the message dies when this returns).
-    func client(_ client: SSHClient, received message: borrowing SSHMessage) -> Bool {
-        let kind = message.kind
-        guard kind == .channelOpen(.forwardedTCPIP) else { return false }
-        guard let destination = message.openDestination else { return false }
-        guard let publication = publications.first(where: { $0.forward.name == ServiceName(destination.host) }) else {
-            diagnostics.debug("refusing a channel for '\(ServiceName.printable(destination.host))': not published by this client")
-            return false
+    /// forwarded-tcpip opens for published names: connect the local target and
+    /// accept; anything else the server asks is refused.
+    private func takeMessages() {
+        guard let c = client else { return }
+        while let message = c.nextMessage() {
+            guard case .channelOpen(let open) = message.kind, open.type == .forwardedTCPIP, let destination = open.destination else {
+                message.refuse()
+                continue
+            }
+            guard let publication = publications.first(where: { $0.forward.name == ServiceName(destination.host) }) else {
+                diagnostics.debug("refusing a channel for '\(ServiceName.printable(destination.host))': not published by this client")
+                message.refuse()
+                continue
+            }
+            let target = publication.forward.target
+            let connection: (socket: Descriptor, done: Bool)
+            do {
+                connection = try LocalSockets.connect(target)
+            } catch {
+                diagnostics.warning("'\(publication.forward.name)': cannot connect to \(target): \(error)")
+                message.refuse()
+                continue
+            }
+            guard let channel = message.acceptChannelOpen() else {
+                connection.socket.close()
+                continue
+            }
+            let origin = open.originator ?? (host: "", port: 0)
+            let relay = Relayed(
+                channel: LocalChannel(channel: channel, service: publication.forward.name.value, readFD: connection.socket.rawValue,
+                                      writeFD: connection.socket.rawValue, ownsDescriptors: true,
+                                      originator: (origin.host, UInt16(truncatingIfNeeded: origin.port)),
+                                      opening: false, connectingLocally: !connection.done),
+                socket: connection.socket)
+            relays[ObjectIdentifier(relay)] = relay
+            diagnostics.debug("channel for '\(publication.forward.name)' from \(origin.host) -> \(target)")
         }
-        let target = publication.forward.target
-        let connection: (fd: Int32, done: Bool)
-        do {
-            connection = try Sockets.connect(target)
-        } catch {
-            diagnostics.warning("'\(publication.forward.name)': cannot connect to \(target): \(error)")
-            return false
-        }
-        guard let channel = message.acceptChannel() else {
-            Posix.close(connection.fd)
-            return true
-        }
-        let reported = message.openOriginator
-        let origin = reported ?? (host: "", port: 0)
-        let pump = ChannelPump(channel: channel, service: publication.forward.name.value, readFD: connection.fd,
-                               writeFD: connection.fd, ownsDescriptors: true,
-                               originator: (origin.host, UInt16(truncatingIfNeeded: origin.port)),
-                               phase: connection.done ? .open : .connecting)
-        incoming.append(pump)
-        diagnostics.debug("channel for '\(publication.forward.name)' from \(origin.host) -> \(target)")
-        return true
     }
 
     // MARK: Pumps
 
-    private func stepPumps() -> Bool {
-        for pump in incoming { pumps[ObjectIdentifier(pump)] = pump }
-        incoming.removeAll()
+    private func stepRelays() -> Bool {
         var again = false
-        for pump in Array(pumps.values) {
-            if pump.phase == .opening {
-                guard pump.advanceOpen() else { continue }
-                if let refusal = pump.refusal {
-                    diagnostics.warning("\(dialer.shownHost) refused service '\(pump.service)': \(refusal)")
+        for relay in Array(relays.values) {
+            let channel = relay.channel
+            if channel.opening {
+                guard channel.advanceOpen() else { continue }
+                if let refusal = channel.refusal {
+                    diagnostics.warning("\(dialer.shownHost) refused service '\(channel.service)': \(refusal)")
                 }
             }
-            if pump.step() { again = true }
-            if pump.phase == .finished {
-                diagnostics.debug("'\(pump.service)' from \(pump.originator.host):\(pump.originator.port) ended: \(pump.endReason); "
-                    + "\(pump.bytesToServer) bytes sent, \(pump.bytesFromServer) received")
-                teardown(pump)
+            if channel.step() { again = true }
+            if channel.isFinished {
+                diagnostics.debug("'\(channel.service)' from \(channel.originator.host):\(channel.originator.port) ended: \(channel.endDescription); "
+                    + "\(channel.bytesToServer) bytes sent, \(channel.bytesFromServer) received")
+                teardown(relay)
             }
         }
         return again
     }
 
-    private func registerPumps() {
-        for pump in pumps.values {
-            let wanted = pump.wantedEvents
-            reactor.set(pump.readFD, events: wanted.read | wanted.write) { [unowned pump] in pump.localEvent($0) }
+    private func registerRelays() {
+        for relay in relays.values {
+            let wanted = relay.channel.wantedEvents
+            reactor.set(relay.socket.rawValue, events: wanted.read | wanted.write) { [unowned relay] in relay.channel.localEvent($0) }
         }
     }
 
-    private func teardown(_ pump: ChannelPump) {
-        reactor.remove(pump.readFD)
-        if pump.ownsDescriptors { Posix.close(pump.readFD) }
-        pump.channel.release()
-        pumps.removeValue(forKey: ObjectIdentifier(pump))
+    private func teardown(_ relay: Relayed) {
+        reactor.remove(relay.socket.rawValue)
+        relay.socket.close()
+        relay.channel.channel.release()
+        relays.removeValue(forKey: ObjectIdentifier(relay))
     }
 
     private func cleanup() {
-        for pump in Array(pumps.values) {
-            pump.finish(reason: "stopping")
-            teardown(pump)
+        for relay in Array(relays.values) {
+            relay.channel.finish(.stopping)
+            teardown(relay)
         }
-        for w in waiting { Posix.close(w.fd) }
+        for w in waiting { w.socket.close() }
         waiting.removeAll()
         for l in listeners {
-            reactor.remove(l.fd)
-            Posix.close(l.fd)
+            reactor.remove(l.socket.rawValue)
+            l.socket.close()
         }
         for path in socketPaths { unlink(path) }
         if let c = client {

@@ -1,0 +1,48 @@
+import Testing
+@testable import FivedCore
+
+@Suite("What a service learns")
+struct CallerHandOffTests {
+    let caller = Caller(
+        user: "alice", key: AuthorizedKey(blob: TestKeys.alice.blob, comment: "alice@laptop", options: KeyOptions(), file: "f", line: 1),
+        address: "192.0.2.7", port: 50000)
+
+    func handOff(caller: Caller?) -> CallerHandOff {
+        CallerHandOff(
+            service: ServiceName("web")!, caller: caller, clientAddress: "192.0.2.7", clientPort: 50000,
+            localAddress: "198.51.100.1", localPort: 1, channelID: 42)
+    }
+
+    @Test func theExecEnvironmentIsExactlySPECs() {
+        #expect(handOff(caller: caller).environment == [
+            "PATH=/usr/local/bin:/usr/bin:/bin", "FIVED_SERVICE=web", "FIVED_USER=alice",
+            "FIVED_KEY_FINGERPRINT=\(TestKeys.alice.fingerprint)", "FIVED_KEY_COMMENT=alice@laptop",
+            "FIVED_CLIENT_ADDR=192.0.2.7", "FIVED_CLIENT_PORT=50000", "PROTO=TCP", "TCPREMOTEIP=192.0.2.7",
+            "TCPREMOTEPORT=50000", "TCPLOCALIP=198.51.100.1", "TCPLOCALPORT=1",
+        ])
+    }
+
+    @Test func aTCPMUXClientHasNoUserOrKey() {
+        let names = handOff(caller: nil).environment.map { $0.split(separator: "=")[0] }
+        #expect(!names.contains("FIVED_USER") && !names.contains("FIVED_KEY_FINGERPRINT") && names.contains("FIVED_CLIENT_ADDR"))
+    }
+
+    @Test func aNULInAValueCannotCutTheEnvironment() {
+        var evil = caller
+        evil.user = "a\u{0}b"
+        #expect(handOff(caller: evil).environment.contains("FIVED_USER=a?b"))
+    }
+
+    @Test func theProxyHeaderCarriesTheCallersTLVs() throws {
+        let header = try #require(handOff(caller: caller).proxyHeader)
+        #expect(header.tlvs.map(\.type) == [0x05, 0xE0, 0xE1, 0xE2, 0xE3])
+        #expect(header.tlvs[0].value == Array("42".utf8))
+        #expect(header.tlvs[2].value == Array("alice".utf8))
+        #expect(header.sourcePort == 50000 && header.destinationPort == 1)
+    }
+
+    @Test func theTCPMUXProxyHeaderNamesOnlyTheService() throws {
+        let header = try #require(handOff(caller: nil).proxyHeader)
+        #expect(header.tlvs == [.init(type: 0xE0, value: Array("web".utf8))])
+    }
+}
