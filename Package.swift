@@ -51,6 +51,8 @@ let package = Package(
             dependencies: [
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA (rsa-sha2-256/512) signature verification for certificate authorities.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .target(

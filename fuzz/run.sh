@@ -33,7 +33,7 @@ bin=$scratch/$configuration
 modules=$bin/Modules
 [[ -d $modules ]] || modules=$bin
 # The objects of FivedCore and of what it depends on, and the C modules they import.
-deps=(FivedCore TOMLKit CTOML Crypto CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims)
+deps=(FivedCore TOMLKit CTOML Crypto _CryptoExtras SwiftASN1 CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims)
 objects=()
 for dep in "${deps[@]}"; do
     mapfile -t -O "${#objects[@]}" objects < <(find "$bin/$dep.build" -name '*.o' | sort)

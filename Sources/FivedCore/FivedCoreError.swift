@@ -21,6 +21,17 @@ public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case invalidForwardSpec
         case clientConfigSyntax
         case invalidClientOption
+        // OpenSSH certificates, their CAs and revocation (Sources/FivedCore/Certificates).
+        /// A certificate blob or `-cert.pub` line that does not parse (PROTOCOL.certkeys).
+        case certificateMalformed
+        /// A well-formed certificate of a kind fived does not handle (a DSA or chained CA, an sk CA).
+        case certificateUnsupported
+        /// A `trusted_user_ca_keys` file line that is not a plain public key.
+        case trustedCAKeyMalformed
+        /// An `authorized_principals_file` line that does not parse.
+        case authorizedPrincipalsMalformed
+        /// A `revoked_keys` file that is neither a KRL (PROTOCOL.krl) nor a list of keys.
+        case revokedKeysMalformed
     }
 
     public let code: Code

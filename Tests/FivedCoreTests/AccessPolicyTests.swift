@@ -250,3 +250,100 @@ import Testing
         #expect(AccessPolicy.mayPublish(caller: Self.caller(row.options), name: row.name) == row.expected)
     }
 }
+
+/// The same decision for callers who logged in with a certificate: its
+/// force-command and permit-port-forwarding apply on top of the line's options,
+/// and allow lists can name its principal, key ID or CA.
+@Suite struct AccessPolicyCertificateTests {
+    static let caFingerprint = TestKeys.ca.blob.fingerprint
+    static let services: [ServiceAccess] = [
+        ServiceAccess(name: ServiceName("web")!, allow: nil),
+        ServiceAccess(name: ServiceName("ops")!, allow: [.principal("ops")]),
+        ServiceAccess(name: ServiceName("laptop")!, allow: [.keyID("alice-laptop")]),
+        ServiceAccess(name: ServiceName("ca")!, allow: [.certificateAuthority(caFingerprint)]),
+        ServiceAccess(name: ServiceName("backup")!, allow: nil),
+    ]
+
+    /// A certificate caller: `permit` is permit-port-forwarding, `force` force-command.
+    static func caller(_ options: String = "", principal: String = "alice", permit: Bool = true, force: String? = nil, certificate: Bool = true) -> Caller {
+        let base = AccessPolicyTests.caller(options)
+        guard certificate else { return base }
+        var restrictions = CertificateRestrictions()
+        restrictions.permitPortForwarding = permit
+        restrictions.forceCommand = force
+        let identity = CertificateIdentity(keyID: "alice-laptop", serial: 42, principal: principal, caFingerprint: caFingerprint, restrictions: restrictions)
+        return Caller(user: base.user, key: base.key, address: base.address, port: base.port, certificate: identity)
+    }
+
+    static func decide(_ caller: Caller, _ form: ChannelForm, _ requested: String?, port: UInt32? = nil) -> OpenDecision {
+        let byName = Dictionary(uniqueKeysWithValues: services.map { ($0.name, $0) })
+        return AccessPolicy.decide(
+            caller: caller, form: form, requested: requested, requestedPort: port, services: { byName[$0] }, statusAllow: [.keyID("alice-laptop")])
+    }
+
+    static func open(_ s: String) -> OpenDecision { .open(ServiceName(s)!) }
+
+    @Test func permitPortForwardingIsNeededForOpens() {
+        #expect(Self.decide(Self.caller(), .exec, "web") == Self.open("web"))
+        #expect(Self.decide(Self.caller(), .directTCPIP, "web", port: 1) == Self.open("web"))
+        let denied = Self.caller(permit: false)
+        #expect(Self.decide(denied, .exec, "web") == .refused(.certificateForbidsForwarding))
+        #expect(Self.decide(denied, .subsystem, "web") == .refused(.certificateForbidsForwarding))
+        #expect(Self.decide(denied, .directTCPIP, "web", port: 1) == .refused(.certificateForbidsForwarding))
+        #expect(Self.decide(denied, .shell, nil) == .help)
+        #expect(Self.decide(denied, .exec, "help") == .help)
+        #expect(AccessPolicy.visibleServices(caller: denied, services: Self.services, statusAllow: []) == [])
+        #expect(
+            OpenRefusal.certificateForbidsForwarding.description
+                == "the certificate has no permit-port-forwarding extension, which opening services needs")
+        // the line's restrict still wins over the certificate's permission
+        #expect(Self.decide(Self.caller("restrict"), .exec, "web") == .refused(.forwardingDisabled))
+        #expect(Self.decide(Self.caller("restrict,port-forwarding"), .exec, "web") == Self.open("web"))
+        // and permitopen still limits names
+        #expect(Self.decide(Self.caller(#"permitopen="ops:*""#), .exec, "web") == .refused(.notInPermitOpen(ServiceName("web")!, port: nil)))
+    }
+
+    @Test func forceCommandIsTheForcedService() {
+        let forced = Self.caller(permit: false, force: "backup")
+        #expect(Self.decide(forced, .exec, "web") == Self.open("backup"))
+        #expect(Self.decide(forced, .shell, nil) == Self.open("backup"))
+        #expect(Self.decide(forced, .subsystem, "help") == Self.open("backup"))
+        #expect(Self.decide(forced, .directTCPIP, "backup", port: 1) == .refused(.certificateForbidsForwarding))
+        #expect(AccessPolicy.visibleServices(caller: forced, services: Self.services, statusAllow: []) == [ServiceName("backup")!])
+        #expect(Self.decide(Self.caller(force: "bad name"), .exec, "web") == .refused(.invalidForcedCommand("bad name")))
+        // with the line's command=: equal is fine, different is refused (CertificateCheck refuses such a login)
+        #expect(Self.decide(Self.caller(#"command="backup""#, force: "backup"), .exec, "web") == Self.open("backup"))
+        #expect(
+            Self.decide(Self.caller(#"command="web""#, force: "backup"), .exec, "web")
+                == .refused(.forcedCommandsDiffer(line: "web", certificate: "backup")))
+        // the line's command= alone still forces
+        #expect(Self.decide(Self.caller(#"command="backup""#, permit: false), .exec, "web") == Self.open("backup"))
+    }
+
+    @Test func certificateAllowEntries() {
+        #expect(Self.decide(Self.caller(principal: "ops"), .exec, "ops") == Self.open("ops"))
+        #expect(Self.decide(Self.caller(principal: "alice"), .exec, "ops") == .refused(.notAllowed(ServiceName("ops")!)))
+        #expect(Self.decide(Self.caller(), .exec, "laptop") == Self.open("laptop"))
+        #expect(Self.decide(Self.caller(), .exec, "ca") == Self.open("ca"))
+        #expect(Self.decide(Self.caller(), .exec, "status") == .status)
+        // never a plain key, whatever its comment or user
+        let plain = Self.caller(certificate: false)
+        for name in ["ops", "laptop", "ca"] {
+            #expect(Self.decide(plain, .exec, name) == .refused(.notAllowed(ServiceName(name)!)))
+        }
+        #expect(Self.decide(plain, .exec, "status") == .refused(.statusNotAllowed))
+        // principals compare byte for byte
+        #expect(!AccessPolicy.allowListAdmits([.principal("jos\u{E9}")], caller: Self.caller(principal: "jose\u{301}")))
+        #expect(AccessPolicy.allowListAdmits([.principal("jos\u{E9}")], caller: Self.caller(principal: "jos\u{E9}")))
+    }
+
+    @Test func publishingNeedsPermitPortForwarding() {
+        let line = #"permitlisten="pub:*""#
+        #expect(AccessPolicy.mayPublish(caller: Self.caller(line), name: "pub") == .publish(ServiceName("pub")!))
+        #expect(AccessPolicy.mayPublish(caller: Self.caller(line, permit: false), name: "pub") == .refused(.certificateForbidsForwarding))
+        #expect(AccessPolicy.mayPublish(caller: Self.caller("restrict," + line), name: "pub") == .refused(.forwardingDisabled))
+        #expect(
+            PublishRefusal.certificateForbidsForwarding.description
+                == "the certificate has no permit-port-forwarding extension, which publishing needs")
+    }
+}

@@ -64,9 +64,9 @@ import Testing
 
     @Test func sshdManualExample() throws {
         let (keys, problems) = AuthorizedKeysParser.parseFile(Self.sshdExample, path: "/etc/fived/authorized_keys", timeZone: Self.utc)
-        #expect(keys.map(\.line) == [3, 5, 7, 9, 11, 13, 15, 17])
+        #expect(keys.map(\.line) == [3, 5, 7, 9, 11, 13, 15, 17, 19])
         #expect(keys.allSatisfy { $0.file == "/etc/fived/authorized_keys" })
-        try #require(keys.count == 8)
+        try #require(keys.count == 9)
 
         let plain = keys[0]
         #expect(plain.blob.fingerprint == Self.rsa.fingerprint)
@@ -98,9 +98,9 @@ import Testing
         #expect(!keys[6].options.touchRequired)
         #expect(keys[7].options.verifyRequired && keys[7].options.touchRequired)
 
-        #expect(problems.count == 1)
-        #expect(problems.first?.code == .authorizedKeyUnsupported)
-        #expect(problems.first?.message.hasPrefix("/etc/fived/authorized_keys:19: cert-authority") == true)
+        // the CA line is honoured: its certificates are CertificateCheck's to decide
+        #expect(keys[8].options.certAuthority && keys[8].options.principals == "user_a" && !keys[8].options.touchRequired)
+        #expect(problems.isEmpty)
     }
 
     @Test(arguments: TestKeys.all.map(\.line))
@@ -287,14 +287,18 @@ import Testing
         }
     }
 
-    @Test func certificatesAndCAsAreNotHonoured() {
+    @Test func certificatesAreNotHonouredAsKeysButCAsAre() {
         let cert = problem(TestKeys.bobCertificate.line)
         #expect(cert?.code == .authorizedKeyUnsupported)
-        #expect(cert?.message.contains("certificates are not honoured") == true)
-        let ca = problem("cert-authority \(TestKeys.ca.line)")
-        #expect(ca?.code == .authorizedKeyUnsupported)
-        #expect(ca?.message.contains("cert-authority") == true)
-        #expect(problem(#"cert-authority,principals="bob" \#(TestKeys.ca.line)"#)?.code == .authorizedKeyUnsupported)
+        #expect(
+            cert?.message
+                == "/home/u/.ssh/authorized_keys:3: ssh-ed25519-cert-v01@openssh.com: a certificate is not honoured as a key; list its CA with cert-authority, or the plain key")
+        let ca = key("cert-authority \(TestKeys.ca.line)")
+        #expect(ca?.options.certAuthority == true && ca?.blob == TestKeys.ca.blob && ca?.comment == "ca")
+        let principals = key(#"cert-authority,principals="bob,carol",from="10.0.0.0/8" \#(TestKeys.ca.line)"#)
+        #expect(principals?.options.principals == "bob,carol" && principals?.options.from?.text == "10.0.0.0/8")
+        #expect(problem(#"principals="bob" \#(TestKeys.ca.line)"#)?.message.contains("principals= without cert-authority") == true)
+        #expect(problem("cert-authority \(TestKeys.bobCertificate.line)")?.code == .authorizedKeyUnsupported)
         #expect(problem("ssh-dss AAAAB3NzaC1kc3MAAACBAP== dsa")?.code == .authorizedKeyUnsupported)
     }
 

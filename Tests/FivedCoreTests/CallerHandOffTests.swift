@@ -41,6 +41,29 @@ struct CallerHandOffTests {
         #expect(header.sourcePort == 50000 && header.destinationPort == 1)
     }
 
+    @Test func aCertificateAddsItsIdentity() throws {
+        var certified = caller
+        certified.certificate = CertificateIdentity(
+            keyID: "alice-laptop", serial: 42, principal: "ops", caFingerprint: TestKeys.ca.blob.fingerprint,
+            restrictions: CertificateRestrictions())
+        let environment = handOff(caller: certified).environment
+        #expect(Array(environment[5...8]) == [
+            "FIVED_CERT_KEY_ID=alice-laptop", "FIVED_CERT_SERIAL=42", "FIVED_CERT_PRINCIPAL=ops",
+            "FIVED_CERT_CA_FINGERPRINT=\(TestKeys.ca.blob.fingerprint)",
+        ])
+        #expect(!handOff(caller: caller).environment.contains { $0.hasPrefix("FIVED_CERT_") })
+        let header = try #require(handOff(caller: certified).proxyHeader)
+        #expect(header.tlvs.map(\.type) == [0x05, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7])
+        #expect(header.value(of: 0xE5) == Array("42".utf8))
+        #expect(header.value(of: 0xE7) == Array(TestKeys.ca.blob.fingerprint.utf8))
+        // and it survives the wire
+        guard case .header(let decoded, _) = ProxyV2Header.decode(try header.encoded()) else {
+            Issue.record("does not decode")
+            return
+        }
+        #expect(decoded.value(of: 0xE4) == Array("alice-laptop".utf8) && decoded.value(of: 0xE6) == Array("ops".utf8))
+    }
+
     @Test func theTCPMUXProxyHeaderNamesOnlyTheService() throws {
         let header = try #require(handOff(caller: nil).proxyHeader)
         #expect(header.tlvs == [.init(type: 0xE0, value: Array("web".utf8))])

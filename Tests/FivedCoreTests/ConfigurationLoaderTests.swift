@@ -372,11 +372,79 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("allow = [\"user:bob\", \"SHA256:short\"]", "fived.toml:3: services.web.allow[1]: 'SHA256:short' is not a SHA256 fingerprint"),
         ("allow = [\"\"]", "fived.toml:3: services.web.allow[0]: empty allow entry"),
         ("allow = [\"user:\"]", "fived.toml:3: services.web.allow[0]: 'user:' needs a user name"),
+        ("allow = [\"principal:\"]", "fived.toml:3: services.web.allow[0]: 'principal:' needs a principal"),
+        ("allow = [\"key-id:\"]", "fived.toml:3: services.web.allow[0]: 'key-id:' needs a key ID"),
+        ("allow = [\"ca:\"]", "fived.toml:3: services.web.allow[0]: 'ca:': write ca:SHA256:... with the CA key's fingerprint"),
+        ("allow = [\"ca:SHA256:short\"]", "fived.toml:3: services.web.allow[0]: 'SHA256:short' is not a SHA256 fingerprint"),
     ])
     func badAllowEntriesAreNamed(_ body: String, _ prefix: String) throws {
         let e = try #require(parseError("[services.web]\nconnect = \"127.0.0.1:80\"\n\(body)\n"))
         #expect(e.code == .invalidAllowRule)
         #expect(e.message.hasPrefix(prefix))
+    }
+
+    @Test func certificateAllowEntries() throws {
+        let toml = """
+            [services.web]
+            connect = "127.0.0.1:80"
+            allow = ["principal:ops", "key-id:alice-laptop", "ca:\(fingerprint)", "principal:a:b", "user:bob"]
+            """
+        let c = try ConfigurationLoader.parse(toml: toml, file: "fived.toml")
+        #expect(
+            c.services[name("web")]?.allow == [
+                .principal("ops"), .keyID("alice-laptop"), .certificateAuthority(fingerprint), .principal("a:b"), .user("bob"),
+            ])
+        #expect(c.services[name("web")]?.allow?.map(\.description) == ["principal:ops", "key-id:alice-laptop", "ca:\(fingerprint)", "principal:a:b", "user:bob"])
+    }
+
+    @Test func certificateKeys() throws {
+        let toml = """
+            trusted_user_ca_keys = ["/etc/fived/user_ca.pub", "/etc/fived/old_ca.pub"]
+            authorized_principals_file = "/etc/fived/principals/%u"
+            revoked_keys = ["/etc/fived/revoked.krl"]
+            authorized_keys_command = "/usr/local/bin/keys %u %f %t %k %h 100%%"
+            authorized_keys_command_user = "nobody"
+            host_certificates = ["/etc/fived/ssh_host_ed25519_key-cert.pub"]
+            """
+        let c = try ConfigurationLoader.parse(toml: toml, file: "fived.toml")
+        #expect(c.trustedUserCAKeys == ["/etc/fived/user_ca.pub", "/etc/fived/old_ca.pub"])
+        #expect(c.authorizedPrincipalsFile == "/etc/fived/principals/%u")
+        #expect(c.revokedKeys == ["/etc/fived/revoked.krl"])
+        #expect(c.authorizedKeysCommand == "/usr/local/bin/keys %u %f %t %k %h 100%%")
+        #expect(c.authorizedKeysCommandUser == "nobody")
+        #expect(c.hostCertificates == ["/etc/fived/ssh_host_ed25519_key-cert.pub"])
+        // the SPEC's defaults: empty strings and lists mean "not set"
+        let empty = """
+            trusted_user_ca_keys = []
+            authorized_principals_file = ""
+            revoked_keys = []
+            authorized_keys_command = ""
+            authorized_keys_command_user = ""
+            host_certificates = []
+            """
+        #expect(try ConfigurationLoader.parse(toml: empty, file: "fived.toml") == Configuration())
+        #expect(try ConfigurationLoader.parse(toml: "authorized_principals_file = \".ssh/principals\"", file: "f").authorizedPrincipalsFile == ".ssh/principals")
+    }
+
+    @Test(arguments: [
+        ("trusted_user_ca_keys = [\"ca.pub\"]", "fived.toml:1: trusted_user_ca_keys[0]: 'ca.pub' is not an absolute path"),
+        ("trusted_user_ca_keys = [\"/etc/%u/ca.pub\"]", "fived.toml:1: trusted_user_ca_keys[0]: '/etc/%u/ca.pub': %-tokens are not expanded here, the file is the same for every user"),
+        ("trusted_user_ca_keys = \"/etc/ca.pub\"", "fived.toml:1: trusted_user_ca_keys: must be an array of strings, not a string"),
+        ("revoked_keys = [\"/ok\", \"\"]", "fived.toml:1: revoked_keys[1]: '' is not a file name"),
+        ("revoked_keys = [\"krl\"]", "fived.toml:1: revoked_keys[0]: 'krl' is not an absolute path"),
+        ("authorized_principals_file = \"/p/%x\"", "fived.toml:1: authorized_principals_file: '/p/%x' has '%x': use %h (home), %u (user) or %% (a percent sign)"),
+        ("authorized_principals_file = [\"/p\"]", "fived.toml:1: authorized_principals_file: must be a string, not an array"),
+        ("authorized_keys_command = \"keys %u\"\nauthorized_keys_command_user = \"nobody\"", "fived.toml:1: authorized_keys_command: 'keys %u' must start with the program's absolute path"),
+        ("authorized_keys_command = \"/bin/keys %C\"\nauthorized_keys_command_user = \"nobody\"", "fived.toml:1: authorized_keys_command: '/bin/keys %C' has '%C': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%"),
+        ("authorized_keys_command = \"/bin/keys\"", "fived.toml:1: authorized_keys_command: needs authorized_keys_command_user, the user to run it as (as sshd's AuthorizedKeysCommandUser)"),
+        ("authorized_keys_command_user = \"no body\"", "fived.toml:1: authorized_keys_command_user: 'no body' is not a user name"),
+        ("host_certificates = [\"\"]", "fived.toml:1: host_certificates[0]: '' is not a file name"),
+        ("trusted_user_ca_key = []", "fived.toml:1: unknown key 'trusted_user_ca_key' (did you mean 'trusted_user_ca_keys'?)"),
+    ])
+    func badCertificateKeysAreNamed(_ toml: String, _ message: String) throws {
+        let e = try #require(parseError(toml + "\n"))
+        #expect(e.message == message)
+        #expect(!e.message.contains("\n"))
     }
 
     // MARK: Scalars and lists

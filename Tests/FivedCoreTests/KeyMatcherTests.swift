@@ -81,3 +81,22 @@ import Testing
         #expect(KeyMatcher.match(presented: TestKeys.alice.blob, candidates: cidr, clientAddress: "garbage", now: 0) != .accepted(cidr[0]))
     }
 }
+
+/// cert-authority lines, now honoured by the parser, never admit their own key.
+@Suite struct KeyMatcherCertAuthorityTests {
+    @Test func certAuthorityLinesDoNotAdmitTheCAKeyItself() {
+        let (keys, problems) = AuthorizedKeysParser.parseFile(
+            """
+            cert-authority \(TestKeys.ca.line)
+            cert-authority,principals="alice" \(TestKeys.alice.line)
+            command="plain" \(TestKeys.alice.line)
+            """, path: "/ak", timeZone: KeyMatcherTests.utc)
+        #expect(problems.isEmpty)
+        #expect(KeyMatcher.match(presented: TestKeys.ca.blob, candidates: keys, clientAddress: "10.0.0.1", now: 0) == .notListed)
+        guard case .accepted(let key) = KeyMatcher.match(presented: TestKeys.alice.blob, candidates: keys, clientAddress: "10.0.0.1", now: 0) else {
+            Issue.record("not accepted")
+            return
+        }
+        #expect(key.line == 3 && key.options.command == "plain")
+    }
+}

@@ -3,15 +3,22 @@
 /// it means in sshd, with the destination host read as the service name.
 ///
 /// In order:
-/// 1. A session form (exec, subsystem, shell) on a key with `command="NAME"`
-///    goes to NAME whatever was asked, even under `restrict`, bypassing
-///    `permitopen` (as a forced command bypasses it in sshd).
+/// 1. A session form (exec, subsystem, shell) on a key with `command="NAME"`,
+///    or with a certificate whose `force-command` is NAME, goes to NAME whatever
+///    was asked, even under `restrict` or without `permit-port-forwarding`,
+///    bypassing `permitopen` (as a forced command bypasses it in sshd). Should
+///    both be present and differ (`CertificateCheck` refuses such a login), the
+///    open is refused.
 /// 2. Otherwise a shell is answered with `help`, and `help` may always be asked.
 /// 3. `restrict` / `no-port-forwarding` (unless a later `port-forwarding`) deny
-///    every other open; `permitopen` entries, when present, limit the key to
-///    those names, comparing the port for direct-tcpip only.
+///    every other open, and so does a certificate without the
+///    `permit-port-forwarding` extension; `permitopen` entries, when present,
+///    limit the key to those names, comparing the port for direct-tcpip only.
 /// 4. The target must exist (`status` is built in) and its allow list must
 ///    admit the caller; `status` is admitted only by `statusAllow`.
+///
+/// Each source of restriction (certificate, authorized_keys line, allow list)
+/// can only take away from what the others allow.
 public enum AccessPolicy {
     /// The only reply a refused client sees, for unknown and forbidden names alike.
     public static let refusalText = "service not available"
@@ -34,7 +41,11 @@ public enum AccessPolicy {
         services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
     ) -> OpenDecision {
         let options = caller.key.options
-        if form.isSession, let forced = options.command {
+        let certificate = caller.certificate?.restrictions
+        if let line = options.command, let cert = certificate?.forceCommand, !line.utf8.elementsEqual(cert.utf8) {
+            if form.isSession { return .refused(.forcedCommandsDiffer(line: line, certificate: cert)) }
+        }
+        if form.isSession, let forced = certificate?.forceCommand ?? options.command {
             guard let name = ServiceName(forced) else {
                 return .refused(.invalidForcedCommand(ServiceName.printable(forced)))
             }
@@ -45,6 +56,7 @@ public enum AccessPolicy {
         guard let name = ServiceName(raw) else { return .refused(.invalidName(ServiceName.printable(raw))) }
         if name == .help { return .help }
         guard options.portForwarding else { return .refused(.forwardingDisabled) }
+        if let certificate, !certificate.permitPortForwarding { return .refused(.certificateForbidsForwarding) }
         if !options.permitOpen.isEmpty {
             let permitted = options.permitOpen.contains { permit in
                 guard ServiceName(permit.host) == name else { return false }
@@ -101,7 +113,8 @@ public enum AccessPolicy {
     }
 
     /// Decides a request to publish `name` (a `tcpip-forward` bind address):
-    /// the key's port forwarding must be on and one of its `permitlisten` hosts
+    /// the key's port forwarding must be on (and, for a certificate, its
+    /// `permit-port-forwarding` extension present) and one of its `permitlisten` hosts
     /// must match the name (wildcards as in sshd, without case; a bare port
     /// entry names no host and so allows no name; the port is ignored). Reserved names never.
     public static func mayPublish(caller: Caller, name raw: String) -> PublishDecision {
@@ -109,6 +122,9 @@ public enum AccessPolicy {
         guard !name.isReserved else { return .refused(.reservedName(name)) }
         let options = caller.key.options
         guard options.portForwarding else { return .refused(.forwardingDisabled) }
+        if let certificate = caller.certificate, !certificate.restrictions.permitPortForwarding {
+            return .refused(.certificateForbidsForwarding)
+        }
         let target = Array(name.value.utf8)
         let permitted = options.permitListen.contains { permit in
             Wildcard.matches(target, pattern: permit.host.utf8.map(AddressPattern.asciiLower))
@@ -116,14 +132,21 @@ public enum AccessPolicy {
         return permitted ? .publish(name) : .refused(.notInPermitListen(name))
     }
 
-    /// True when one of `rules` admits `caller`: its key's fingerprint, its SSH
-    /// user name (`user:NAME`), or its key's comment, each compared exactly.
+    /// True when one of `rules` admits `caller`: its key's fingerprint (for a
+    /// certificate, the certified key's), its SSH user name (`user:NAME`), or its
+    /// key's comment (for a certificate, the admitting line's), each compared
+    /// exactly; and, for a certificate only, its matched principal
+    /// (`principal:NAME`), key ID (`key-id:ID`) or CA fingerprint (`ca:SHA256:...`),
+    /// compared byte for byte. The certificate entries never admit a plain key.
     public static func allowListAdmits(_ rules: [AllowRule], caller: Caller) -> Bool {
         rules.contains { rule in
             switch rule {
             case .fingerprint(let fingerprint): return fingerprint == caller.key.blob.fingerprint
             case .user(let user): return user == caller.user
             case .comment(let comment): return comment == caller.key.comment
+            case .principal(let name): return caller.certificate.map { $0.principal.utf8.elementsEqual(name.utf8) } ?? false
+            case .keyID(let id): return caller.certificate.map { $0.keyID.utf8.elementsEqual(id.utf8) } ?? false
+            case .certificateAuthority(let fingerprint): return caller.certificate?.caFingerprint == fingerprint
             }
         }
     }

@@ -66,6 +66,37 @@ public struct AddressPattern: Sendable, Equatable, CustomStringConvertible {
         self.entries = entries
     }
 
+    /// Parses a certificate's `source-address` critical option as sshd's
+    /// `addr_match_cidr_list` reads it (addrmatch.c; PROTOCOL.certkeys): a
+    /// comma-separated list of addresses and CIDR networks only, with no
+    /// wildcards and no negation, each entry at most 49 characters of
+    /// `0-9a-fA-F.:/`, no host bits set below the mask. The error names `context`.
+    public init(sourceAddressList raw: some StringProtocol, context: String) throws(FivedCoreError) {
+        let text = String(raw)
+        func invalid(_ why: String) -> FivedCoreError {
+            FivedCoreError(.certificateMalformed, "\(context): source-address \"\(ServiceName.printable(text))\" \(why)")
+        }
+        let allowed = Set("0123456789abcdefABCDEF.:/".utf8)
+        var entries: [Entry] = []
+        for piece in text.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            let bytes = Array(piece)
+            guard !bytes.isEmpty else { throw invalid("has an empty entry") }
+            // INET6_ADDRSTRLEN (46) plus a /128 mask, as addrmatch.c bounds it.
+            guard bytes.count <= 49 else { throw invalid("has an entry longer than 49 characters") }
+            guard bytes.allSatisfy(allowed.contains) else { throw invalid("may hold only addresses and CIDR networks") }
+            switch Self.parseNetwork(bytes) {
+            case .network(let address, let prefix):
+                entries.append(Entry(negated: false, pattern: bytes, network: (address, prefix)))
+            case .notAnAddress:
+                throw invalid("has an entry that is not an address or CIDR network")
+            case .invalid(let why):
+                throw invalid("entry '\(String(decoding: bytes, as: UTF8.self))' \(why)")
+            }
+        }
+        self.text = text
+        self.entries = entries
+    }
+
     private enum NetworkParse {
         case notAnAddress
         case network(IPAddress, Int)

@@ -5,8 +5,12 @@ import Foundation
 /// and `#` lines ignored.
 ///
 /// A line fived cannot honour exactly as sshd would (an unknown option, a
-/// malformed key, a certificate or `cert-authority` line) is left out and
-/// reported as a problem naming the file and line; the other lines still count.
+/// malformed key, a certificate listed as a key) is left out and reported as a
+/// problem naming the file and line; the other lines still count.
+///
+/// A `cert-authority` line (with or without `principals="..."`) is honoured: its
+/// key is a CA whose user certificates `CertificateCheck` accepts under the
+/// line's options; `KeyMatcher` never admits the CA key itself through it.
 public enum AuthorizedKeysParser {
     /// The longest line accepted, in bytes. sshd(8) documents 8 KiB; this leaves
     /// room for long `from=` lists while a 16384-bit RSA key needs under 3 KiB.
@@ -62,7 +66,7 @@ public enum AuthorizedKeysParser {
         if typeToken.hasSuffix("-cert-v01@openssh.com") {
             return failure(
                 .authorizedKeyUnsupported,
-                "\(typeToken): certificates are not honoured (libssh 0.10 does not verify them server-side); list the plain key instead")
+                "\(typeToken): a certificate is not honoured as a key; list its CA with cert-authority, or the plain key")
         }
         if typeToken == "ssh-dss" {
             return failure(.authorizedKeyUnsupported, "ssh-dss (DSA) keys are not honoured: OpenSSH no longer accepts them")
@@ -93,12 +97,7 @@ public enum AuthorizedKeysParser {
                 return .failure(error)
             }
         }
-        if options.certAuthority {
-            return failure(
-                .authorizedKeyUnsupported,
-                "cert-authority lines are not honoured (libssh 0.10 does not verify certificates server-side)")
-        }
-        if options.principals != nil {
+        if options.principals != nil && !options.certAuthority {
             return failure(.authorizedKeyMalformed, "principals= without cert-authority: sshd refuses such a line")
         }
         return .success(AuthorizedKey(blob: blob, comment: comment, options: options, file: file, line: lineNumber))

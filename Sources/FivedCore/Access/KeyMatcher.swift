@@ -3,6 +3,10 @@
 /// that lists the key and whose `from=` and `expiry-time=` admit the connection
 /// wins. A line that lists the key but refuses the connection does not stop the
 /// search.
+///
+/// This is for plain keys. A `cert-authority` line never admits its own key
+/// used plainly (sshd skips it too); certificates are decided by
+/// `CertificateCheck`, which takes the same candidate lines.
 public enum KeyMatcher {
     /// Why one line that lists the key refused the connection.
     public struct LineRefusal: Sendable, Equatable, CustomStringConvertible {
@@ -51,7 +55,7 @@ public enum KeyMatcher {
         presented: PublicKeyBlob, candidates: [AuthorizedKey], clientAddress: String, now: Int64
     ) -> Outcome {
         var refusals: [LineRefusal] = []
-        for key in candidates where key.blob == presented {
+        for key in candidates where key.blob == presented && !key.options.certAuthority {
             // sshd checks expiry first, then from=.
             if let expiry = key.options.expiryTime, expiry < now {
                 refusals.append(LineRefusal(location: key.location, reason: .expired(at: expiry)))

@@ -6,8 +6,9 @@ import Foundation
 /// (`restrict,port-forwarding` re-enables forwarding; the reverse order does not).
 ///
 /// fived acts on `from`, `expiry-time`, `restrict`, `[no-]port-forwarding`,
-/// `permitopen`, `permitlisten` and `command`; the rest are kept only so that a
-/// line sshd accepts is accepted here too.
+/// `permitopen`, `permitlisten`, `command`, `cert-authority`, `principals` and,
+/// for security-key certificates, `[no-]touch-required` and `verify-required`;
+/// the rest are kept only so that a line sshd accepts is accepted here too.
 public struct KeyOptions: Sendable, Equatable {
     /// One `permitopen` or `permitlisten` entry: a host (for fived, a service
     /// name or, for permitlisten, a wildcard pattern) and a port.
@@ -49,13 +50,17 @@ public struct KeyOptions: Sendable, Equatable {
     public var pty = true
     /// Parsed, unused by fived.
     public var userRC = true
-    /// Parsed, unused by fived (`no-touch-required` clears it).
+    /// `no-touch-required` clears it; used for security-key certificates
+    /// (`CertificateCheck`), not for plain keys.
     public var touchRequired = true
-    /// Parsed, unused by fived.
+    /// `verify-required`; used for security-key certificates (`CertificateCheck`).
     public var verifyRequired = false
-    /// `cert-authority`: fived does not honour such a line (see `AuthorizedKeysParser`).
+    /// `cert-authority`: the line's key is a CA whose user certificates are
+    /// accepted (`CertificateCheck`), not a key to log in with.
     public var certAuthority = false
-    /// `principals="..."`, meaningful only with `cert-authority`.
+    /// `principals="..."`, meaningful only with `cert-authority`: the
+    /// comma-separated names, one of which must be a certificate principal
+    /// (instead of the SSH user name).
     public var principals: String?
     /// `command="..."`: in fived, the service every session channel is sent to.
     public var command: String?

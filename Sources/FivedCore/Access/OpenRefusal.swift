@@ -19,6 +19,11 @@ public enum OpenRefusal: Sendable, Equatable, CustomStringConvertible {
     case notAllowed(ServiceName)
     /// The status table's allow list does not admit the caller.
     case statusNotAllowed
+    /// The caller's certificate lacks the `permit-port-forwarding` extension,
+    /// which every open but a forced one needs.
+    case certificateForbidsForwarding
+    /// The key's `command="..."` and its certificate's `force-command` differ.
+    case forcedCommandsDiffer(line: String, certificate: String)
 
     public var description: String {
         switch self {
@@ -31,6 +36,10 @@ public enum OpenRefusal: Sendable, Equatable, CustomStringConvertible {
         case .unknownService(let name): return "no service named \(name)"
         case .notAllowed(let name): return "the allow list of \(name) does not admit the key"
         case .statusNotAllowed: return "the status allow list does not admit the key"
+        case .certificateForbidsForwarding:
+            return "the certificate has no permit-port-forwarding extension, which opening services needs"
+        case .forcedCommandsDiffer(let line, let cert):
+            return "the key's command=\"\(ServiceName.printable(line))\" and the certificate's force-command \"\(ServiceName.printable(cert))\" differ"
         }
     }
 }

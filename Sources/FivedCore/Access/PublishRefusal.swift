@@ -8,6 +8,8 @@ public enum PublishRefusal: Sendable, Equatable, CustomStringConvertible {
     case forwardingDisabled
     /// The key's line has no `permitlisten` entry matching the name.
     case notInPermitListen(ServiceName)
+    /// The caller's certificate lacks the `permit-port-forwarding` extension.
+    case certificateForbidsForwarding
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum PublishRefusal: Sendable, Equatable, CustomStringConvertible {
         case .reservedName(let name): return "\(name) is reserved"
         case .forwardingDisabled: return "the key's options (restrict or no-port-forwarding) deny publishing"
         case .notInPermitListen(let name): return "\(name) is not in the key's permitlisten list"
+        case .certificateForbidsForwarding:
+            return "the certificate has no permit-port-forwarding extension, which publishing needs"
         }
     }
 }

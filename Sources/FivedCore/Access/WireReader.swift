@@ -1,13 +1,24 @@
 /// Reads SSH wire-format fields (RFC 4251 §5) from a byte array without trapping:
-/// every read that would run past the end returns nil.
+/// every read that would run past the end returns nil and consumes nothing.
 struct WireReader {
     private let bytes: [UInt8]
-    private var offset = 0
+    /// Bytes consumed so far.
+    private(set) var offset = 0
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// True once every byte has been consumed.
     var isAtEnd: Bool { offset == bytes.count }
+
+    /// Bytes not yet consumed.
+    var remaining: Int { bytes.count - offset }
+
+    /// One byte (RFC 4251 `byte`, also `boolean`).
+    mutating func byte() -> UInt8? {
+        guard offset < bytes.count else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
 
     /// A big-endian uint32.
     mutating func uint32() -> UInt32? {
@@ -15,6 +26,15 @@ struct WireReader {
         var v: UInt32 = 0
         for i in 0..<4 { v = v << 8 | UInt32(bytes[offset + i]) }
         offset += 4
+        return v
+    }
+
+    /// A big-endian uint64.
+    mutating func uint64() -> UInt64? {
+        guard bytes.count - offset >= 8 else { return nil }
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(bytes[offset + i]) }
+        offset += 8
         return v
     }
 
@@ -28,5 +48,17 @@ struct WireReader {
         let end = offset + Int(length)
         defer { offset = end }
         return Array(bytes[offset..<end])
+    }
+
+    /// A length-prefixed string that OpenSSH reads as a C string
+    /// (`sshbuf_get_cstring`): nil when it runs past the end or holds a NUL byte.
+    mutating func cString() -> [UInt8]? {
+        let start = offset
+        guard let s = string() else { return nil }
+        guard !s.contains(0) else {
+            offset = start
+            return nil
+        }
+        return s
     }
 }

@@ -17,6 +17,8 @@ struct ConfigFileParser {
     static let topLevelKeys = [
         "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
+        "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
+        "authorized_keys_command_user", "host_certificates",
     ]
     /// Keys of a `[services.NAME]` table.
     static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds"]
@@ -83,6 +85,27 @@ struct ConfigFileParser {
                     config.authorizedKeys.append(
                         try ConfigurationLoader.checkedAuthorizedKeysPath(raw, context: context(path, index: i)))
                 }
+            case "trusted_user_ca_keys", "revoked_keys":
+                for (i, raw) in try strings(value, at: path).enumerated() {
+                    let checked = try ConfigurationLoader.checkedServerFilePath(raw, context: context(path, index: i))
+                    if key == "revoked_keys" { config.revokedKeys.append(checked) } else { config.trustedUserCAKeys.append(checked) }
+                }
+            case "host_certificates":
+                for (i, raw) in try strings(value, at: path).enumerated() {
+                    config.hostCertificates.append(try ConfigurationLoader.checkedHostKeyPath(raw, context: context(path, index: i)))
+                }
+            case "authorized_principals_file":
+                let raw = try string(value, at: path)
+                config.authorizedPrincipalsFile =
+                    raw.isEmpty ? nil : try ConfigurationLoader.checkedAuthorizedKeysPath(raw, context: context(path))
+            case "authorized_keys_command":
+                let raw = try string(value, at: path)
+                config.authorizedKeysCommand =
+                    raw.isEmpty ? nil : try ConfigurationLoader.checkedAuthorizedKeysCommand(raw, context: context(path))
+            case "authorized_keys_command_user":
+                let raw = try string(value, at: path)
+                config.authorizedKeysCommandUser =
+                    raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
             case "client_alive_interval_seconds":
@@ -96,6 +119,11 @@ struct ConfigFileParser {
             default:
                 break  // checkKeys has rejected it
             }
+        }
+        if config.authorizedKeysCommand != nil, config.authorizedKeysCommandUser == nil {
+            throw error(
+                .configInvalidValue, ["authorized_keys_command"],
+                "needs authorized_keys_command_user, the user to run it as (as sshd's AuthorizedKeysCommandUser)")
         }
         return config
     }

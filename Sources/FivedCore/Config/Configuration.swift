@@ -35,6 +35,31 @@ public struct Configuration: Sendable, Equatable {
     /// The accepted values of `client_alive_interval_seconds` and `client_alive_count_max`.
     public static let clientAliveIntervalRange = 0...3600
     public static let clientAliveCountRange = 1...100
+    /// `trusted_user_ca_keys`: absolute paths of files of CA public keys whose user
+    /// certificates are accepted for every user (sshd's TrustedUserCAKeys), one
+    /// `TYPE BASE64 [COMMENT]` per line (`TrustedCAKeysParser`). Default none.
+    public var trustedUserCAKeys: [String]
+    /// `authorized_principals_file`: with `trusted_user_ca_keys`, the file listing
+    /// the certificate principals that may log in as the user (sshd's
+    /// AuthorizedPrincipalsFile; `AuthorizedPrincipalsParser`). `%u`, `%h` and `%%`
+    /// expand as in `authorized_keys`; a relative path is taken from the user's
+    /// home. nil (the file's `""`): the SSH user name must be a principal.
+    public var authorizedPrincipalsFile: String?
+    /// `revoked_keys`: absolute paths of OpenSSH KRLs or public key lists whose
+    /// keys and certificates are refused (sshd's RevokedKeys; `RevokedKeys`). A
+    /// file that cannot be read or parsed refuses every key. Default none.
+    public var revokedKeys: [String]
+    /// `authorized_keys_command`: a program printing authorized_keys lines for the
+    /// user (sshd's AuthorizedKeysCommand): an absolute path and arguments split
+    /// on spaces, with the tokens `%u` (user), `%h` (home), `%t` (key type),
+    /// `%f` (key fingerprint), `%k` (key, base64) and `%%`. nil (`""`): none.
+    public var authorizedKeysCommand: String?
+    /// `authorized_keys_command_user`: the user `authorized_keys_command` runs as;
+    /// required with it (sshd refuses to start without one). nil (`""`): none.
+    public var authorizedKeysCommandUser: String?
+    /// `host_certificates`: host certificate files (`-cert.pub`) to present beside
+    /// the matching `host_keys` (sshd's HostCertificate). Default none.
+    public var hostCertificates: [String]
 
     /// SSH listeners used when neither the file nor the flags name any.
     public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 1), ListenAddress(host: "::", port: 1)]
@@ -48,7 +73,9 @@ public struct Configuration: Sendable, Equatable {
     public init(
         listen: [ListenAddress] = [], hostKeys: [String] = [], authorizedKeys: [String] = [],
         tcpmux: [ListenAddress] = [], logLevel: LogLevel = .info, limits: Limits = Limits(),
-        services: [ServiceName: ServiceConfig] = [:], statusAllow: [AllowRule] = []
+        services: [ServiceName: ServiceConfig] = [:], statusAllow: [AllowRule] = [],
+        trustedUserCAKeys: [String] = [], authorizedPrincipalsFile: String? = nil, revokedKeys: [String] = [],
+        authorizedKeysCommand: String? = nil, authorizedKeysCommandUser: String? = nil, hostCertificates: [String] = []
     ) {
         self.listen = listen
         self.hostKeys = hostKeys
@@ -58,6 +85,12 @@ public struct Configuration: Sendable, Equatable {
         self.limits = limits
         self.services = services
         self.statusAllow = statusAllow
+        self.trustedUserCAKeys = trustedUserCAKeys
+        self.authorizedPrincipalsFile = authorizedPrincipalsFile
+        self.revokedKeys = revokedKeys
+        self.authorizedKeysCommand = authorizedKeysCommand
+        self.authorizedKeysCommandUser = authorizedKeysCommandUser
+        self.hostCertificates = hostCertificates
     }
 
     /// This configuration with the default listeners, host keys and authorized_keys

@@ -141,6 +141,55 @@ public enum ConfigurationLoader {
         return path
     }
 
+    /// Checks a server-wide file read at authentication (`trusted_user_ca_keys`,
+    /// `revoked_keys`): an absolute path, no NUL; `%` tokens are not expanded
+    /// there (as in sshd's TrustedUserCAKeys and RevokedKeys), so they are refused.
+    static func checkedServerFilePath(_ raw: String, context: String) throws(FivedCoreError) -> String {
+        let path = try checkedHostKeyPath(raw, context: context)
+        guard !path.contains("%") else {
+            throw FivedCoreError(
+                .configInvalidValue,
+                "\(context): '\(DisplayText.escaped(path))': %-tokens are not expanded here, the file is the same for every user")
+        }
+        guard path.hasPrefix("/") else {
+            throw FivedCoreError(.configInvalidValue, "\(context): '\(DisplayText.escaped(path))' is not an absolute path")
+        }
+        return path
+    }
+
+    /// Checks `authorized_keys_command`: no NUL or line break, an absolute program
+    /// path first, and `%` only in the tokens SPEC.md names: `%u %h %t %f %k %%`.
+    static func checkedAuthorizedKeysCommand(_ raw: String, context: String) throws(FivedCoreError) -> String {
+        guard !raw.utf8.contains(where: { $0 == 0 || $0 == 0x0A || $0 == 0x0D }) else {
+            throw FivedCoreError(.configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' contains a NUL or line break")
+        }
+        guard raw.hasPrefix("/") else {
+            throw FivedCoreError(
+                .configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' must start with the program's absolute path")
+        }
+        var i = raw.startIndex
+        while let percent = raw[i...].firstIndex(of: "%") {
+            let next = raw.index(after: percent)
+            guard next < raw.endIndex, "uhtfk%".contains(raw[next]) else {
+                let token = next < raw.endIndex ? "%\(raw[next])" : "%"
+                throw FivedCoreError(
+                    .configInvalidValue,
+                    "\(context): '\(DisplayText.escaped(raw))' has '\(DisplayText.escaped(token))': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%")
+            }
+            i = raw.index(after: next)
+        }
+        return raw
+    }
+
+    /// Checks a user name given in the configuration: not empty, no NUL, blank,
+    /// `:` or `/` (none of which a passwd entry's name holds).
+    static func checkedUserName(_ raw: String, context: String) throws(FivedCoreError) -> String {
+        guard !raw.isEmpty, !raw.unicodeScalars.contains(where: { $0.value <= 0x20 || $0 == ":" || $0 == "/" || $0.value == 0x7F }) else {
+            throw FivedCoreError(.configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' is not a user name")
+        }
+        return raw
+    }
+
     /// True when binding both addresses would collide: the same address and port,
     /// or the same port with one the wildcard of the other's family.
     static func overlaps(_ a: ListenAddress, _ b: ListenAddress) -> Bool {

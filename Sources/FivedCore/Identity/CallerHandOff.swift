@@ -2,8 +2,9 @@
 /// about its caller"), built in one place for every way fived reaches a
 /// service: the exec environment, and the PROXY protocol v2 header.
 ///
-/// An SSH caller carries the user, key and comment; a client of the plain TCPMUX
-/// listener carries only its address (and no UNIQUE_ID: there is no channel).
+/// An SSH caller carries the user, key and comment, and with a certificate its
+/// key ID, serial, principal and CA; a client of the plain TCPMUX listener
+/// carries only its address (and no UNIQUE_ID: there is no channel).
 public struct CallerHandOff: Sendable, Equatable {
     /// The service being opened.
     public var service: ServiceName
@@ -45,6 +46,14 @@ public struct CallerHandOff: Sendable, Equatable {
                 "FIVED_KEY_FINGERPRINT=\(caller.key.blob.fingerprint)",
                 "FIVED_KEY_COMMENT=\(caller.key.comment)",
             ]
+            if let certificate = caller.certificate {
+                entries += [
+                    "FIVED_CERT_KEY_ID=\(certificate.keyID)",
+                    "FIVED_CERT_SERIAL=\(certificate.serial)",
+                    "FIVED_CERT_PRINCIPAL=\(certificate.principal)",
+                    "FIVED_CERT_CA_FINGERPRINT=\(certificate.caFingerprint)",
+                ]
+            }
         }
         entries += [
             "FIVED_CLIENT_ADDR=\(clientAddress)",
@@ -59,8 +68,8 @@ public struct CallerHandOff: Sendable, Equatable {
     }
 
     /// The PROXY v2 header: the client as source, fived as destination, then
-    /// (with a caller) UNIQUE_ID and the 0xE0–0xE3 TLVs, or (TCPMUX) the 0xE0
-    /// service TLV alone. Nil when an address is not numeric IP (it always is for TCP).
+    /// (with a caller) UNIQUE_ID and the 0xE0–0xE3 TLVs, and 0xE4–0xE7 for a
+    /// certificate, or (TCPMUX) the 0xE0 service TLV alone. Nil when an address is not numeric IP (it always is for TCP).
     public var proxyHeader: ProxyV2Header? {
         guard let source = IPAddress(clientAddress), let destination = IPAddress(localAddress) else { return nil }
         guard let caller else {
@@ -68,9 +77,18 @@ public struct CallerHandOff: Sendable, Equatable {
                 sourceAddress: source, sourcePort: clientPort, destinationAddress: destination, destinationPort: localPort,
                 tlvs: [.init(type: ProxyV2Header.serviceType, value: Array(service.value.utf8))])
         }
-        return ProxyV2Header(
+        var header = ProxyV2Header(
             sourceAddress: source, sourcePort: clientPort, destinationAddress: destination, destinationPort: localPort,
             uniqueID: Array(String(channelID ?? 0).utf8), service: service, user: caller.user,
             keyFingerprint: caller.key.blob.fingerprint, keyComment: caller.key.comment)
+        if let certificate = caller.certificate {
+            header.tlvs += [
+                .init(type: ProxyV2Header.certificateKeyIDType, value: Array(certificate.keyID.utf8)),
+                .init(type: ProxyV2Header.certificateSerialType, value: Array(String(certificate.serial).utf8)),
+                .init(type: ProxyV2Header.certificatePrincipalType, value: Array(certificate.principal.utf8)),
+                .init(type: ProxyV2Header.certificateCAFingerprintType, value: Array(certificate.caFingerprint.utf8)),
+            ]
+        }
+        return header
     }
 }

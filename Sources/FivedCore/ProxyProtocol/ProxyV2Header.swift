@@ -31,6 +31,14 @@ public struct ProxyV2Header: Sendable, Equatable {
     public static let fingerprintType: UInt8 = 0xE2
     /// fived's TLV: the key comment (UTF-8, no terminator).
     public static let commentType: UInt8 = 0xE3
+    /// fived's TLV, with a certificate: its key ID.
+    public static let certificateKeyIDType: UInt8 = 0xE4
+    /// fived's TLV, with a certificate: its serial, as decimal text.
+    public static let certificateSerialType: UInt8 = 0xE5
+    /// fived's TLV, with a certificate: the principal that admitted the login.
+    public static let certificatePrincipalType: UInt8 = 0xE6
+    /// fived's TLV, with a certificate: the CA key's fingerprint (`SHA256:...`).
+    public static let certificateCAFingerprintType: UInt8 = 0xE7
     /// The longest UNIQUE_ID the specification allows.
     public static let maximumUniqueIDLength = 128
 
