@@ -37,6 +37,10 @@ def connect(port, key_path, user):
 
 
 def raw(transport, kind, channel, *fields):
+    """Sends one channel message; if fived has already dropped the connection
+    (it may, as soon as the previous message broke the protocol), does nothing."""
+    if not transport.is_active():
+        return
     m = Message()
     m.add_byte(kind)
     m.add_int(channel.remote_chanid)
@@ -47,7 +51,10 @@ def raw(transport, kind, channel, *fields):
             m.add_int(f)
         else:
             m.add_string(f)
-    transport._send_user_message(m)
+    try:
+        transport._send_user_message(m)
+    except (EOFError, OSError, paramiko.SSHException):
+        pass
 
 
 def disconnected(transport, seconds):
