@@ -65,6 +65,14 @@ final class Connection {
 
     var isAuthenticated: Bool { caller != nil }
 
+    /// True when fived ends the connection (not the client going away).
+    var endedByFived: Bool {
+        switch closeReason {
+        case .clientDisconnected, .disconnectedBeforeAuthentication: return false
+        default: return closing
+        }
+    }
+
     /// Marks the connection for teardown at the worker's next pass.
     func close(reason: ConnectionEndReason) {
         guard !closing else { return }

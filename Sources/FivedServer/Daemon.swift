@@ -217,6 +217,9 @@ public final class Daemon: @unchecked Sendable {
                 let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
                 guard let slot = tcpmuxSources.admit(source: source, limits: limits) else {
                     logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
+                    // RFC 1078's negative reply, and a lingering close so that it arrives.
+                    _ = Array("-too many connections from this address\r\n".utf8).withUnsafeBytes { try? Syscall.send(socket.rawValue, $0) }
+                    workers.min { $0.connectionCount < $1.connectionCount }!.lingerAfterReply(socket)
                     continue
                 }
                 let worker = workers.min { $0.connectionCount < $1.connectionCount }!

@@ -159,10 +159,14 @@ final class TCPMUXConnection: AwaitsBackend {
         finish(.stopping)
     }
 
+    /// True once a last reply (`-reason`, the HELP list) was written: the socket closes lingering.
+    private(set) var lastWordWritten = false
+
     /// Best effort: the answer is short and the socket buffer empty.
     private func reply(_ text: String) {
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { try? Syscall.send(socket.rawValue, $0) }
+        lastWordWritten = true
     }
 
     // MARK: Events and the relay

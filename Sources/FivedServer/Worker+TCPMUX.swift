@@ -66,7 +66,11 @@ extension Worker {
             poller.remove(&t.stderrRegistration)
             t.flushStderr()
             if let backend = t.takeBackend() { retire(backend) }
-            t.socket.close()
+            if t.lastWordWritten {
+                linger(t.socket)  // a `-` reply or the HELP list: make sure it arrives
+            } else {
+                t.socket.close()
+            }
             guard tcpmux.removeValue(forKey: ObjectIdentifier(t)) != nil else { return }
             tcpmuxSources.release(t.slot)
             logger.info("tcpmux closed", metadata: [

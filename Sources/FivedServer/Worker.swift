@@ -31,6 +31,7 @@ final class Worker: @unchecked Sendable {
         case process(ServiceChannel)
         case connecting(any AwaitsBackend)
         case orphan(ServiceProcess)
+        case lingering(LingeringClose)
         case tcpmuxClient(TCPMUXConnection)
         case tcpmuxBackend(TCPMUXConnection)
         case tcpmuxStderr(TCPMUXConnection)
@@ -40,6 +41,8 @@ final class Worker: @unchecked Sendable {
         case adopt(SSHSession, client: Endpoint, local: Endpoint, slot: StartupSlot)
         case adoptTCPMUX(Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot)
         case openForwarded(ForwardRequest, fd: Int32)
+        /// Closes a socket gracefully after a last reply (see LingeringClose).
+        case linger(Descriptor)
         /// Runs on this worker's thread (the status service gathers through it).
         case perform(@Sendable (Worker) -> Void)
         case shutdown
@@ -66,6 +69,7 @@ final class Worker: @unchecked Sendable {
     private var finishedChannels: [ServiceChannel] = []
     private var orphans: [(process: ServiceProcess, killAt: Int64, token: UInt64)] = []
     private var connecting: [ObjectIdentifier: any AwaitsBackend] = [:]
+    private var lingering: [ObjectIdentifier: LingeringClose] = [:]
     var touched: [ObjectIdentifier: Connection] = [:]
     var connectionsByID: [UInt64: Connection] = [:]
     var pendingForwards: [PendingForward] = []
@@ -113,6 +117,11 @@ final class Worker: @unchecked Sendable {
     /// connections (a publisher) and join it to `fd`. The worker owns `fd` from here.
     func openForwarded(_ request: ForwardRequest, fd: Int32) {
         send(.openForwarded(request, fd: fd))
+    }
+
+    /// Closes `socket` gracefully (its last reply written) on this worker.
+    func lingerAfterReply(_ socket: Descriptor) {
+        send(.linger(socket))
     }
 
     /// Runs `body` on this worker's thread at its next loop pass.
@@ -183,6 +192,8 @@ final class Worker: @unchecked Sendable {
                     advanceConnect(waiter, now: MonotonicClock.now)
                 case .orphan:
                     reapOrphans(force: false)
+                case .lingering(let socket):
+                    if socket.drain(now: MonotonicClock.now) { endLingering(socket) }
                 case .tcpmuxClient(let t):
                     tcpmuxClientEvent(t, events)
                 case .tcpmuxBackend(let t):
@@ -197,7 +208,7 @@ final class Worker: @unchecked Sendable {
             }
             handleInbox()
             advancePendingForwards()
-            if stopping && connections.isEmpty && orphans.isEmpty && tcpmux.isEmpty { break }
+            if stopping && connections.isEmpty && orphans.isEmpty && tcpmux.isEmpty && lingering.isEmpty { break }
             runDirty()
             recheckWaitingChannels()
             reapFinished()
@@ -277,6 +288,8 @@ final class Worker: @unchecked Sendable {
                 startTCPMUX(fd, client: client, local: local, slot: slot)
             case .openForwarded(let request, let fd):
                 startForwarded(request, fd: fd)
+            case .linger(let socket):
+                linger(socket)
             case .perform(let body):
                 body(self)
             case .shutdown:
@@ -525,7 +538,16 @@ final class Worker: @unchecked Sendable {
         connection.releaseKeyConnection()
         poller.remove(connection.pollerToken)
         connection.event.remove(connection.session)
+        // When fived ends the connection (grace time, failures, a violation, a
+        // limit), the client may still be sending: keep the socket long enough
+        // for the DISCONNECT to arrive rather than be lost to a reset.
+        let keep = connection.endedByFived && connection.session.isConnected ? dup(connection.socketFD) : -1
         connection.session.disconnect()
+        if keep >= 0 {
+            Syscall.setCloseOnExec(keep)
+            try? Syscall.setNonBlocking(keep)
+            linger(Descriptor(keep))
+        }
         connections.removeValue(forKey: key)
         touched.removeValue(forKey: key)
         if serving === connection { serving = nil }
@@ -533,6 +555,20 @@ final class Worker: @unchecked Sendable {
         logger.debug("connection closed", metadata: [
             "client": "\(connection.client)", "user": "\(connection.caller?.user ?? "-")", "reason": "\(connection.closeReason)",
         ])
+    }
+
+    /// Closes `socket` gracefully: write side shut, the peer's last bytes drained (see LingeringClose).
+    func linger(_ socket: Descriptor) {
+        let entry = LingeringClose(socket, now: MonotonicClock.now)
+        lingering[ObjectIdentifier(entry)] = entry
+        poller.update(&entry.registration, fd: socket.rawValue, events: PollEvents.readable, target: .lingering(entry))
+        if entry.drain(now: MonotonicClock.now) { endLingering(entry) }
+    }
+
+    private func endLingering(_ entry: LingeringClose) {
+        guard lingering.removeValue(forKey: ObjectIdentifier(entry)) != nil else { return }
+        poller.remove(&entry.registration)
+        entry.socket.close()
     }
 
     /// Timers: the login grace time, connect deadlines, channel drain deadlines
@@ -552,6 +588,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         tickTCPMUX(now: now)
+        for entry in lingering.values where now >= entry.deadline { endLingering(entry) }
     }
 }
 

@@ -13,9 +13,9 @@ struct TCPMUXTests {
         var offered = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
         offered.extra = ["tcpmux = true"]
         var options = FivedOptions(services: [offered, .exec("echo", "/bin/cat")])
-        let port = try Sockets.unusedPort()
-        options.tcpmuxPort = port
+        options.tcpmux = true
         try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             func exchange(_ bytes: String) async throws -> String {
                 let reply = try await onThread {
                     let fd = try Sockets.connectTCP(port: port)
@@ -40,6 +40,40 @@ struct TCPMUXTests {
         }
     }
 
+    /// A client that pipelines data after its name line and then reads must
+    /// still get the `-` reply: fived shuts its side and drains the rest instead
+    /// of closing on unread input (which would send a reset and lose the reply).
+    @Test("50 pipelined refusals all arrive: `private` followed by 2,000 bytes, then read")
+    func pipelinedRefusalsArrive() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = try Self.options()
+        try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
+            // Ten at a time: 50 at once from one address would pass max_startups_per_source (16).
+            var replies: [String] = []
+            for _ in 0..<5 {
+                replies += try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        try await onThread {
+                            let fd = try Sockets.connectTCP(port: port)
+                            defer { close(fd) }
+                            setReceiveTimeout(fd, seconds: 15)
+                            try Sockets.writeAll(fd, Array("private\r\n".utf8) + [UInt8](repeating: 0x78, count: 2000))
+                            return String(decoding: try Sockets.readAll(fd), as: UTF8.self)
+                        }
+                    }
+                }
+                var all: [String] = []
+                for try await reply in group { all.append(reply) }
+                return all
+                }
+            }
+            let arrived = replies.filter { $0 == "-service not available\r\n" }.count
+            #expect(arrived == 50, "\(arrived)/50 arrived: \(Set(replies).map(\.debugDescription))")
+        }
+    }
+
     /// fived with `upper` (tr a-z A-Z) and `cat` offered on a TCPMUX listener, and
     /// `echo` not offered.
     private static func options(extraTOML: String = "") throws -> FivedOptions {
@@ -48,7 +82,7 @@ struct TCPMUXTests {
         var cat = TestService.exec("cat", "/bin/cat")
         cat.extra = ["tcpmux = true"]
         var options = FivedOptions(services: [upper, cat, .exec("echo", "/bin/cat")], extraTOML: extraTOML)
-        options.tcpmuxPort = try Sockets.unusedPort()
+        options.tcpmux = true
         return options
     }
 
@@ -66,8 +100,8 @@ struct TCPMUXTests {
     func timeout() async throws {
         let environment = try await TestEnvironment.make()
         let options = try Self.options()
-        let port = options.tcpmuxPort!
         try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             let (reply, elapsed) = try await onThread {
                 let fd = try Sockets.connectTCP(port: port)
                 defer { close(fd) }
@@ -87,8 +121,8 @@ struct TCPMUXTests {
     func lineEndsAndCase() async throws {
         let environment = try await TestEnvironment.make()
         let options = try Self.options()
-        let port = options.tcpmuxPort!
-        try await environment.withFived(options) { _ in
+        try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             for (request, want) in [
                 ("upper\nbare lf\n", "+\r\nBARE LF\n"),
                 ("UPPER\r\nshouting\n", "+\r\nSHOUTING\n"),
@@ -108,8 +142,8 @@ struct TCPMUXTests {
     func bytesAfterTheName() async throws {
         let environment = try await TestEnvironment.make()
         let options = try Self.options()
-        let port = options.tcpmuxPort!
-        try await environment.withFived(options) { _ in
+        try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             let reply = try await onThread {
                 let fd = try Sockets.connectTCP(port: port)
                 defer { close(fd) }
@@ -138,8 +172,8 @@ struct TCPMUXTests {
     func bulk() async throws {
         let environment = try await TestEnvironment.make()
         let options = try Self.options()
-        let port = options.tcpmuxPort!
         try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             let data = randomBytes(1 << 20)
             let reply = try await Self.exchange(port: port, Array("cat\r\n".utf8) + data)
             let prefix = Array("+\r\n".utf8)
@@ -150,12 +184,12 @@ struct TCPMUXTests {
         }
     }
 
-    @Test("max_startups_per_source = 2: a third concurrent connection from 127.0.0.1 is closed at once; 127.0.0.2 still gets in")
+    @Test("max_startups_per_source = 2: a third concurrent connection from 127.0.0.1 gets `-` and a close at once; 127.0.0.2 still gets in")
     func perSourceLimit() async throws {
         let environment = try await TestEnvironment.make()
         let options = try Self.options(extraTOML: "[limits]\nmax_startups_per_source = 2")
-        let port = options.tcpmuxPort!
         try await environment.withFived(options) { fived in
+            let port = try #require(fived.tcpmuxPort)
             func sockets() -> Int { fived.openDescriptors().values.filter { $0.hasPrefix("socket:") }.count }
             let baseline = sockets()
             // Two idle connections hold both of 127.0.0.1's slots (for up to 10 s).
@@ -174,11 +208,11 @@ struct TCPMUXTests {
                 defer { close(fd) }
                 setReceiveTimeout(fd, seconds: 5)
                 let started = ContinuousClock.now
-                let bytes = (try? Sockets.readAll(fd)) ?? []  // EOF (or a reset) expected at once
+                let bytes = try Sockets.readAll(fd)  // the `-` reply, then EOF (not a reset), at once
                 return (bytes, ContinuousClock.now - started)
             }
-            #expect(third.isEmpty && thirdElapsed < .seconds(2),
-                    "third connection: \(third.count) bytes after \(thirdElapsed) (want a close at once)")
+            #expect(String(decoding: third, as: UTF8.self) == "-too many connections from this address\r\n" && thirdElapsed < .seconds(2),
+                    "third connection: \(String(decoding: third, as: UTF8.self).debugDescription) after \(thirdElapsed) (want a `-` reply and a close at once)")
             let dropped = await fived.waitForLog { $0.message.hasPrefix("tcpmux connection dropped") }
             #expect(dropped?["client"]?.hasPrefix("127.0.0.1:") == true, "\(String(describing: dropped))")
 

@@ -123,8 +123,8 @@ struct FivedOptions: Sendable {
     var environment: [String: String] = [:]
     /// `log_level`; FIVED_IT_LOG_LEVEL (e.g. debug) overrides it for every test.
     var logLevel = ProcessInfo.processInfo.environment["FIVED_IT_LOG_LEVEL"] ?? "info"
-    /// A plain TCPMUX listener on 127.0.0.1 at this port (`--tcpmux`), or none.
-    var tcpmuxPort: UInt16? = nil
+    /// A plain TCPMUX listener on 127.0.0.1, on a port the kernel picks (`--tcpmux 127.0.0.1:0`).
+    var tcpmux = false
     /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
     var useConfigFile = true
 
@@ -262,16 +262,19 @@ final class Fived: Sendable {
     let process: ChildProcess
     /// The SSH port it listens on (from its `listening address=` log line).
     let port: UInt16
+    /// The plain TCPMUX port, when asked for (from its `listening for tcpmux address=` line).
+    let tcpmuxPort: UInt16?
     let configPath: String
     let options: FivedOptions
 
     var directory: TestDirectory { environment.directory }
     var pid: pid_t { process.pid }
 
-    private init(environment: TestEnvironment, process: ChildProcess, port: UInt16, configPath: String, options: FivedOptions) {
+    private init(environment: TestEnvironment, process: ChildProcess, port: UInt16, tcpmuxPort: UInt16?, configPath: String, options: FivedOptions) {
         self.environment = environment
         self.process = process
         self.port = port
+        self.tcpmuxPort = tcpmuxPort
         self.configPath = configPath
         self.options = options
     }
@@ -285,30 +288,31 @@ final class Fived: Sendable {
         } else {
             arguments = environment.flagArguments(options) + options.arguments
         }
-        let tcpmux = options.tcpmuxPort.map { ["--tcpmux", "127.0.0.1:\($0)"] } ?? []
+        let tcpmux = options.tcpmux ? ["--tcpmux", "127.0.0.1:0"] : []
         let process = try ChildProcess.spawn(
             try Binaries.fived(), arguments + tcpmux,
             environment: Tools.environment(home: environment.directory.path, extra: options.environment),
             outputPrefix: environment.directory.file("fived"))
         do {
-            let port = try await waitForListening(process, excluding: options.tcpmuxPort)
-            return Fived(environment: environment, process: process, port: port, configPath: configPath, options: options)
+            let port = try await waitForListening(process)
+            let tcpmuxPort = options.tcpmux ? try await waitForListening(process, message: "listening for tcpmux") : nil
+            return Fived(environment: environment, process: process, port: port, tcpmuxPort: tcpmuxPort, configPath: configPath, options: options)
         } catch {
             await process.killGroup()
             throw error
         }
     }
 
-    /// Waits for `listening address=HOST:PORT` on stderr; fails at once if fived exits.
+    /// Waits for `listening address=HOST:PORT` (or another `message`) on stderr;
+    /// fails at once if fived exits.
     static func waitForListening(
-        _ process: ChildProcess, excluding tcpmuxPort: UInt16? = nil, timeout: Duration = .seconds(20)
+        _ process: ChildProcess, message: String = "listening", timeout: Duration = .seconds(20)
     ) async throws -> UInt16 {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for line in process.stderr.split(whereSeparator: \.isNewline) {
-                if let parsed = LogLine(line), parsed.message == "listening", let address = parsed["address"],
-                    let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]),
-                    port != tcpmuxPort
+                if let parsed = LogLine(line), parsed.message == message, let address = parsed["address"],
+                    let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...])
                 {
                     return port
                 }
@@ -318,7 +322,7 @@ final class Fived: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw HarnessError("fived logged no 'listening address=' within \(timeout); stderr:\n\(process.stderr)")
+        throw HarnessError("fived logged no '\(message) address=' within \(timeout); stderr:\n\(process.stderr)")
     }
 
     /// Sends SIGTERM and waits up to 10 s for the exit.
