@@ -171,6 +171,46 @@ final class PendingConnect {
     }
 }
 
+/// A channel toward a publisher that the caller's open waits for: the
+/// publisher's worker opens a forwarded-tcpip channel on the publisher's
+/// connection and answers (by `token`) once the publisher's client confirmed or
+/// refused it. The caller's end of the socketpair joining the two channels
+/// becomes the backend stream on success.
+final class PublisherOpen {
+    let token: UInt64
+    let stream: Descriptor
+    let deadline: Int64
+
+    init(token: UInt64, stream: Descriptor, deadline: Int64) {
+        self.token = token
+        self.stream = stream
+        self.deadline = deadline
+    }
+}
+
+/// A backend open that has not finished.
+enum PendingBackend {
+    /// A socket connect in progress (the worker polls it).
+    case connect(PendingConnect)
+    /// A forwarded-tcpip open toward a publisher (its worker answers).
+    case publisher(PublisherOpen)
+
+    var deadline: Int64 {
+        switch self {
+        case .connect(let connect): return connect.deadline
+        case .publisher(let open): return open.deadline
+        }
+    }
+
+    /// Gives up: closes what it holds.
+    func cancel() {
+        switch self {
+        case .connect(let connect): connect.cancel()
+        case .publisher(let open): open.stream.close()
+        }
+    }
+}
+
 /// Opens backends without waiting: exec services are spawned at once, socket
 /// connects are started and, if they do not complete at once, handed back as a
 /// `PendingConnect` for the worker to finish.
@@ -178,7 +218,7 @@ enum BackendConnector {
     /// How a backend open began.
     enum Start {
         case ready(BackendConnection)
-        case pending(PendingConnect)
+        case pending(PendingBackend)
     }
 
     static func start(_ backend: Backend, environment: [String], timeoutMilliseconds: Int64) throws(BackendFailure) -> Start {
@@ -196,7 +236,7 @@ enum BackendConnector {
                 deadline: MonotonicClock.now + timeoutMilliseconds)
             switch pending.next(now: MonotonicClock.now) {
             case .connected(let connection): return .ready(connection)
-            case .pending: return .pending(pending)
+            case .pending: return .pending(.connect(pending))
             case .failed(let failure): throw failure
             }
         case .unix(let path):

@@ -7,7 +7,7 @@ import Logging
 /// Something waiting for a backend connect to finish: a direct-tcpip open (its
 /// answer waits), or a session channel whose exec/subsystem request waits.
 protocol AwaitsBackend: AnyObject {
-    var pendingConnect: PendingConnect? { get }
+    var pendingBackend: PendingBackend? { get }
     var registeredConnect: PollRegistration { get set }
     /// The connect finished (or failed, or timed out); the worker has unregistered it.
     func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>)
@@ -23,22 +23,22 @@ final class PendingOpen: AwaitsBackend {
     let requested: String
     let channelID: UInt64
     let preamble: [UInt8]
-    private(set) var pendingConnect: PendingConnect?
+    private(set) var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
 
     init(connection: Connection, message: SSHMessage, name: ServiceName, requested: String, channelID: UInt64,
-         preamble: [UInt8], connect: PendingConnect) {
+         preamble: [UInt8], pending: PendingBackend) {
         self.connection = connection
         self.message = message
         self.name = name
         self.requested = requested
         self.channelID = channelID
         self.preamble = preamble
-        self.pendingConnect = connect
+        self.pendingBackend = pending
     }
 
     func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>) {
-        pendingConnect = nil
+        pendingBackend = nil
         connection.pendingOpens.removeValue(forKey: ObjectIdentifier(self))
         switch result {
         case .success(let backend):
@@ -52,7 +52,7 @@ final class PendingOpen: AwaitsBackend {
 
 extension ServiceChannel: AwaitsBackend {
     func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>) {
-        pendingConnect = nil
+        pendingBackend = nil
         guard !finished else {
             if case .success(let backend) = result { connection.worker.retire(backend) }
             return
@@ -148,11 +148,11 @@ extension Connection {
             switch start {
             case .ready(let backend):
                 acceptDirect(message, backend: backend, name: name, channelID: channelID, preamble: preamble)
-            case .pending(let connect):
+            case .pending(let backend):
                 let pending = PendingOpen(connection: self, message: message, name: name, requested: requested,
-                                          channelID: channelID, preamble: preamble, connect: connect)
+                                          channelID: channelID, preamble: preamble, pending: backend)
                 pendingOpens[ObjectIdentifier(pending)] = pending
-                worker.watchConnect(pending)
+                worker.watchPending(pending)
             }
         case .help, .status:
             guard takeKeyChannel() else {
@@ -251,10 +251,10 @@ extension Connection {
                 switch start {
                 case .ready(let backend):
                     channel.attach(backend, preamble: preamble)
-                case .pending(let connect):
+                case .pending(let backend):
                     channel.pendingPreamble = preamble
-                    channel.awaitBackend(connect: connect)
-                    worker.watchConnect(channel)
+                    channel.awaitBackend(backend)
+                    worker.watchPending(channel)
                 }
             } catch {
                 logRefusal(shownName, form: form, why: "backend unavailable: \(error)")

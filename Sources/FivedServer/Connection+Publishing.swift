@@ -47,15 +47,49 @@ extension Connection {
                 message.refuse()
                 return
             }
-            let publication = Publications.Publication(worker: worker, connectionID: id, address: address, port: port)
-            guard worker.publications.claim(name, publication) else {
+            let publication = Publications.Publication(
+                worker: worker, connectionID: id, address: address, port: port, fingerprint: caller.key.blob.fingerprint)
+            if worker.publications.claim(name, publication) {
+                logger.info("published", metadata: meta)
+                message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: publication.boundPort))
+                return
+            }
+            // Held already. By the same key on another connection (a publisher
+            // reconnecting while its old connection hangs)? Probe the holder: if it
+            // does not answer within 5 s, this connection takes the name over.
+            guard let holder = worker.publications.lookup(name), holder.fingerprint == caller.key.blob.fingerprint,
+                  holder.connectionID != id
+            else {
                 logger.info("publish refused", metadata: meta.merging(["reason": "already published"]) { $1 })
                 message.refuse()
                 return
             }
-            logger.info("published", metadata: meta)
-            message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: port == 0 ? 1 : port))
+            let token = worker.nextPublisherToken()
+            pendingTakeovers[token] = (message, name, address, port)
+            logger.info("publish waits", metadata: meta.merging(["reason": "the same key holds the name on another connection: probing it"]) { $1 })
+            let requester = worker
+            let connectionID = id
+            holder.worker.perform { $0.probePublisher(holder.connectionID, name: name, replyTo: requester, token: token, for: connectionID) }
         }
+    }
+
+    /// The holder of a name this connection asked for answered a probe (`alive`)
+    /// or not (then it is gone and has let the name go): publish, or refuse.
+    func takeoverAnswered(token: UInt64, holderAlive: Bool) {
+        guard let pending = pendingTakeovers.removeValue(forKey: token), let caller, !closing else { return }
+        let meta: Logger.Metadata = [
+            "user": "\(caller.user)", "fingerprint": "\(caller.key.blob.fingerprint)", "client": "\(client)",
+            "service": "\(pending.name)",
+        ]
+        let publication = Publications.Publication(
+            worker: worker, connectionID: id, address: pending.address, port: pending.port, fingerprint: caller.key.blob.fingerprint)
+        guard !holderAlive, worker.publications.claim(pending.name, publication) else {
+            logger.info("publish refused", metadata: meta.merging(["reason": "already published (its holder answers)"]) { $1 })
+            pending.message.refuse()
+            return
+        }
+        logger.info("published", metadata: meta.merging(["took_over": "true"]) { $1 })
+        pending.message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: publication.boundPort))
     }
 
     /// A published name lives on its publisher's connection, perhaps on another
@@ -71,14 +105,19 @@ extension Connection {
         } catch {
             throw BackendFailure(.published, "\(error)")
         }
+        // The caller's open is answered only once the publisher's client has
+        // confirmed the forwarded-tcpip channel (or refused it, or not answered
+        // within connect_timeout_seconds): never an empty channel that closes.
+        let timeout = Int64(worker.config.snapshot.limits.connectTimeoutSeconds) * 1000
+        let open = PublisherOpen(token: worker.nextPublisherToken(), stream: pair.0, deadline: MonotonicClock.now + timeout + 2000)
         publication.worker.openForwarded(
             ForwardRequest(
-                connectionID: publication.connectionID, name: name, address: publication.address, port: publication.port,
-                originator: client),
+                connectionID: publication.connectionID, name: name, address: publication.address, port: publication.boundPort,
+                originator: client, replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
             fd: pair.1.release())
         // A publisher asks for the caller's identity as a PROXY v2 header by
         // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.
         let header = publication.port == Publications.proxyProtocolPort ? proxyHeader(handOff) : []
-        return (.ready(BackendConnection(stream: pair.0)), header)
+        return (.pending(.publisher(open)), header)
     }
 }

@@ -42,6 +42,17 @@ final class Connection {
     private(set) var closing = false
     private(set) var closeReason = ConnectionEndReason.clientDisconnected
 
+    // Liveness (client_alive_*): when the client last sent anything, and the
+    // keepalives sent since.
+    var lastInput = MonotonicClock.now
+    var lastProbe: Int64 = 0
+    var probesUnanswered = 0
+    /// Probes another connection asked for (a takeover of a published name):
+    /// answered alive on the next input, dead at their deadline.
+    var livenessProbes: [(since: Int64, deadline: Int64, report: (Bool) -> Void)] = []
+    /// tcpip-forward requests waiting for a takeover probe's answer, by token.
+    var pendingTakeovers: [UInt64: (message: SSHMessage, name: ServiceName, address: String, port: UInt32)] = [:]
+
     // Coalescing client data toward backends (see ServiceChannel.coalesceBytes).
     /// True while the worker lets libssh read this session's socket: more of the
     /// client's data is probably on its way, so small amounts may wait.

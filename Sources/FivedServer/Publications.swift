@@ -9,10 +9,16 @@ final class Publications: Sendable {
         /// The publisher's worker and connection (connection ids are unique in the process).
         let worker: Worker
         let connectionID: UInt64
-        /// The bind address and port exactly as the publisher sent them; its
-        /// client matches forwarded-tcpip opens against these.
+        /// The bind address and port exactly as the publisher sent them.
         let address: String
         let port: UInt32
+        /// The publisher's key (a takeover needs the same key).
+        let fingerprint: String
+
+        /// The port the publisher's client matches forwarded-tcpip opens against:
+        /// the one it asked for, or for port 0 the one fived allocated (1), as
+        /// OpenSSH's client records it from the reply.
+        var boundPort: UInt32 { port == 0 ? 1 : port }
     }
 
     /// The bind port by which a publisher asks for a PROXY v2 header on each

@@ -82,7 +82,7 @@ final class ServiceChannel: SSHChannelDelegate {
     var registeredStderr = PollRegistration.none
     var registeredPid: UInt64 = 0
     /// A backend connect in flight for this channel (session forms).
-    var pendingConnect: PendingConnect?
+    var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
 
     init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool,
@@ -113,8 +113,8 @@ final class ServiceChannel: SSHChannelDelegate {
     }
 
     /// The backend is being connected: replies wait.
-    func awaitBackend(connect: PendingConnect) {
-        pendingConnect = connect
+    func awaitBackend(_ pending: PendingBackend) {
+        pendingBackend = pending
         apply(.connecting)
     }
 
@@ -128,7 +128,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Joins the channel to a ready backend (answering a waiting session request).
     func attach(_ backend: BackendConnection, preamble: [UInt8] = []) {
         self.backend = backend
-        pendingConnect = nil
+        pendingBackend = nil
         if let request = pendingRequest {
             output.reply(request, success: true)
             pendingRequest = nil
@@ -154,7 +154,7 @@ final class ServiceChannel: SSHChannelDelegate {
     func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
         self.form = form
         self.service = service
-        pendingConnect = nil
+        pendingBackend = nil
         if let request = pendingRequest {
             output.reply(request, success: true)
             pendingRequest = nil

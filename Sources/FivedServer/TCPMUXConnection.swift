@@ -75,7 +75,7 @@ final class TCPMUXConnection: AwaitsBackend {
     }
 
     /// A connect in flight: the client gets its `+` or `-` when it ends.
-    private(set) var pendingConnect: PendingConnect?
+    private(set) var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
     private var pendingStart: (reply: String, preamble: [UInt8])?
 
@@ -109,8 +109,8 @@ final class TCPMUXConnection: AwaitsBackend {
                         finish(.refused)
                     case .ready(let backend)?:
                         attach(backend, reply: decision.reply, preamble: decision.preamble + remainder)
-                    case .pending(let connect)?:
-                        pendingConnect = connect
+                    case .pending(let backend)?:
+                        pendingBackend = backend
                         pendingStart = (decision.reply, decision.preamble + remainder)
                         apply(.connecting)
                     }
@@ -122,7 +122,7 @@ final class TCPMUXConnection: AwaitsBackend {
 
     /// The backend connect ended: `+` and the relay, or `-` and the end.
     func backendConnectEnded(_ result: Result<BackendConnection, BackendFailure>) {
-        pendingConnect = nil
+        pendingBackend = nil
         guard ended == nil, let start = pendingStart else {
             if case .success(let backend) = result { backend.closeStream() }
             return

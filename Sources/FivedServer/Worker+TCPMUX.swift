@@ -17,7 +17,7 @@ extension Worker {
     func tcpmuxClientEvent(_ t: TCPMUXConnection, _ events: UInt32) {
         if t.isReadingName {
             t.readName { decideTCPMUX($0, t) }
-            if t.isConnecting { watchConnect(t) }
+            if t.isConnecting { watchPending(t) }
         } else {
             t.clientEvent(events)
             t.pump()

@@ -69,6 +69,8 @@ final class Worker: @unchecked Sendable {
     private var finishedChannels: [ServiceChannel] = []
     private var orphans: [(process: ServiceProcess, killAt: Int64, token: UInt64)] = []
     private var connecting: [ObjectIdentifier: any AwaitsBackend] = [:]
+    /// Opens waiting for a publisher's answer, by token.
+    private var awaitingPublishers: [UInt64: any AwaitsBackend] = [:]
     private var lingering: [ObjectIdentifier: LingeringClose] = [:]
     var touched: [ObjectIdentifier: Connection] = [:]
     var connectionsByID: [UInt64: Connection] = [:]
@@ -76,6 +78,7 @@ final class Worker: @unchecked Sendable {
     var tcpmux: [ObjectIdentifier: TCPMUXConnection] = [:]
     private(set) var stopping = false
     private var nextConnectionID: UInt64
+    private var nextToken: UInt64 = 0
     /// The connection whose session libssh was last called for (for its log
     /// messages): set before every call into a session.
     private var serving: Connection?
@@ -230,6 +233,14 @@ final class Worker: @unchecked Sendable {
     private func service(_ connection: Connection) {
         serving = connection
         touched[ObjectIdentifier(connection)] = connection
+        // Input of any kind proves the client alive (sshd resets its count the same way).
+        connection.lastInput = MonotonicClock.now
+        connection.probesUnanswered = 0
+        if !connection.livenessProbes.isEmpty {
+            let answered = connection.livenessProbes.filter { $0.since < connection.lastInput }
+            connection.livenessProbes.removeAll { $0.since < connection.lastInput }
+            for probe in answered { probe.report(true) }
+        }
         connection.isReading = true
         var drained = false
         for _ in 0..<Self.readPasses {
@@ -404,36 +415,65 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    // MARK: Backend connects
+    // MARK: Backends that are not ready yet
 
-    /// Watches a backend connect in flight until it finishes or its deadline passes.
-    func watchConnect(_ waiter: any AwaitsBackend) {
-        guard let connect = waiter.pendingConnect else { return }
+    /// Watches a backend open in flight until it finishes or its deadline
+    /// passes: a socket connect through epoll, a publisher's answer by its token.
+    func watchPending(_ waiter: any AwaitsBackend) {
+        guard let pending = waiter.pendingBackend else { return }
         connecting[ObjectIdentifier(waiter)] = waiter
-        poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
-                      target: .connecting(waiter))
+        switch pending {
+        case .connect(let connect):
+            poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
+                          target: .connecting(waiter))
+        case .publisher(let open):
+            awaitingPublishers[open.token] = waiter
+        }
     }
 
     /// A connect polled writable, or its deadline passed.
     private func advanceConnect(_ waiter: any AwaitsBackend, now: Int64) {
-        guard let connect = waiter.pendingConnect else { return }
-        let before = connect.descriptor.rawValue
-        let progress = connect.advance(now: now)
-        if case .pending = progress {
-            if connect.descriptor.rawValue != before {
-                poller.remove(&waiter.registeredConnect)
-                poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
-                              target: .connecting(waiter))
+        switch waiter.pendingBackend {
+        case .connect(let connect)?:
+            let before = connect.descriptor.rawValue
+            let progress = connect.advance(now: now)
+            switch progress {
+            case .pending:
+                if connect.descriptor.rawValue != before {
+                    poller.remove(&waiter.registeredConnect)
+                    poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
+                                  target: .connecting(waiter))
+                }
+            case .connected(let backend):
+                finishPending(waiter, .success(backend))
+            case .failed(let failure):
+                finishPending(waiter, .failure(failure))
             }
-            return
+        case .publisher(let open)?:
+            if now >= open.deadline {
+                finishPending(waiter, .failure(BackendFailure(.published, "the publisher did not answer in time")))
+            }
+        case nil:
+            break
         }
+    }
+
+    /// The publisher's worker says how the forwarded-tcpip open for `token` went
+    /// (nil: confirmed; else why it failed).
+    func publisherAnswered(token: UInt64, failure: String?) {
+        guard let waiter = awaitingPublishers[token], case .publisher(let open)? = waiter.pendingBackend else { return }
+        if let failure {
+            finishPending(waiter, .failure(BackendFailure(.published, failure)))
+        } else {
+            finishPending(waiter, .success(BackendConnection(stream: open.stream)))
+        }
+    }
+
+    private func finishPending(_ waiter: any AwaitsBackend, _ result: Result<BackendConnection, BackendFailure>) {
         poller.remove(&waiter.registeredConnect)
         connecting.removeValue(forKey: ObjectIdentifier(waiter))
-        switch progress {
-        case .connected(let backend): waiter.backendConnectEnded(.success(backend))
-        case .failed(let failure): waiter.backendConnectEnded(.failure(failure))
-        case .pending: break
-        }
+        if case .publisher(let open)? = waiter.pendingBackend { awaitingPublishers.removeValue(forKey: open.token) }
+        waiter.backendConnectEnded(result)
         if let channel = waiter as? ServiceChannel {
             touched[ObjectIdentifier(channel.connection)] = channel.connection
         } else if let open = waiter as? PendingOpen {
@@ -443,11 +483,18 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// Gives up a connect whose channel or connection went away.
+    /// Gives up a backend open whose channel or connection went away.
     func cancelConnect(_ waiter: any AwaitsBackend) {
         guard connecting.removeValue(forKey: ObjectIdentifier(waiter)) != nil else { return }
         poller.remove(&waiter.registeredConnect)
-        waiter.pendingConnect?.cancel()
+        if case .publisher(let open)? = waiter.pendingBackend { awaitingPublishers.removeValue(forKey: open.token) }
+        waiter.pendingBackend?.cancel()
+    }
+
+    /// A token for a forwarded-tcpip open this worker waits for (unique in the process).
+    func nextPublisherToken() -> UInt64 {
+        nextToken += 1
+        return nextToken
     }
 
     // MARK: Teardown
@@ -578,7 +625,7 @@ final class Worker: @unchecked Sendable {
             logger.info("login grace time exceeded", metadata: ["client": "\(c.client)"])
             c.close(reason: .loginGraceExceeded)
         }
-        for waiter in connecting.values where now >= (waiter.pendingConnect?.deadline ?? .max) {
+        for waiter in connecting.values where now >= (waiter.pendingBackend?.deadline ?? .max) {
             advanceConnect(waiter, now: now)
         }
         if !orphans.isEmpty { reapOrphans(force: false) }
@@ -589,6 +636,42 @@ final class Worker: @unchecked Sendable {
         }
         tickTCPMUX(now: now)
         for entry in lingering.values where now >= entry.deadline { endLingering(entry) }
+        checkLiveness(now: now)
+    }
+
+    /// client_alive_interval_seconds: a client silent for that long gets a
+    /// keepalive (a global request wanting a reply); after client_alive_count_max
+    /// unanswered ones it is dropped. Takeover probes past their deadline report dead.
+    private func checkLiveness(now: Int64) {
+        let snapshot = config.snapshot
+        let interval = Int64(snapshot.clientAliveIntervalSeconds) * 1000
+        for c in connections.values where !c.closing {
+            if !c.livenessProbes.isEmpty {
+                let dead = c.livenessProbes.filter { now >= $0.deadline }
+                c.livenessProbes.removeAll { now >= $0.deadline }
+                for probe in dead { probe.report(false) }
+                if c.closing { continue }
+            }
+            guard interval > 0, c.isAuthenticated, now - max(c.lastInput, c.lastProbe) >= interval else { continue }
+            if c.probesUnanswered >= snapshot.clientAliveCountMax {
+                let reason = ConnectionEndReason.keepaliveTimeout(count: c.probesUnanswered, interval: snapshot.clientAliveIntervalSeconds)
+                logger.info("connection dropped", metadata: [
+                    "user": "\(c.caller?.user ?? "-")", "client": "\(c.client)", "reason": "\(reason)",
+                ])
+                c.close(reason: reason)
+                continue
+            }
+            probe(c, now: now)
+        }
+    }
+
+    /// Sends a keepalive now.
+    func probe(_ c: Connection, now: Int64) {
+        serving = c
+        c.session.sendKeepalive()
+        c.probesUnanswered += 1
+        c.lastProbe = now
+        touched[ObjectIdentifier(c)] = c
     }
 }
 

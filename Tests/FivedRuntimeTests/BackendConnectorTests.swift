@@ -12,7 +12,8 @@ import Glibc
 @Suite("Backend connects", .timeLimit(.minutes(1)))
 struct BackendConnectorTests {
     /// Polls a pending connect until it settles (as the worker's epoll would).
-    func settle(_ pending: PendingConnect) -> PendingConnect.Progress {
+    func settle(_ backend: PendingBackend) -> PendingConnect.Progress {
+        guard case .connect(let pending) = backend else { return .failed(BackendFailure(.connect, "not a connect")) }
         while true {
             var pfd = pollfd(fd: pending.descriptor.rawValue, events: Int16(POLLOUT), revents: 0)
             _ = poll(&pfd, 1, 50)

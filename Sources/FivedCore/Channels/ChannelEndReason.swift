@@ -12,6 +12,12 @@ public enum ConnectionEndReason: Sendable, Equatable, CustomStringConvertible {
     case stopping
     /// The peer broke the SSH connection protocol.
     case protocolViolation(String)
+    /// The client answered none of `count` keepalives, `interval` seconds apart
+    /// (`client_alive_interval_seconds`, `client_alive_count_max`).
+    case keepaliveTimeout(count: Int, interval: Int)
+    /// A new connection with the same key published `name` while this one did
+    /// not answer a keepalive probe: it was presumed dead.
+    case publicationTakenOver(name: String)
     /// The connection could not be set up.
     case setupFailed(String)
 
@@ -23,6 +29,10 @@ public enum ConnectionEndReason: Sendable, Equatable, CustomStringConvertible {
         case .tooManyAuthenticationFailures: return "too many authentication failures"
         case .stopping: return "fived stopping"
         case .protocolViolation(let what): return "protocol violation: \(what)"
+        case .keepaliveTimeout(let count, let interval):
+            return "client not answering keepalives (\(count) unanswered, \(interval) s apart)"
+        case .publicationTakenOver(let name):
+            return "\(name) taken over by a new connection with the same key; this one did not answer a keepalive"
         case .setupFailed(let why): return "connection setup failed: \(why)"
         }
     }
