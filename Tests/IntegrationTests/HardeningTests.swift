@@ -127,30 +127,31 @@ struct HardeningTests {
     @Test("max_startups full of idle connections: others wait at most login_grace_seconds, then get in")
     func totalStartupsAndGrace() async throws {
         let environment = try await TestEnvironment.make()
-        // A grace time long enough that a loaded machine still has all three idle
-        // connections up when the fourth arrives.
-        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 10\n")
+        // Times with margins a loaded machine keeps: the three idle connections
+        // stay up 20 s; the fourth arrives 5 s after the first started, so the
+        // first one's slot (freed at 20 s, give or take the worker's 250 ms tick
+        // and any scheduling lag) frees 5 s before the fourth's own wait ends.
+        let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 20\n")
         try await environment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
             defer { idle.forEach { close($0) } }
+            var firstStarted: ContinuousClock.Instant?
             for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
                 let fd = try await onThread { try RawClient.connect(port: port, from: source) }
                 idle.append(fd)
                 _ = try await onThread { try RawClient.readBanner(fd) }
+                if firstStarted == nil { firstStarted = ContinuousClock.now }
             }
-            // The fourth arrives half a second after the first idle one started
-            // (more than the 250 ms the grace check may lag), so that one's slot
-            // frees before the fourth's own wait runs out.
-            try await Task.sleep(for: .milliseconds(500))
+            try await Task.sleep(until: firstStarted! + .seconds(5), clock: .continuous)
             let waiting = try await onThread { try RawClient.connect(port: port, from: "127.0.0.5") }
             defer { close(waiting) }
             let held = try await onThread { try RawClient.readToEnd(waiting, timeout: 1) }
             #expect(held.received.isEmpty && held.closedBy == .timeout, "\(held)")
             // The grace time closes the idle ones (EOF on each), and the slots come back.
             for fd in idle {
-                let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 20) }
-                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 10")
+                let outcome = try await onThread { try RawClient.readToEnd(fd, timeout: 40) }
+                #expect(outcome.closedBy != .timeout, "an idle connection outlived login_grace_seconds = 20")
             }
             let graced = fived.logLines.filter { $0.message == "login grace time exceeded" }.count
             #expect(graced >= 3, "\(fived.logText)")
