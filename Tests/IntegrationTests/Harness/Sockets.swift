@@ -11,7 +11,7 @@ enum Sockets {
     private static let streamCloexec = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
 
     /// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
-    static func listenTCP() throws -> (fd: Int32, port: UInt16) {
+    static func listenTCP(backlog: Int32 = 128) throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, streamCloexec, 0)
         guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
         var one: Int32 = 1
@@ -22,7 +22,7 @@ enum Sockets {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard rc == 0, listen(fd, 128) == 0 else {
+        guard rc == 0, listen(fd, backlog) == 0 else {
             let text = errnoText()
             close(fd)
             throw HarnessError("bind/listen 127.0.0.1:0: \(text)")

@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// No caller can stall the others: a backend that never answers its connect
+/// delays only the channels that asked for it.
+@Suite("Isolation", .timeLimit(.minutes(2)))
+struct IsolationTests {
+    /// A listener whose accept queue is full (listen(0) and connections never
+    /// accepted): further SYNs are dropped, so a connect to it never completes.
+    static func blackHole() throws -> (listener: Int32, fillers: [Int32], port: UInt16) {
+        let (listener, port) = try Sockets.listenTCP(backlog: 0)
+        var fillers: [Int32] = []
+        for _ in 0..<4 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            fillers.append(fd)
+        }
+        return (listener, fillers, port)
+    }
+
+    @Test("eight opens pending to a black-holed backend: other channels' echo round trips stay under 50 ms at the 99th percentile")
+    func blackHoledBackend() async throws {
+        let hole = try Self.blackHole()
+        defer { ([hole.listener] + hole.fillers).forEach { close($0) } }
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .connect("hole", "127.0.0.1:\(hole.port)")])
+        try await environment.withFived(options) { fived in
+            // Four connections, as four ControlMasters; the echo channel rides on the first.
+            var masters: [(master: ChildProcess, control: String)] = []
+            for i in 0..<4 { masters.append(try await fived.startControlMaster(name: "m\(i)")) }
+            defer { masters.forEach { $0.master.signal(SIGTERM) } }
+            let socketPath = fived.directory.file("echo.sock")
+            let forward = try await fived.ssh(["-S", masters[0].control, "-O", "forward", "-L", "\(socketPath):echo:1"])
+            #expect(forward.exitStatus == 0, "\(forward)")
+            let echo = try Sockets.connectUnix(path: socketPath)
+            defer { close(echo) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(echo, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            @Sendable func roundTrip() throws -> Duration {
+                let started = ContinuousClock.now
+                try Sockets.writeAll(echo, [0x78])
+                var byte: UInt8 = 0
+                guard recv(echo, &byte, 1, 0) == 1 else { throw HarnessError("echo: \(errnoText())") }
+                return ContinuousClock.now - started
+            }
+            _ = try await onThread { try roundTrip() }  // the channel is up
+
+            // Eight opens to the black hole, spread over the four connections, pending together.
+            var holes: [ChildProcess] = []
+            for i in 0..<8 {
+                holes.append(try fived.spawnSSH(["-S", masters[i % 4].control, "-W", "hole:1"], stdin: .pipe, name: "hole\(i)"))
+            }
+            defer { holes.forEach { $0.signal(SIGKILL) } }
+            // Wait until fived has all eight connects in flight (their sockets show as connecting).
+            let pending = await eventually(timeout: .seconds(10)) {
+                Self.connectsTo(hole.port, of: fived.pid) >= 8
+            }
+            #expect(pending, "connects in flight: \(Self.connectsTo(hole.port, of: fived.pid))")
+            var times: [Duration] = []
+            for _ in 0..<200 { times.append(try await onThread { try roundTrip() }) }
+            times.sort()
+            let p99 = times[times.count * 99 / 100]
+            let p50 = times[times.count / 2]
+            #expect(p99 < .milliseconds(50), "p50 \(p50), p99 \(p99), max \(times.last!)")
+            // The holes themselves are still waiting (their connect times out after 10 s).
+            let waitingHoles = holes.filter { $0.isRunning }.count
+            #expect(waitingHoles == 8, "a hole open ended before its connect timeout")
+        }
+    }
+
+    /// fived's sockets connecting (SYN-SENT) to 127.0.0.1:`port`, from /proc/net/tcp and its descriptors.
+    static func connectsTo(_ port: UInt16, of pid: pid_t) -> Int {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        let remote = String(format: "0100007F:%04X", port)
+        var inodes = Set<String>()
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            // fields: sl local remote st ... inode (index 9); state 02 = SYN_SENT
+            if fields.count > 9, fields[2] == remote, fields[3] == "02" { inodes.insert(String(fields[9])) }
+        }
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.filter { fd in
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) ?? ""
+            return inodes.contains { target == "socket:[\($0)]" }
+        }.count
+    }
+}
