@@ -77,7 +77,9 @@ struct IsolationTests {
 
     /// fived's sockets connecting (SYN-SENT) to 127.0.0.1:`port`, from /proc/net/tcp and its descriptors.
     static func connectsTo(_ port: UInt16, of pid: pid_t) -> Int {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        // Read to the end: procfs files report size 0, and a one-shot read stops at a page.
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() else { return 0 }
+        let table = String(decoding: data, as: UTF8.self)
         let remote = String(format: "0100007F:%04X", port)
         var inodes = Set<String>()
         for line in table.split(separator: "\n").dropFirst() {
