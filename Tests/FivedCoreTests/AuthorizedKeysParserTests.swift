@@ -238,7 +238,12 @@ import Testing
         #expect(expiry("20300101", "Europe/Berlin") == newYear - hour)
         #expect(expiry("20300101", "America/New_York") == newYear + 5 * hour)
         let julyFirst: Int64 = 1_909_094_400
-        #expect(expiry("20300701", "America/New_York") == julyFirst + 4 * hour)  // summer time
+        // Standard time all year, as sshd's mktime with tm_isdst = 0 computes it
+        // (values from glibc's mktime under each TZ): not the summer-time offset.
+        #expect(expiry("20300701", "America/New_York") == julyFirst + 5 * hour)
+        #expect(expiry("20300701", "Europe/Berlin") == julyFirst - hour)
+        #expect(expiry("20300101", "Australia/Lord_Howe") == newYear - 10 * hour - 1800)  // summer there, 30-minute DST
+        #expect(expiry("20260814120000", "America/New_York") == 1_786_726_800)  // the line; DST would give 1786723200
         let halfPastNoon: Int64 = newYear + 12 * hour + 1800
         #expect(expiry("203001011230") == halfPastNoon)
         #expect(expiry("20300101123045Z") == halfPastNoon + 45)

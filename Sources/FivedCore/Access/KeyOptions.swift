@@ -95,17 +95,20 @@ public struct KeyOptions: Sendable, Equatable {
     }
 
     /// Parses sshd's `expiry-time` format `YYYYMMDD[HHMM[SS]]`, optionally
-    /// followed by `Z` or `UTC` for UTC, else in `timeZone`. Returns seconds since
-    /// the epoch, or nil when malformed, not a real date, or not after 1970.
+    /// followed by `Z` or `UTC` for UTC, else in `timeZone`'s *standard* time, as
+    /// sshd computes it (misc.c `parse_absolute_time`: `mktime` of a `struct tm`
+    /// zeroed, so `tm_isdst = 0`): under `TZ=America/New_York`, `20260814120000`
+    /// is 12:00 EST (17:00 UTC) even in summer. Returns seconds since the epoch,
+    /// or nil when malformed, not a real date, or not after 1970.
     public static func parseExpiryTime(_ raw: some StringProtocol, timeZone: TimeZone) -> Int64? {
         var bytes = Array(raw.utf8)
-        var zone = timeZone
+        var isUTC = false
         if bytes.count > 1, let last = bytes.last, last | 0x20 == UInt8(ascii: "z") {
             bytes.removeLast()
-            zone = TimeZone(identifier: "UTC")!
+            isUTC = true
         } else if bytes.count > 3, String(decoding: bytes.suffix(3), as: UTF8.self).uppercased() == "UTC" {
             bytes.removeLast(3)
-            zone = TimeZone(identifier: "UTC")!
+            isUTC = true
         }
         guard [8, 12, 14].contains(bytes.count), bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         func number(_ start: Int, _ length: Int) -> Int {
@@ -116,8 +119,11 @@ public struct KeyOptions: Sendable, Equatable {
         let minute = bytes.count >= 12 ? number(10, 2) : 0
         let second = bytes.count == 14 ? number(12, 2) : 0
         guard month >= 1, month <= 12, day >= 1, hour <= 23, minute <= 59, second <= 59 else { return nil }
+        // The wall-clock reading as if it were UTC, then shifted by the zone's
+        // standard offset (its offset without daylight saving) at that moment.
+        let utc = TimeZone(identifier: "UTC")!
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
+        calendar.timeZone = utc
         var components = DateComponents()
         components.year = year
         components.month = month
@@ -129,8 +135,13 @@ public struct KeyOptions: Sendable, Equatable {
         components.hour = hour
         components.minute = minute
         components.second = second
-        guard let date = calendar.date(from: components) else { return nil }
-        let seconds = date.timeIntervalSince1970
+        guard let wallClock = calendar.date(from: components) else { return nil }
+        var seconds = wallClock.timeIntervalSince1970
+        if !isUTC && timeZone != utc {
+            let instant = wallClock.addingTimeInterval(-Double(timeZone.secondsFromGMT(for: wallClock)))
+            let standardOffset = timeZone.secondsFromGMT(for: instant) - Int(timeZone.daylightSavingTimeOffset(for: instant))
+            seconds -= Double(standardOffset)
+        }
         guard seconds >= 1, seconds < 9.2e18 else { return nil }
         return Int64(seconds)
     }
