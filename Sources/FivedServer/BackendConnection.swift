@@ -39,6 +39,13 @@ final class BackendConnection {
         errors = nil
     }
 
+    /// Stops reading the service's stream (the client reads no more): an exec
+    /// program's next write to it fails with EPIPE; a socket service's writes
+    /// are left to its own flow control.
+    func shutdownOutput() {
+        if let stream { Syscall.shutdownRead(stream.rawValue) }
+    }
+
     /// Half-close toward the service: it reads EOF.
     func shutdownInput() {
         if let stream { Syscall.shutdownWrite(stream.rawValue) }

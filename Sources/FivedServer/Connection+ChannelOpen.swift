@@ -96,6 +96,10 @@ extension Connection {
         }
         switch open.type {
         case .session:
+            if sessionsEnded {
+                protocolViolation("a session open after no-more-sessions@openssh.com")
+                return
+            }
             guard takeKeyChannel() else {
                 message.refuse()
                 return
@@ -216,6 +220,13 @@ extension Connection {
             routeSessionRequest(message, on: channel, form: .subsystem, requested: name)
         case .shell:
             routeSessionRequest(message, on: channel, form: .shell, requested: nil)
+        case .unknown where request.wantsReply == false && channel.isSessionChannel && !channel.hasTerminal && peerIsOpenSSH:
+            // libssh keeps no name for requests it does not parse. Of what OpenSSH's
+            // client sends, only `eow@openssh.com` comes without want-reply (`break`
+            // needs a terminal: clientloop.c sends it from the escape menu, which
+            // exists only with a tty; env, window-change and auth-agent-req are
+            // parsed or answered by libssh). See docs/libssh.md.
+            channel.peerStoppedReading()
         default:
             channel.handleRequest(message, request)
         }

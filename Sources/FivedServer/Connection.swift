@@ -39,6 +39,15 @@ final class Connection {
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
     /// direct-tcpip opens waiting for their backend before they are answered.
     var pendingOpens: [ObjectIdentifier: PendingOpen] = [:]
+    /// `no-more-sessions@openssh.com` arrived (OpenSSH PROTOCOL §2.2); session
+    /// opens are refused from the next drain of libssh's queue on (`sessionsEnded`).
+    private var noMoreSessionsRequested = false
+    /// Session opens now end the connection, as in sshd (serverloop.c
+    /// `server_request_session`: "Possible attack").
+    private(set) var sessionsEnded = false
+    /// The client is OpenSSH (or a fork keeping its name), whose only channel
+    /// request without want-reply and without a terminal is `eow@openssh.com`.
+    private(set) lazy var peerIsOpenSSH = session.peerBanner.hasPrefix("SSH-2.0-OpenSSH")
     private(set) var closing = false
     private(set) var closeReason = ConnectionEndReason.clientDisconnected
 
@@ -140,6 +149,15 @@ final class Connection {
         while !closing, let message = session.nextMessage() {
             handle(message)
         }
+        // libssh handled the request inside its packet pass, possibly after a
+        // session open that was queued in the same pass (OpenSSH sends both
+        // together): opens already queued are served, later ones are not.
+        if noMoreSessionsRequested { sessionsEnded = true }
+    }
+
+    /// The client sent `no-more-sessions@openssh.com` (seen in libssh's log).
+    func peerWantsNoMoreSessions() {
+        noMoreSessionsRequested = true
     }
 
     private func handle(_ message: SSHMessage) {

@@ -99,6 +99,7 @@ public final class Daemon: @unchecked Sendable {
         // generated key behind ("nothing started").
         do {
             bind = try SSHBind()
+            try bind.setIdentification(FivedVersion.sshIdentification)
             let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
             for key in keys { try bind.addHostKey(key) }
         } catch {

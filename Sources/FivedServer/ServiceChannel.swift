@@ -69,6 +69,10 @@ final class ServiceChannel: SSHChannelDelegate {
     /// The service closed its end entirely (EPOLLHUP).
     private var backendHungUp = false
     private var outboundEndReported = false
+    /// The client said it reads no more output (`eow@openssh.com`).
+    private var peerStoppedReadingOutput = false
+    /// A pseudo-terminal was granted for this channel (pty services).
+    private(set) var hasTerminal = false
     /// Client data left in libssh to be sent with more (see `coalesceBytes`).
     private(set) var holdsClientData = false
 
@@ -129,6 +133,7 @@ final class ServiceChannel: SSHChannelDelegate {
     func attach(_ backend: BackendConnection, preamble: [UInt8] = []) {
         self.backend = backend
         pendingBackend = nil
+        if peerStoppedReadingOutput { backend.shutdownOutput() }
         if let request = pendingRequest {
             output.reply(request, success: true)
             pendingRequest = nil
@@ -159,9 +164,11 @@ final class ServiceChannel: SSHChannelDelegate {
             output.reply(request, success: true)
             pendingRequest = nil
         }
-        outbound.prepend(Array(stdout.utf8))
+        if !peerStoppedReadingOutput {
+            outbound.prepend(Array(stdout.utf8))
+            if isSessionChannel { errors.prepend(Array(stderr.utf8)) }
+        }
         outbound.endSource()
-        if isSessionChannel { errors.prepend(Array(stderr.utf8)) }
         errors.endSource()
         errorsSink = output.extendedData
         outboundEndReported = true
@@ -234,6 +241,24 @@ final class ServiceChannel: SSHChannelDelegate {
         // Delivered to an exec service's process group; no reply is possible (libssh answers none).
         guard !finished, let process = backend?.process, let number = ExitReport.signalNumber(name) else { return }
         process.signalGroup(number)
+    }
+
+    /// `eow@openssh.com` (OpenSSH PROTOCOL §2.1): the client's own output closed
+    /// and it will discard anything more. As sshd does (nchan.c `chan_rcvd_eow`),
+    /// fived stops reading the service's output: it drops what it holds, shuts
+    /// the read side of the service's stream (an exec program's next write
+    /// fails with EPIPE, so `yes` ends by SIGPIPE) and closes its stderr; the
+    /// channel then ends as usual (EOF, exit status, CLOSE), and the client's
+    /// own input still reaches the service. No reply: the request asks none.
+    func peerStoppedReading() {
+        guard let actions = apply(.peerRequest), actions.contains(.reply), !peerStoppedReadingOutput else { return }
+        peerStoppedReadingOutput = true
+        for direction in [outbound, errors] {
+            direction.queue.clear()
+            direction.endSource()
+        }
+        backend?.shutdownOutput()
+        connection.worker.markDirty(self)
     }
 
     /// A channel request (other than exec/subsystem/shell, which the connection routes).

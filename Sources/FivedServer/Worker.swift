@@ -173,9 +173,12 @@ final class Worker: @unchecked Sendable {
             return
         }
         poller.add(wake.rawValue, events: PollEvents.readable, target: .wake)
-        // libssh's log is per thread: its warnings (and everything, at trace
-        // level) come here, attributed to the connection being served.
-        LibSSH.routeLog(verbosity: config.snapshot.logLevel == .trace ? 3 : 1, to: self)
+        // libssh's log is per thread: its warnings and protocol notes (and
+        // everything, at trace level) come here, attributed to the connection
+        // being served. Protocol level (2) is needed for the one way libssh tells
+        // of `no-more-sessions@openssh.com`; it logs a few lines per window
+        // adjust, not per packet.
+        LibSSH.routeLog(verbosity: config.snapshot.logLevel == .trace ? 3 : 2, to: self)
         var lastTick = MonotonicClock.now
         while true {
             let timeout: Int32 = dirty.isEmpty ? 1000 : 0
@@ -678,19 +681,29 @@ final class Worker: @unchecked Sendable {
 // MARK: libssh's log
 
 extension Worker: LibSSHLogSink {
-    /// libssh's own log lines on this thread. One of them means a request fived
-    /// never sees: a channel open with a maximum packet size of 0, which
-    /// Debian's libssh 0.10.6 drops without an answer (the client would wait
-    /// forever); that peer is disconnected like any other that breaks the protocol.
+    /// libssh's own log lines on this thread. Two of them mean a request fived
+    /// never sees as a message:
+    /// - a channel open with a maximum packet size of 0, which Debian's libssh
+    ///   0.10.6 drops without an answer (the client would wait forever): that peer
+    ///   is disconnected like any other that breaks the protocol;
+    /// - `no-more-sessions@openssh.com` (OpenSSH PROTOCOL §2.2), which libssh
+    ///   refuses as an unknown global request (messages.c:1590) and only logs:
+    ///   the connection refuses session opens from then on.
     func libssh(logged line: String, priority: Int32, function: String) {
         // libssh writes "function: text".
-        let text = line.hasPrefix(function + ": ") ? String(line.dropFirst(function.count + 2)) : line
-        if text.hasPrefix("Invalid maximum packet size"), let connection = serving {
-            connection.protocolViolation("\(text) (libssh drops the open unanswered)")
+        func text() -> Substring {
+            line.hasPrefix(function + ": ") ? line.dropFirst(function.count + 2) : Substring(line)
+        }
+        if priority == 2 && function == "ssh_packet_global_request" {
+            if text().hasPrefix("UNKNOWN SSH_MSG_GLOBAL_REQUEST no-more-sessions@openssh.com,"), let connection = serving {
+                connection.peerWantsNoMoreSessions()
+            }
+        } else if priority <= 1, text().hasPrefix("Invalid maximum packet size"), let connection = serving {
+            connection.protocolViolation("\(text()) (libssh drops the open unanswered)")
             return
         }
         logger.log(level: priority <= 1 ? .debug : .trace, "libssh", metadata: [
-            "client": "\(serving.map { "\($0.client)" } ?? "-")", "function": "\(function)", "text": "\(text)",
+            "client": "\(serving.map { "\($0.client)" } ?? "-")", "function": "\(function)", "text": "\(text())",
         ])
     }
 }

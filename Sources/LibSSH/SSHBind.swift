@@ -32,6 +32,18 @@ public final class SSHBind: @unchecked Sendable {
         ssh_bind_free(bind)
     }
 
+    /// Sets what follows `SSH-2.0-` in the server's identification line
+    /// (SSH_BIND_OPTIONS_BANNER; libssh prints `SSH-2.0-%s`, client.c
+    /// `ssh_send_banner`). At most 200 printable ASCII characters, no CR or LF.
+    public func setIdentification(_ text: String) throws(LibSSHError) {
+        guard !text.isEmpty, text.utf8.count <= 200, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+            throw LibSSHError(.option, "an SSH identification must be 1 to 200 printable ASCII characters")
+        }
+        guard ssh_bind_options_set(bind, SSH_BIND_OPTIONS_BANNER, text) == SSH_OK else {
+            throw LibSSHError(.option, "could not set the SSH identification: \(lastError(UnsafeMutableRawPointer(bind)))")
+        }
+    }
+
     /// Adds a host key; libssh keeps its own copy.
     public func addHostKey(_ key: SSHKey) throws(LibSSHError) {
         let copy = try key.duplicate()

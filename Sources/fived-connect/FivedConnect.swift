@@ -23,7 +23,8 @@ struct FivedConnect: ParsableCommand {
         discussion: """
             Flags mean what they mean to ssh; ~/.ssh/config (or -F) applies. Exit status: 0 done, \
             1 service refused, 255 connection or authentication failure. See docs/fived-connect.md.
-            """
+            """,
+        version: "fived-connect \(FivedVersion.current)"
     )
 
     @Option(name: .customShort("p"), help: ArgumentHelp("Port of the fived host (default 1).", valueName: "PORT"))

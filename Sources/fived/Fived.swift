@@ -11,7 +11,8 @@ struct Fived: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fived",
         abstract: "The Layer Five Daemon: named services behind one SSH port.",
-        discussion: "Flags add to the config file; where both set one value, the flag wins. See docs/configuration.md."
+        discussion: "Flags add to the config file; where both set one value, the flag wins. See docs/configuration.md.",
+        version: "fived \(FivedVersion.current)"
     )
 
     @Option(name: .long, help: ArgumentHelp("TOML configuration file.", valueName: "FILE"))
