@@ -21,7 +21,7 @@ from paramiko.common import (
     cMSG_CHANNEL_REQUEST,
     cMSG_CHANNEL_WINDOW_ADJUST,
 )
-from paramiko.message import Message
+from channel_message import channel_message
 
 # paramiko clamps the maximum packet it asks for to 4096 and up; undo that.
 paramiko.transport.MIN_PACKET_SIZE = 0
@@ -41,18 +41,8 @@ def raw(transport, kind, channel, *fields):
     (it may, as soon as the previous message broke the protocol), does nothing."""
     if not transport.is_active():
         return
-    m = Message()
-    m.add_byte(kind)
-    m.add_int(channel.remote_chanid)
-    for f in fields:
-        if isinstance(f, bool):
-            m.add_boolean(f)
-        elif isinstance(f, int):
-            m.add_int(f)
-        else:
-            m.add_string(f)
     try:
-        transport._send_user_message(m)
+        transport._send_user_message(channel_message(kind, channel, *fields))
     except (EOFError, OSError, paramiko.SSHException):
         pass
 

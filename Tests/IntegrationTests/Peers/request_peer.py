@@ -26,6 +26,8 @@ from paramiko.common import (
 )
 from paramiko.message import Message
 
+from channel_message import channel_message
+
 CHANNEL_MESSAGES = range(91, 101)  # WINDOW_ADJUST .. FAILURE (RFC 4250 §4.1.2)
 
 
@@ -78,31 +80,13 @@ def connect(port, key_path, user, version):
 
 
 def request(transport, channel, name, want_reply, *fields):
-    m = Message()
-    m.add_byte(cMSG_CHANNEL_REQUEST)
-    m.add_int(channel.remote_chanid)
-    m.add_string(name)
-    m.add_boolean(want_reply)
-    for f in fields:
-        if isinstance(f, bool):
-            m.add_boolean(f)
-        elif isinstance(f, int):
-            m.add_int(f)
-        else:
-            m.add_string(f)
-    transport._send_user_message(m)
+    transport._send_user_message(channel_message(cMSG_CHANNEL_REQUEST, channel, name, want_reply, *fields))
 
 
 def exec_channel(transport, command):
     """A session channel running `command` (an exec request paramiko waits on)."""
     ch = transport.open_session(timeout=10)
-    m = Message()
-    m.add_byte(cMSG_CHANNEL_REQUEST)
-    m.add_int(ch.remote_chanid)
-    m.add_string("exec")
-    m.add_boolean(True)
-    m.add_string(command)
-    transport._send_user_message(m)
+    request(transport, ch, "exec", True, command)
     return ch
 
 
