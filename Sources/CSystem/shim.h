@@ -19,11 +19,15 @@
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 extern int pipe2(int fds[2], int flags);
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *fa, int from);
 extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa, const char *path);
+extern int posix_openpt(int flags);
+extern int grantpt(int fd);
+extern int unlockpt(int fd);
 
 // glibc's value of POSIX_SPAWN_SETSID (spawn.h, defined only under __USE_GNU).
 #define FIVED_POSIX_SPAWN_SETSID 0x80
@@ -98,6 +102,43 @@ static inline int fived_spawn_addchdir(posix_spawn_file_actions_t *fa, const cha
 // Default signals, empty mask, and (new_session) a session of the child's own.
 static inline short fived_spawn_flags(int new_session) {
     return POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (new_session ? FIVED_POSIX_SPAWN_SETSID : 0);
+}
+
+// A new pseudo-terminal master (posix_openpt, close-on-exec, not a controlling
+// terminal of fived), its slave unlocked for opening; -1 with errno on failure.
+static inline int fived_open_pty_master(void) {
+    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (grantpt(fd) < 0 || unlockpt(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+// The number N of a master's slave, /dev/pts/N (ioctl TIOCGPTN); -1 on error.
+static inline int fived_pty_number(int master) {
+    unsigned int n = 0;
+    return ioctl(master, TIOCGPTN, &n) < 0 ? -1 : (int)n;
+}
+
+// Sets a terminal's window size (ioctl TIOCSWINSZ); the kernel signals SIGWINCH
+// to the terminal's foreground process group when it changes.
+static inline int fived_set_window_size(int fd, unsigned short rows, unsigned short columns,
+                                        unsigned short width_pixels, unsigned short height_pixels) {
+    struct winsize size;
+    size.ws_row = rows;
+    size.ws_col = columns;
+    size.ws_xpixel = width_pixels;
+    size.ws_ypixel = height_pixels;
+    return ioctl(fd, TIOCSWINSZ, &size);
+}
+
+// Adds "open `path` as descriptor `fd`" to a spawn's file actions.
+static inline int fived_spawn_addopen(posix_spawn_file_actions_t *fa, int fd, const char *path, int flags) {
+    return posix_spawn_file_actions_addopen(fa, fd, path, flags, 0);
 }
 
 #endif

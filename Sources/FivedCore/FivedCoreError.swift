@@ -32,6 +32,8 @@ public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case authorizedPrincipalsMalformed
         /// A `revoked_keys` file that is neither a KRL (PROTOCOL.krl) nor a list of keys.
         case revokedKeysMalformed
+        /// A `pty-req`'s encoded terminal modes that do not parse (RFC 4254 §8).
+        case terminalModesMalformed
     }
 
     public let code: Code

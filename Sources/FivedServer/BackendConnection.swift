@@ -21,11 +21,15 @@ final class BackendConnection {
     /// The stderr pipe as a relay source, for exec backends.
     let errorsEnd: DescriptorEnd?
 
-    init(stream: Descriptor, errors: Descriptor? = nil, process: ServiceProcess? = nil) {
+    /// The stream is a pseudo-terminal's master (a `pty = true` exec service).
+    let isTerminal: Bool
+
+    init(stream: Descriptor, errors: Descriptor? = nil, process: ServiceProcess? = nil, isTerminal: Bool = false) {
         self.stream = stream
         self.errors = errors
         self.process = process
-        self.streamEnd = DescriptorEnd(fd: stream.rawValue, isSocket: true)
+        self.isTerminal = isTerminal
+        self.streamEnd = DescriptorEnd(fd: stream.rawValue, isSocket: !isTerminal)
         self.errorsEnd = errors.map { DescriptorEnd(fd: $0.rawValue, isSocket: false) }
     }
 
@@ -43,12 +47,14 @@ final class BackendConnection {
     /// program's next write to it fails with EPIPE; a socket service's writes
     /// are left to its own flow control.
     func shutdownOutput() {
-        if let stream { Syscall.shutdownRead(stream.rawValue) }
+        if let stream, !isTerminal { Syscall.shutdownRead(stream.rawValue) }
     }
 
-    /// Half-close toward the service: it reads EOF.
+    /// Half-close toward the service: it reads EOF. A terminal has no half-close:
+    /// the program keeps its terminal, as under sshd, and ends on its own (or
+    /// when the channel closes).
     func shutdownInput() {
-        if let stream { Syscall.shutdownWrite(stream.rawValue) }
+        if let stream, !isTerminal { Syscall.shutdownWrite(stream.rawValue) }
     }
 }
 
@@ -86,7 +92,16 @@ final class ServiceProcess {
     /// Signals the process group (the child leads its own session, see `BackendConnector.spawn`).
     func signalGroup(_ sig: Int32) {
         guard !reaped else { return }
-        _ = kill(-pid, sig)
+        _ = Glibc.kill(-pid, sig)
+    }
+
+    /// Kills the child and reaps it at once (it was never handed to a channel).
+    func kill() {
+        _ = Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        reaped = true
+        closePidFD()
     }
 
     func closePidFD() {
@@ -228,7 +243,10 @@ enum BackendConnector {
         case pending(PendingBackend)
     }
 
-    static func start(_ backend: Backend, environment: [String], timeoutMilliseconds: Int64) throws(BackendFailure) -> Start {
+    /// Opens `backend`; `terminal` applies to exec backends only (see `spawn`).
+    static func start(_ backend: Backend, environment: [String], timeoutMilliseconds: Int64, terminal: TerminalRequest? = nil)
+        throws(BackendFailure) -> Start
+    {
         switch backend {
         case .tcp(let host, let port):
             let addresses: [SocketAddress]
@@ -249,7 +267,7 @@ enum BackendConnector {
         case .unix(let path):
             return .ready(try connectUnix(path: path))
         case .exec(let argv):
-            return .ready(try spawn(argv: argv, environment: environment))
+            return .ready(try spawn(argv: argv, environment: environment, terminal: terminal))
         }
     }
 
@@ -279,8 +297,13 @@ enum BackendConnector {
     /// Starts an exec backend as inetd does: stdin and stdout are one end of a
     /// socketpair, stderr a pipe, a new session (so the whole group can be signalled),
     /// default signal dispositions, cwd "/", exactly `environment`, and no other descriptor.
-    static func spawn(argv: [String], environment: [String]) throws(BackendFailure) -> BackendConnection {
+    /// With `terminal` (a `pty = true` service whose client was granted a pty),
+    /// stdin, stdout and stderr are instead the slave of a new pseudo-terminal
+    /// with the client's modes and size, which becomes the child's controlling
+    /// terminal, and `TERM` is the client's.
+    static func spawn(argv: [String], environment: [String], terminal: TerminalRequest? = nil) throws(BackendFailure) -> BackendConnection {
         guard let program = argv.first else { throw BackendFailure(.spawn, "exec: empty command") }
+        if let terminal { return try spawnOnTerminal(program: program, argv: argv, environment: environment, terminal: terminal) }
         let pair: (Descriptor, Descriptor)
         let errPipe: (read: Descriptor, write: Descriptor)
         do {
@@ -293,13 +316,64 @@ enum BackendConnector {
             pair.1.close()
             errPipe.write.close()
         }
+        let process = try start(program: program, argv: argv, environment: environment) { actions in
+            posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 0)
+            posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 1)
+            posix_spawn_file_actions_adddup2(&actions, errPipe.write.rawValue, 2)
+        }
+        do {
+            try Syscall.setNonBlocking(pair.0.rawValue)
+            try Syscall.setNonBlocking(errPipe.read.rawValue)
+        } catch {
+            process.kill()
+            throw BackendFailure(.spawn, "exec \(program): \(error)")
+        }
+        return BackendConnection(stream: pair.0, errors: errPipe.read, process: process)
+    }
 
+    /// The `terminal` form of `spawn`: the child, leading a new session, opens
+    /// the slave by path as descriptor 0 (its first terminal, so its controlling
+    /// one) and duplicates it to 1 and 2; glibc's posix_spawn runs `setsid`
+    /// before the file actions (spawni.c).
+    private static func spawnOnTerminal(program: String, argv: [String], environment: [String], terminal: TerminalRequest)
+        throws(BackendFailure) -> BackendConnection
+    {
+        let pty: PseudoTerminal
+        do {
+            pty = try PseudoTerminal()
+            try pty.updateAttributes { terminal.modes.apply(to: &$0) }
+            let size = terminal.clampedSize
+            try pty.setWindowSize(rows: size.rows, columns: size.columns, widthPixels: size.widthPixels, heightPixels: size.heightPixels)
+        } catch {
+            throw BackendFailure(.spawn, "exec \(program): pseudo-terminal: \(error)")
+        }
+        defer { pty.closeSlave() }
+        var environment = environment
+        if !terminal.term.isEmpty { environment.append("TERM=\(terminal.term)") }
+        let process: ServiceProcess
+        do {
+            process = try start(program: program, argv: argv, environment: environment) { actions in
+                _ = fived_spawn_addopen(&actions, 0, pty.slavePath, O_RDWR)
+                posix_spawn_file_actions_adddup2(&actions, 0, 1)
+                posix_spawn_file_actions_adddup2(&actions, 0, 2)
+            }
+        } catch {
+            pty.master.close()
+            throw error
+        }
+        return BackendConnection(stream: pty.master, process: process, isTerminal: true)
+    }
+
+    /// posix_spawn with the file actions `setUp` adds, then: every descriptor
+    /// from 3 up closed, cwd "/", a new session, default signals; and a pidfd
+    /// for the child (without one its exit could not be noticed, so it is killed).
+    private static func start(
+        program: String, argv: [String], environment: [String], _ setUp: (inout posix_spawn_file_actions_t) -> Void
+    ) throws(BackendFailure) -> ServiceProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 0)
-        posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe.write.rawValue, 2)
+        setUp(&actions)
         _ = fived_spawn_addclosefrom(&actions, 3)
         _ = fived_spawn_addchdir(&actions, "/")
 
@@ -317,20 +391,16 @@ enum BackendConnector {
         guard rc == 0 else {
             throw BackendFailure(.spawn, "exec \(program): \(errnoText(rc))")
         }
-        let pidFD: Descriptor
         do {
-            pidFD = Descriptor(try Syscall.retrying("pidfd_open") { fived_pidfd_open(pid) })
+            let pidFD = Descriptor(try Syscall.retrying("pidfd_open") { fived_pidfd_open(pid) })
             Syscall.setCloseOnExec(pidFD.rawValue)
-            try Syscall.setNonBlocking(pair.0.rawValue)
-            try Syscall.setNonBlocking(errPipe.read.rawValue)
+            return ServiceProcess(pid: pid, pidFD: pidFD)
         } catch {
-            // Without a pidfd the exit could not be noticed: do not leave it running.
-            _ = kill(pid, SIGKILL)
+            _ = Glibc.kill(pid, SIGKILL)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
             throw BackendFailure(.spawn, "exec \(program): \(error)")
         }
-        return BackendConnection(stream: pair.0, errors: errPipe.read, process: ServiceProcess(pid: pid, pidFD: pidFD))
     }
 }
 

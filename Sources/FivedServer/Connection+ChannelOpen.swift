@@ -258,7 +258,7 @@ extension Connection {
         case .open(let name):
             channel.name(form: form, service: name.value)
             do {
-                let (start, preamble) = try startBackend(name, caller: caller, config: config, channelID: channel.id)
+                let (start, preamble) = try startBackend(name, caller: caller, config: config, channelID: channel.id, terminal: channel.terminal)
                 switch start {
                 case .ready(let backend):
                     channel.attach(backend, preamble: preamble)
@@ -287,6 +287,16 @@ extension Connection {
         }
     }
 
+    /// Whether a pty-req may be granted to this connection's caller: some
+    /// `pty = true` service is one its exec requests would open.
+    func grantsTerminal() -> Bool {
+        guard let caller else { return false }
+        let config = worker.config.snapshot
+        let terminals = config.sortedServices.filter(\.pty).map(\.name)
+        guard !terminals.isEmpty else { return false }
+        return AccessPolicy.grantsTerminal(caller: caller, terminalServices: terminals, services: lookup(config), statusAllow: config.statusAllow)
+    }
+
     // MARK: Services
 
     /// Configured services first, then published names (which carry no allow list:
@@ -308,14 +318,15 @@ extension Connection {
 
     /// Starts the backend of a configured or published service; returns how it
     /// began and the bytes to send before the caller's (a PROXY v2 header).
-    private func startBackend(_ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64)
+    /// `terminal` is the pty granted to a session channel, used only by a `pty = true` service.
+    private func startBackend(_ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64, terminal: TerminalRequest? = nil)
         throws(BackendFailure) -> (BackendConnector.Start, [UInt8])
     {
         let handOff = handOff(service: name, caller: caller, channelID: channelID)
         if let service = config.services[name] {
             let start = try BackendConnector.start(
                 service.backend, environment: handOff.environment,
-                timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service))
+                timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service), terminal: service.pty ? terminal : nil)
             var preamble: [UInt8] = []
             if service.proxyProtocol, !service.backend.isExec {
                 preamble = proxyHeader(handOff)

@@ -71,8 +71,10 @@ final class ServiceChannel: SSHChannelDelegate {
     private var outboundEndReported = false
     /// The client said it reads no more output (`eow@openssh.com`).
     private var peerStoppedReadingOutput = false
-    /// A pseudo-terminal was granted for this channel (pty services).
-    private(set) var hasTerminal = false
+    /// The terminal granted to this channel by `pty-req` (then resized by
+    /// `window-change`); used if the channel names a `pty = true` service.
+    private(set) var terminal: TerminalRequest?
+    var hasTerminal: Bool { terminal != nil }
     /// Client data left in libssh to be sent with more (see `coalesceBytes`).
     private(set) var holdsClientData = false
 
@@ -264,8 +266,55 @@ final class ServiceChannel: SSHChannelDelegate {
     /// A channel request (other than exec/subsystem/shell, which the connection routes).
     func handleRequest(_ message: SSHMessage, _ request: SSHMessage.ChannelRequest) {
         guard let actions = apply(.peerRequest), actions.contains(.reply) else { return }
-        // pty, env, x11 and unknown requests are declined; the channel stays usable.
-        output.reply(message, success: false)
+        switch request.type {
+        case .pty(let asked):
+            output.reply(message, success: grantTerminal(asked))
+        case .windowChange(let columns, let rows, let widthPixels, let heightPixels):
+            output.reply(message, success: resizeTerminal(columns: columns, rows: rows, widthPixels: widthPixels, heightPixels: heightPixels))
+        default:
+            // env, x11 and unknown requests are declined; the channel stays usable.
+            output.reply(message, success: false)
+        }
+    }
+
+    /// pty-req (RFC 4254 §6.2): granted once, on a session channel that has not
+    /// named its service yet, when the caller may open a `pty = true` service
+    /// (`AccessPolicy.grantsTerminal`) and the modes parse.
+    private func grantTerminal(_ asked: SSHMessage.PseudoTerminal) -> Bool {
+        guard isSessionChannel, terminal == nil, machine.phase == .awaitingRequest, form == nil,
+            connection.grantsTerminal()
+        else { return false }
+        let modes: TerminalModes
+        do {
+            modes = try TerminalModes(encoded: asked.modes)
+        } catch {
+            connection.logger.info("pty request declined", metadata: connection.channelMetadata(self).merging(["reason": "\(error.message)"]) { $1 })
+            return false
+        }
+        terminal = TerminalRequest(
+            term: asked.term, columns: asked.columns, rows: asked.rows, widthPixels: asked.widthPixels,
+            heightPixels: asked.heightPixels, modes: modes)
+        return true
+    }
+
+    /// window-change (RFC 4254 §6.7): the new size goes to the running program's
+    /// terminal (its foreground group gets SIGWINCH), or is kept for the one to start.
+    private func resizeTerminal(columns: UInt32, rows: UInt32, widthPixels: UInt32, heightPixels: UInt32) -> Bool {
+        guard var terminal else { return false }
+        terminal.columns = columns
+        terminal.rows = rows
+        terminal.widthPixels = widthPixels
+        terminal.heightPixels = heightPixels
+        self.terminal = terminal
+        guard let backend, backend.isTerminal, let master = backend.stream else { return true }
+        let size = terminal.clampedSize
+        do {
+            try PseudoTerminal.setWindowSize(
+                of: master.rawValue, rows: size.rows, columns: size.columns, widthPixels: size.widthPixels, heightPixels: size.heightPixels)
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// What to do with an exec, subsystem or shell request.
@@ -301,6 +350,10 @@ final class ServiceChannel: SSHChannelDelegate {
 
     func processExitEvent(_ revents: UInt32) {
         if let status = backend?.process?.reap() {
+            // A terminal's master reads EIO only once every holder of the slave
+            // closed it; a program's background children may hold it for ever. As
+            // sshd does, what the terminal holds at the exit is sent, then its output ends.
+            if backend?.isTerminal == true { outbound.sourceReady = true }
             apply(.processExited(ExitReport(waitStatus: status)))
         }
         connection.worker.markDirty(self)
@@ -351,6 +404,11 @@ final class ServiceChannel: SSHChannelDelegate {
         {
             if let source = backendEnd {
                 again = outbound.pump(from: source, to: output.data, budget: Self.pumpBudget)
+                if let process = backend?.process, backend?.isTerminal == true, !process.isRunning,
+                    !outbound.sourceReady, !outbound.sourceEnded
+                {
+                    outbound.endSource()  // read to would-block after the program's exit: that was all
+                }
             } else {
                 outbound.flush(to: output.data)
             }

@@ -347,3 +347,46 @@ import Testing
                 == "the certificate has no permit-port-forwarding extension, which publishing needs")
     }
 }
+
+/// pty-req is granted before the channel names its service: only to keys whose
+/// options allow a terminal, and only when a `pty = true` service is one the
+/// caller's exec request would open.
+@Suite struct TerminalGrantTests {
+    static let byName = Dictionary(uniqueKeysWithValues: AccessPolicyTests.services.map { ($0.name, $0) })
+
+    static func grants(_ caller: Caller, _ terminals: [String]) -> Bool {
+        AccessPolicy.grantsTerminal(
+            caller: caller, terminalServices: terminals.map { ServiceName($0)! }, services: { byName[$0] },
+            statusAllow: AccessPolicyTests.statusAllow)
+    }
+
+    @Test(arguments: [
+        // options, terminal services, granted
+        ("", ["web"], true),
+        ("", [], false),
+        ("no-pty", ["web"], false),
+        ("restrict", ["web"], false),  // restrict also denies the open itself
+        ("restrict,port-forwarding", ["web"], false),  // still no pty
+        ("restrict,port-forwarding,pty", ["web"], true),
+        ("no-pty,pty", ["web"], true),  // the later option wins, as in sshd
+        ("", ["db"], true),  // alice@laptop is on db's allow list
+        ("", ["admin"], false),  // admin admits user:root only
+        ("", ["closed"], false),
+        ("permitopen=\"db:*\"", ["web"], false),
+        ("permitopen=\"db:*\"", ["web", "db"], true),
+        ("no-port-forwarding", ["web"], false),
+        ("command=\"web\"", ["web"], true),  // forced service is a terminal service
+        ("command=\"web\"", ["db"], false),  // forced elsewhere: a pty would never be used
+        ("restrict,pty,command=\"web\"", ["web"], true),  // a forced command passes restrict, as in sshd
+    ])
+    func grant(_ options: String, _ terminals: [String], _ granted: Bool) {
+        #expect(Self.grants(AccessPolicyTests.caller(options), terminals) == granted)
+    }
+
+    @Test func certificatesNeedPermitPty() {
+        var withoutPty = AccessPolicyCertificateTests.caller()
+        #expect(!Self.grants(withoutPty, ["web"]))
+        withoutPty.certificate!.restrictions.permitPTY = true
+        #expect(Self.grants(withoutPty, ["web"]))
+    }
+}

@@ -185,6 +185,23 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         #expect(defaults.clientAliveIntervalSeconds == 15 && defaults.clientAliveCountMax == 3)
     }
 
+    @Test func readsPty() throws {
+        let c = try ConfigurationLoader.parse(
+            toml: """
+                [services.repl]
+                exec = ["/usr/bin/python3"]
+                pty = true
+                [services.echo]
+                exec = ["/bin/cat"]
+                """, file: "f")
+        #expect(c.services[name("repl")]!.pty)
+        #expect(!c.services[name("echo")]!.pty)
+        let e = try #require(parseError("[services.web]\nconnect = \"127.0.0.1:80\"\npty = true\n"))
+        #expect(e.message == "fived.toml:3: services.web.pty: only an exec service runs on a terminal: remove 'pty' or use 'exec'")
+        let notBool = try #require(parseError("[services.repl]\nexec = [\"/bin/sh\"]\npty = \"yes\"\n"))
+        #expect(notBool.message.hasPrefix("fived.toml:3: services.repl.pty:"))
+    }
+
     @Test(arguments: [
         ("client_alive_interval_seconds = -1", "fived.toml:1: client_alive_interval_seconds: -1 is out of range: use 0 to 3600"),
         ("client_alive_count_max = 0", "fived.toml:1: client_alive_count_max: 0 is out of range: use 1 to 100"),

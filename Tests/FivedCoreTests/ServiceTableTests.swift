@@ -17,6 +17,7 @@ import Testing
             origin: "fived.toml")
         c.services[name("echo")] = ServiceConfig(
             name: name("echo"), backend: .exec(argv: ["/bin/cat"]), tcpmux: true, origin: "--service")
+        c.services[name("echo")]!.pty = true
         c.services[name("private")] = ServiceConfig(
             name: name("private"), backend: .unix(path: "/run/p.sock"), allow: [], origin: "fived.toml")
         return c
@@ -26,12 +27,12 @@ import Testing
         let text = ServiceTable.render(try sample())
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(Array(lines.prefix(6)) == [
-            "NAME     BACKEND             PROXY  TCPMUX  ALLOW",
-            "echo     exec:/bin/cat       no     yes     (any key)",
-            "help     (built-in)          no     no      (any key)",
-            "private  unix:/run/p.sock    no     no      (nobody)",
-            "status   (built-in)          no     no      user:root",
-            "web      tcp:127.0.0.1:8080  yes    no      alice@laptop, user:bob",
+            "NAME     BACKEND             PROXY  TCPMUX  PTY  ALLOW",
+            "echo     exec:/bin/cat       no     yes     yes  (any key)",
+            "help     (built-in)          no     no      no   (any key)",
+            "private  unix:/run/p.sock    no     no      no   (nobody)",
+            "status   (built-in)          no     no      no   user:root",
+            "web      tcp:127.0.0.1:8080  yes    no      no   alice@laptop, user:bob",
         ])
         #expect(text.hasSuffix("\n"))
         #expect(!lines.contains { $0.hasSuffix(" ") })
@@ -61,9 +62,9 @@ import Testing
         let text = ServiceTable.render(Configuration().withDefaults())
         #expect(text.hasPrefix(
             """
-            NAME    BACKEND     PROXY  TCPMUX  ALLOW
-            help    (built-in)  no     no      (any key)
-            status  (built-in)  no     no      (nobody)
+            NAME    BACKEND     PROXY  TCPMUX  PTY  ALLOW
+            help    (built-in)  no     no      no   (any key)
+            status  (built-in)  no     no      no   (nobody)
 
             """))
         #expect(text.contains("note: status has no allow list, so nobody may open it"))

@@ -112,6 +112,24 @@ public enum AccessPolicy {
         return visible.sorted()
     }
 
+    /// Whether a `pty-req` is granted on a session channel, which arrives before
+    /// the channel names its service: the key's options allow a terminal
+    /// (`no-pty`, and `restrict` without a later `pty`, deny it, as in sshd's
+    /// auth-options.c), a certificate carries the `permit-pty` extension, and
+    /// some service in `terminalServices` (those with `pty = true`) is one an
+    /// exec request of this caller would open (under `command=` or
+    /// `force-command`, the forced service must be one of them).
+    public static func grantsTerminal(
+        caller: Caller, terminalServices: [ServiceName], services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+    ) -> Bool {
+        guard caller.key.options.pty else { return false }
+        if let certificate = caller.certificate, !certificate.restrictions.permitPTY { return false }
+        return terminalServices.contains { name in
+            decide(caller: caller, form: .exec, requested: name.value, requestedPort: nil, services: services, statusAllow: statusAllow)
+                == .open(name)
+        }
+    }
+
     /// Decides a request to publish `name` (a `tcpip-forward` bind address):
     /// the key's port forwarding must be on (and, for a certificate, its
     /// `permit-port-forwarding` extension present) and one of its `permitlisten` hosts

@@ -21,7 +21,7 @@ struct ConfigFileParser {
         "authorized_keys_command_user", "host_certificates",
     ]
     /// Keys of a `[services.NAME]` table.
-    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds"]
+    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds", "pty"]
     /// Keys of the `[services.status]` table: only who may see the built-in table.
     static let statusKeys = ["allow"]
 
@@ -192,6 +192,12 @@ struct ConfigFileParser {
         if let value = table["proxy_protocol"] { service.proxyProtocol = try bool(value, at: path + ["proxy_protocol"]) }
         if let value = table["tcpmux"] { service.tcpmux = try bool(value, at: path + ["tcpmux"]) }
         if let value = table["allow"] { service.allow = try allowRules(value, at: path + ["allow"]) }
+        if let value = table["pty"] {
+            service.pty = try bool(value, at: path + ["pty"])
+            if service.pty, !backend.isExec {
+                throw error(.configInvalidValue, path + ["pty"], "only an exec service runs on a terminal: remove 'pty' or use 'exec'")
+            }
+        }
         if let value = table["connect_timeout_seconds"] {
             service.connectTimeoutSeconds = try int(value, at: path + ["connect_timeout_seconds"], in: Limits.range(ofKey: "connect_timeout_seconds")!)
         }

@@ -13,6 +13,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var allow: [AllowRule]?
     /// `tcpmux`: also offer the service on the plain, unauthenticated TCPMUX listeners. Default false.
     public var tcpmux: Bool
+    /// `pty` (exec services only): grant a client's `pty-req` and run the program
+    /// on a pseudo-terminal (RFC 4254 §6.2), for REPLs, consoles and TUIs. Default false.
+    public var pty = false
     /// `connect_timeout_seconds`: this backend's connect timeout; nil uses
     /// `[limits]`'s. From 1 to 300.
     public var connectTimeoutSeconds: Int?

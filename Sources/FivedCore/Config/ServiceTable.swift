@@ -5,8 +5,8 @@ public enum ServiceTable {
     /// Renders `configuration` as text ending in a newline.
     public static func render(_ configuration: Configuration) -> String {
         var rows: [(name: ServiceName, cells: [String])] = [
-            (.help, ["help", "(built-in)", "no", "no", "(any key)"]),
-            (.status, ["status", "(built-in)", "no", "no", allowCell(configuration.statusAllow)]),
+            (.help, ["help", "(built-in)", "no", "no", "no", "(any key)"]),
+            (.status, ["status", "(built-in)", "no", "no", "no", allowCell(configuration.statusAllow)]),
         ]
         for service in configuration.sortedServices {
             rows.append(
@@ -14,13 +14,13 @@ public enum ServiceTable {
                     service.name,
                     [
                         service.name.value, service.backend.description, yesNo(service.proxyProtocol),
-                        yesNo(service.tcpmux), service.allow.map(allowCell) ?? "(any key)",
+                        yesNo(service.tcpmux), yesNo(service.pty), service.allow.map(allowCell) ?? "(any key)",
                     ]
                 ))
         }
         rows.sort { $0.name < $1.name }
 
-        var lines = aligned([["NAME", "BACKEND", "PROXY", "TCPMUX", "ALLOW"]] + rows.map(\.cells))
+        var lines = aligned([["NAME", "BACKEND", "PROXY", "TCPMUX", "PTY", "ALLOW"]] + rows.map(\.cells))
         lines.append("")
         lines.append("listen: " + list(configuration.listen.map(\.description)))
         lines.append("tcpmux: " + list(configuration.tcpmux.map(\.description)))
