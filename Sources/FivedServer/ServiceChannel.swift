@@ -181,7 +181,10 @@ final class ServiceChannel: SSHChannelDelegate {
     // MARK: SSHChannelDelegate (inside libssh's dispatch: record, do not re-enter)
 
     func channel(_ channel: SSHChannel, received data: UnsafeRawBufferPointer, isStderr: Bool) -> Int {
-        guard let actions = apply(.peerData) else { return 0 }
+        // A connection being dropped (a protocol violation, perhaps by this very
+        // packet) delivers nothing more: libssh hands over its whole buffer, and
+        // bytes held back from before the violation are mixed with those after it.
+        guard !connection.closing, let actions = apply(.peerData) else { return 0 }
         switch actions.first {
         case .deliver?:
             if isStderr { return data.count }  // extended data from a client has no meaning here
@@ -249,7 +252,9 @@ final class ServiceChannel: SSHChannelDelegate {
     /// and it will discard anything more. As sshd does (nchan.c `chan_rcvd_eow`),
     /// fived stops reading the service's output: it drops what it holds, shuts
     /// the read side of the service's stream (an exec program's next write
-    /// fails with EPIPE, so `yes` ends by SIGPIPE) and closes its stderr; the
+    /// fails with EPIPE, so `yes` ends: by SIGPIPE, or, for a write that was
+    /// already waiting on a full socket, which Linux fails without the signal,
+    /// with its own error exit) and closes its stderr; the
     /// channel then ends as usual (EOF, exit status, CLOSE), and the client's
     /// own input still reaches the service. No reply: the request asks none.
     func peerStoppedReading() {
@@ -364,7 +369,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Moves what can be moved, sends EOF/exit/close when due. Returns true when
     /// the channel wants to run again without a new event (a budget ran out).
     func pump() -> Bool {
-        guard !finished else { return false }
+        guard !finished, !connection.closing else { return false }
         if !channel.isOpen && !machine.peerSentClose {
             abort(.channelGone)
             return false

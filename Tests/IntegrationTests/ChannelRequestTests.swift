@@ -43,12 +43,15 @@ struct ChannelRequestTests {
         }
     }
 
-    @Test("eow@openssh.com: the service's output stops, the program ends by SIGPIPE, the channel closes")
+    @Test("eow@openssh.com: the service's output stops, the program ends on EPIPE, the channel closes")
     func endOfWriting() async throws {
         let environment = try await TestEnvironment.make()
         try await environment.withFived(FivedOptions(services: Self.services)) { fived in
             let (result, afterClose) = try await run(fived, "eow")
-            #expect(result == "closed exit-signal", "\(result)")
+            // yes dies of SIGPIPE, or (a write already blocked on the full socketpair
+            // when fived shut its read side gets EPIPE without the signal on Linux)
+            // exits 1 with "Broken pipe": either way it ends and the channel closes.
+            #expect(result == "closed exit-signal" || result == "closed exit-status", "\(result)")
             #expect(afterClose == 0)
             #expect(await eventually(timeout: .seconds(10)) { fived.descendants().isEmpty }, "yes still runs: \(fived.descendants())")
         }
@@ -68,7 +71,9 @@ struct ChannelRequestTests {
             let elapsed = ContinuousClock.now - started
             #expect(!result.timedOut, "ssh kept swallowing yes's output: \(result)")
             #expect(result.stdoutText == "y\ny\ny", "\(result)")
-            #expect(elapsed < .seconds(5), "took \(elapsed)")
+            // sshd answers within a second; before eow, this never ended. The bound leaves
+            // room for a loaded 2-core test machine starting ssh.
+            #expect(elapsed < .seconds(15), "took \(elapsed)")
             let closed = await fived.waitForLog { $0.message == "channel closed" && $0["service"] == "yes" }
             #expect(closed != nil, "\(fived.logText)")
             #expect(await eventually(timeout: .seconds(10)) { fived.descendants().isEmpty }, "yes still runs: \(fived.descendants())")
