@@ -1,5 +1,6 @@
 import FivedCore
 import LibSSH
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,43 +28,110 @@ extension Connection {
             close(reason: .tooManyAuthenticationFailures)
             return
         }
-        guard state != .wrong, let bytes = message.authenticationKeyBlob, let blob = PublicKeyBlob(bytes: bytes) else {
+        guard let bytes = message.authenticationKeyBlob else {
+            failed(message)
+            return
+        }
+        guard state != .wrong else {
+            // libssh checked the signature against the presented key (for a
+            // certificate, the certified key) and it did not verify.
+            let shown = PublicKeyBlob(bytes: bytes)?.fingerprint
+                ?? (try? OpenSSHCertificate(bytes: bytes))?.key.fingerprint ?? "-"
+            refuse(message, user: request.user, fingerprint: shown, reason: "the signature does not verify with the presented key")
+            return
+        }
+        if OpenSSHCertificate.isCertificate(blob: bytes) {
+            authenticateCertificate(message, user: request.user, bytes: bytes, signed: state == .verified)
+            return
+        }
+        guard let blob = PublicKeyBlob(bytes: bytes) else {
             failed(message)
             return
         }
         let config = worker.config.snapshot
+        if let revocation = worker.certificateTrust.revocation(of: blob, in: config.revokedKeys) {
+            refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(revocation)")
+            return
+        }
         let candidates = worker.authorizedKeys.keys(for: request.user, patterns: config.authorizedKeys)
         let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
-            let limit = config.limits.maxConnectionsPerKey
-            guard state == .verified ? takeKeyConnection(blob.fingerprint) : worker.keyUsage.takeConnection(blob.fingerprint, limit: limit) else {
-                logger.info("authentication refused", metadata: [
-                    "user": "\(request.user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
-                    "reason": "max_connections_per_key (\(limit)) reached",
-                ])
-                failed(message)
-                return
-            }
-            guard state == .verified else {
-                worker.keyUsage.releaseConnection(blob.fingerprint)  // a probe only asks; the count is taken when it signs
-                message.acceptPublicKeyProbe()  // "this key would do"
-                return
-            }
-            caller = Caller(user: request.user, key: entry, address: client.address, port: client.port)
-            message.acceptAuthentication()
-            releaseStartupSlot()
-            logger.info("authenticated", metadata: [
-                "user": "\(request.user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
-                "comment": "\(entry.comment)", "key_file": "\(entry.file):\(entry.line)",
-            ])
+            admit(message, user: request.user, key: entry, certificate: nil, signed: state == .verified)
         case .notListed, .refused:
-            logger.info("authentication failed", metadata: [
-                "user": "\(request.user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
-                "reason": "\(result)",
+            refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(result)")
+        }
+    }
+
+    /// A user certificate (`*-cert-v01@openssh.com`): libssh verified the
+    /// session signature with the certified key and looked at nothing else
+    /// (docs/libssh.md); `CertificateCheck` does what sshd does with the rest.
+    private func authenticateCertificate(_ message: SSHMessage, user: String, bytes: [UInt8], signed: Bool) {
+        let certificate: OpenSSHCertificate
+        do {
+            certificate = try OpenSSHCertificate(bytes: bytes)
+        } catch {
+            refuse(message, user: user, fingerprint: "-", reason: error.message)
+            return
+        }
+        let config = worker.config.snapshot
+        let trust = worker.certificateTrust
+        let request = CertificateCheck.Request(
+            certificate: certificate, user: user, clientAddress: client.address, now: Int64(time(nil)),
+            authorizedKeys: worker.authorizedKeys.keys(for: user, patterns: config.authorizedKeys),
+            trustedCAKeys: trust.trustedCAKeys(config.trustedUserCAKeys),
+            authorizedPrincipals: trust.principals(
+                pattern: config.trustedUserCAKeys.isEmpty ? nil : config.authorizedPrincipalsFile, user: user,
+                home: AuthorizedKeysStore.home(of: user)),
+            revokedKeys: trust.revokedKeys(config.revokedKeys))
+        switch CertificateCheck.check(request) {
+        case .accepted(let acceptance):
+            admit(message, user: user, key: acceptance.key, certificate: acceptance.identity, signed: signed)
+        case .refused(let refusal):
+            refuse(message, user: user, fingerprint: certificate.key.fingerprint, reason: "certificate \(certificate.keyID.isEmpty ? "" : "'\(ServiceName.printable(certificate.keyID))' ")refused: \(refusal)")
+        }
+    }
+
+    /// A key (plain, or the key a certificate certifies) that may log in: a probe
+    /// is told "this key would do"; a signed request logs the caller in, counted
+    /// against `max_connections_per_key`.
+    private func admit(_ message: SSHMessage, user: String, key: AuthorizedKey, certificate: CertificateIdentity?, signed: Bool) {
+        let fingerprint = key.blob.fingerprint
+        let limit = worker.config.snapshot.limits.maxConnectionsPerKey
+        guard signed ? takeKeyConnection(fingerprint) : worker.keyUsage.takeConnection(fingerprint, limit: limit) else {
+            logger.info("authentication refused", metadata: [
+                "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)",
+                "reason": "max_connections_per_key (\(limit)) reached",
             ])
             failed(message)
+            return
         }
+        guard signed else {
+            worker.keyUsage.releaseConnection(fingerprint)  // a probe only asks; the count is taken when it signs
+            message.acceptPublicKeyProbe()  // "this key would do"
+            return
+        }
+        caller = Caller(user: user, key: key, address: client.address, port: client.port, certificate: certificate)
+        message.acceptAuthentication()
+        releaseStartupSlot()
+        var metadata: Logger.Metadata = [
+            "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)",
+            "comment": "\(key.comment)", "key_file": "\(key.file):\(key.line)",
+        ]
+        if let certificate {
+            metadata["key_id"] = "\(certificate.keyID)"
+            metadata["serial"] = "\(certificate.serial)"
+            metadata["principal"] = "\(certificate.principal)"
+            metadata["ca"] = "\(certificate.caFingerprint)"
+        }
+        logger.info("authenticated", metadata: metadata)
+    }
+
+    private func refuse(_ message: SSHMessage, user: String, fingerprint: String, reason: String) {
+        logger.info("authentication failed", metadata: [
+            "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)", "reason": "\(reason)",
+        ])
+        failed(message)
     }
 
     private func failed(_ message: SSHMessage) {

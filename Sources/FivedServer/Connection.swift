@@ -238,8 +238,10 @@ final class Connection {
         worker.channelFinished(channel)
     }
 
+    /// What every log line about a channel carries; with a certificate, its key
+    /// ID and serial too, so the line names the person, not only the key.
     func channelMetadata(_ channel: ServiceChannel) -> Logger.Metadata {
-        [
+        var metadata: Logger.Metadata = [
             "user": "\(caller?.user ?? "-")",
             "fingerprint": "\(caller?.key.blob.fingerprint ?? "-")",
             "client": "\(client)",
@@ -247,6 +249,11 @@ final class Connection {
             "form": "\(channel.formLabel)",
             "channel": "\(channel.id)",
         ]
+        if let certificate = caller?.certificate {
+            metadata["key_id"] = "\(certificate.keyID)"
+            metadata["serial"] = "\(certificate.serial)"
+        }
+        return metadata
     }
 
     /// What the service learns about this connection's caller.

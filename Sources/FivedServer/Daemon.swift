@@ -112,11 +112,12 @@ public final class Daemon: @unchecked Sendable {
             throw StartupError(.signals, "cannot create the signal pipe: \(error)")
         }
         let authorizedKeys = AuthorizedKeysStore(logger: logger)
+        let certificateTrust = CertificateTrust(logger: logger)
         let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
         for i in 0..<count {
             do {
                 let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
-                                        publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
+                                        certificateTrust: certificateTrust, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
                                         peers: peers)
                 try worker.start()
                 workers.append(worker)

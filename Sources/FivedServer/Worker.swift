@@ -52,6 +52,7 @@ final class Worker: @unchecked Sendable {
     let config: ConfigStore
     let startups: StartupLimiter
     let authorizedKeys: AuthorizedKeysStore
+    let certificateTrust: CertificateTrust
     let publications: Publications
     let keyUsage: KeyUsage
     let tcpmuxSources: StartupLimiter
@@ -86,7 +87,7 @@ final class Worker: @unchecked Sendable {
     let peers: WorkerDirectory
 
     init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
-         publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
+         certificateTrust: CertificateTrust, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
          peers: WorkerDirectory) throws(SystemError) {
         self.index = index
         self.publications = publications
@@ -95,6 +96,7 @@ final class Worker: @unchecked Sendable {
         self.config = config
         self.startups = startups
         self.authorizedKeys = authorizedKeys
+        self.certificateTrust = certificateTrust
         self.logger = logger
         self.peers = peers
         self.nextConnectionID = UInt64(index) << 40
