@@ -1,5 +1,6 @@
 import FivedCore
 import LibSSH
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,8 +33,8 @@ extension Connection {
             return
         }
         let config = worker.config.snapshot
-        let candidates = worker.authorizedKeys.keys(for: request.user, patterns: config.authorizedKeys)
-        let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
+        let lookup = worker.authorizedKeys.lookup(for: request.user, patterns: config.authorizedKeys)
+        let result = KeyMatcher.match(presented: blob, candidates: lookup.keys, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
             let limit = config.limits.maxConnectionsPerKey
@@ -58,10 +59,16 @@ extension Connection {
                 "comment": "\(entry.comment)", "key_file": "\(entry.file):\(entry.line)",
             ])
         case .notListed, .refused:
-            logger.info("authentication failed", metadata: [
+            // What was tried and why it failed, so the log alone says what to fix.
+            var metadata: Logger.Metadata = [
                 "user": "\(request.user)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
-                "reason": "\(result)",
-            ])
+                "reason": "\(lookup.read.isEmpty && result == .notListed ? "no authorized_keys file could be read" : "\(result)")",
+                "files": "\(lookup.read.joined(separator: ", "))",
+            ]
+            if !lookup.missing.isEmpty { metadata["missing"] = "\(lookup.missing.joined(separator: ", "))" }
+            if !lookup.unsafe.isEmpty { metadata["unsafe"] = "\(lookup.unsafe.joined(separator: ", "))" }
+            if !lookup.unreadable.isEmpty { metadata["unreadable"] = "\(lookup.unreadable.joined(separator: ", "))" }
+            logger.info("authentication failed", metadata: metadata)
             failed(message)
         }
     }

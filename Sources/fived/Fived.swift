@@ -60,7 +60,7 @@ struct Fived: ParsableCommand {
         }
         if check {
             do {
-                let notes = try Daemon.check(configuration)
+                let notes = try Daemon.check(configuration) + AuthorizedKeysCheck.notes(patterns: configuration.authorizedKeys)
                 print(ServiceTable.render(configuration), terminator: "")
                 for note in notes { print(note) }
             } catch {
@@ -69,7 +69,8 @@ struct Fived: ParsableCommand {
             return
         }
         let level = Logger.Level(fived: configuration.logLevel)
-        LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level) }
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "fived")
         let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in
             // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
