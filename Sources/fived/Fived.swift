@@ -92,6 +92,11 @@ struct Fived: ParsableCommand {
 
     /// ArgumentParser's own errors (unknown flag, missing value) as one line and exit 1.
     static func main() {
+        // A statically linked Swift runtime reads the arguments from /proc/self/cmdline:
+        // without /proc (a bare chroot) it sees none, and would start with the defaults.
+        guard !CommandLine.arguments.isEmpty else {
+            fail("cannot read the command line: /proc/self/cmdline is unreadable (is /proc mounted?)")
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
