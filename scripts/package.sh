@@ -56,7 +56,9 @@ install_packages package.sh "${missing[@]}"
 
 echo "package.sh: swift build -c release --static-swift-stdlib (minutes on two cores)..." >&2
 # -z now: lintian's hardening-no-bindnow (full RELRO); the flag only changes the link.
+started=$SECONDS
 swift build --scratch-path "$scratch" -c release --static-swift-stdlib -Xlinker -z -Xlinker now >&2
+echo "package.sh: took swift build $((SECONDS - started)) s" >&2
 bin=$(swift build --scratch-path "$scratch" -c release --static-swift-stdlib --show-bin-path)
 
 # --- the binaries may need only Debian's shared libraries -----------------------------
@@ -125,12 +127,16 @@ epoch=$(date -d "$(sed -n 's/^ -- .*>  //p' packaging/deb/changelog | head -1)" 
 find "$stage" -exec touch -h -d "@$epoch" {} +
 mkdir -p "$out"
 deb=$out/fived_${version}_amd64.deb
+started=$SECONDS
 SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
+echo "package.sh: took dpkg-deb $((SECONDS - started)) s" >&2
 
 if [[ ${FIVED_LINTIAN:-1} != 0 ]]; then
     echo "package.sh: lintian $deb" >&2
     # Errors fail the build; warnings and notes are shown. See docs/install.md for the ones that remain.
+    started=$SECONDS
     lintian --fail-on error --display-info "$deb" >&2 || die "lintian reports errors"
+    echo "package.sh: took lintian $((SECONDS - started)) s" >&2
 fi
 echo "package.sh: Depends: $depends" >&2
 echo "$deb"

@@ -26,6 +26,14 @@ struct PackageTests {
     func buildInstallPurge() async throws {
         let directory = try TestDirectory()
         let scratch = directory.path
+        var lap = ContinuousClock.now
+        var laps: [String] = []
+        func took(_ step: String) {
+            let now = ContinuousClock.now
+            laps.append("\(step) \((now - lap).components.seconds) s")
+            lap = now
+        }
+        defer { print("PackageTests: " + laps.joined(separator: ", ")) }
 
         // 1. Build the package (lintian runs inside package.sh and must find no error).
         let built = try await runProcess(
@@ -36,6 +44,8 @@ struct PackageTests {
                 "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
             ]),
             scratch: scratch, timeout: .seconds(1500))
+        took("package.sh")
+        laps += built.stderr.split(separator: "\n").filter { $0.hasPrefix("package.sh: took ") }.map { "(\($0.dropFirst("package.sh: took ".count)))" }
         #expect(built.exitStatus == 0, "\(built)")
         let deb = try #require(built.stdoutText.split(separator: "\n").last.map(String.init), "\(built)")
         #expect(deb.hasSuffix("_amd64.deb") && deb.contains("/fived_"), "\(built)")
@@ -54,6 +64,7 @@ struct PackageTests {
             try #require(debootstrap),
             ["--variant=minbase", "--include=" + dependencies.joined(separator: ","), mirror.suite, root, mirror.uri],
             environment: Tools.environment(home: scratch), scratch: scratch, timeout: .seconds(600))
+        took("debootstrap")
         try #require(strapped.exitStatus == 0, "debootstrap \(mirror.suite) \(mirror.uri): \(strapped)")
         let before = try Chroot.snapshot(root)
         let passwdBefore = try String(contentsOfFile: "\(root)/etc/passwd", encoding: .utf8)
@@ -65,6 +76,7 @@ struct PackageTests {
         let installed = try await Chroot.run(root, "cd /tmp && apt-get install -y ./\(name)", scratch: scratch)
         try #require(installed.exitStatus == 0, "\(installed)")
         try FileManager.default.removeItem(atPath: "\(root)/tmp/\(name)")
+        took("apt-get install")
 
         // fived --check passes on the packaged configuration.
         let checked = try await Chroot.run(root, "/usr/sbin/fived --config /etc/fived/fived.toml --check", scratch: scratch)
@@ -116,6 +128,7 @@ struct PackageTests {
         #expect(purged.exitStatus == 0, "\(purged)")
         let status = try await Chroot.run(root, "dpkg-query -W -f='${db:Status-Status}' fived", scratch: scratch)
         #expect(status.stdoutText == "not-installed" || status.exitStatus != 0, "\(status)")
+        took("checks, remove, purge")
         let after = try Chroot.snapshot(root)
         #expect(after.subtracting(before).sorted() == [], "left behind by purge")
         #expect(before.subtracting(after).sorted() == [], "removed by install and purge")
