@@ -11,6 +11,7 @@
 #   keys/authorized_keys    made anew each run from ~/.ssh/*.pub and `ssh-add -L`
 #   keys/demo_ed25519       made only when you have neither
 #   keys/known_hosts        what the printed ssh commands record the host key in
+#   keys/ssh_config         made anew each run: Host fived-demo, for `ssh -F keys/ssh_config fived-demo ...`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -69,6 +70,33 @@ sort -u "$authorized" >keys/authorized_keys
 chmod 600 keys/authorized_keys
 echo "demo: authorized $(wc -l <keys/authorized_keys) key(s): ~/.ssh/*.pub ($own_keys), ssh-agent ($agent_keys)$( ((use_demo_key)) && echo ', keys/demo_ed25519')" >&2
 
+# fived reads authorized_keys only where nobody else could have written it (as sshd's
+# StrictModes): no directory above it writable by group or others, unless sticky.
+dir=$root/keys
+while :; do
+    read -r mode owner < <(stat -L -c '%a %u' "$dir")
+    if (( (8#$mode & 8#022) && !(8#$mode & 8#1000) )) || [[ $owner != 0 && $owner != $(id -u) ]]; then
+        echo "demo: fived will not read keys/authorized_keys: $dir is writable by group or others, or not yours (mode $mode, owner uid $owner), as sshd's StrictModes; run  chmod go-w $dir" >&2
+        exit 1
+    fi
+    [[ $dir == / ]] && break
+    dir=$(dirname "$dir")
+done
+
+# A Host entry for the printed commands: ssh -F keys/ssh_config fived-demo ...
+{
+    echo "# Made by scripts/demo.sh on each run: ssh -F keys/ssh_config fived-demo help"
+    echo "Host fived-demo"
+    echo "    HostName 127.0.0.1"
+    echo "    Port $port"
+    if ((use_demo_key)); then
+        echo "    IdentityFile $root/keys/demo_ed25519"
+        echo "    IdentitiesOnly yes"
+    fi
+    echo "    UserKnownHostsFile $root/keys/known_hosts"
+    echo "    StrictHostKeyChecking accept-new"
+} >keys/ssh_config
+
 # --- the backends ------------------------------------------------------------------
 pids=()
 cleanup() {
@@ -93,21 +121,21 @@ for pid in "${pids[@]}"; do
 done
 
 # --- how to try it -----------------------------------------------------------------
-ssh_cmd="ssh -p $port -o UserKnownHostsFile=keys/known_hosts -o StrictHostKeyChecking=accept-new"
-if ((use_demo_key)); then ssh_cmd+=" -i keys/demo_ed25519 -o IdentitiesOnly=yes"; fi
+S="ssh -F keys/ssh_config"
 cat >&2 <<TRY
 
 fived is listening on 127.0.0.1:$port. In another terminal, in $root:
 
-  $ssh_cmd 127.0.0.1 help                  # the services your key may open
-  $ssh_cmd 127.0.0.1 whoami                # what a service learns about you
-  $ssh_cmd -W time:1 127.0.0.1             # a loopback TCP service, no port to remember
-  echo hello | $ssh_cmd -W upper:1 127.0.0.1   # a Unix-socket service
-  $ssh_cmd -s 127.0.0.1 echo               # type, then Ctrl-D
-  head -c 10M /dev/urandom | tee /tmp/r | $ssh_cmd -W sha256:1 127.0.0.1; sha256sum /tmp/r
-  $ssh_cmd -N -L 8080:echo:1 127.0.0.1 &   # then: socat - TCP:127.0.0.1:8080
-  $ssh_cmd 127.0.0.1                       # no service named: the help list, exit 1
+  $S fived-demo help                  # the services your key may open
+  $S fived-demo whoami                # what a service learns about you
+  $S -W time:1 fived-demo             # a loopback TCP service, no port to remember
+  echo hello | $S -W upper:1 fived-demo   # a Unix-socket service
+  $S -s fived-demo echo               # type, then Ctrl-D
+  head -c 10M /dev/urandom | tee /tmp/r | $S -W sha256:1 fived-demo; sha256sum /tmp/r
+  $S -N -L 8080:echo:1 fived-demo &   # then: socat - TCP:127.0.0.1:8080
+  $S fived-demo                       # no service named: the help list, exit 1
 
+(keys/ssh_config has the Host entry: port $port, keys/known_hosts$( ((use_demo_key)) && echo ', keys/demo_ed25519').)
 Ctrl-C here stops fived and the backends.
 
 TRY

@@ -6,7 +6,8 @@
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
 # ssh-agent, ssh-add: the integration tests' client), socat; for the recipe and systemd
 # tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
-# (systemd-analyze), groff-base (the man page check). Quiet when all is there.
+# (systemd-analyze), groff-base (the man page check); for the package test, dpkg-dev,
+# binutils, lintian and debootstrap. Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -36,6 +37,11 @@ command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
 [[ -x /usr/bin/groff ]] || optional+=(groff-base)
 # Raw SSH peers (PeerParameterTests) speak through paramiko, with Debian's python3.
 /usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || optional+=(python3-paramiko)
+# PackageTests: scripts/package.sh (dpkg-dev, binutils, lintian) and a debootstrap chroot.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || optional+=(dpkg-dev)
+command -v readelf >/dev/null 2>&1 || optional+=(binutils)
+command -v lintian >/dev/null 2>&1 || optional+=(lintian)
+command -v debootstrap >/dev/null 2>&1 || optional+=(debootstrap)
 if ((${#optional[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         missing+=("${optional[@]}")

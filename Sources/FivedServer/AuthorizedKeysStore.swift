@@ -6,10 +6,32 @@ import Synchronization
 import Glibc
 #endif
 
+/// What reading the authorized_keys files for one authentication found: the keys,
+/// and, for the log line of a failed attempt, which files were read and which not.
+struct AuthorizedKeysLookup: Sendable {
+    /// Every key line of the files read, in order.
+    var keys: [AuthorizedKey] = []
+    /// The files read (patterns expanded, relative paths taken from the home).
+    var read: [String] = []
+    /// Files that do not exist, and patterns that could not be expanded for this
+    /// user (`%h` or a relative path for a user with no home), each with why.
+    var missing: [String] = []
+    /// Files not read because they or a directory above them could be changed by
+    /// someone else (sshd's StrictModes): `PATH (why)`.
+    var unsafe: [String] = []
+    /// Files not read for another reason (not a regular file, no permission, too large): `PATH (why)`.
+    var unreadable: [String] = []
+}
+
 /// Reads authorized_keys files for an authentication attempt. SPEC: the files are
 /// read on every authentication so an edit takes effect at once; this keeps the
 /// parsed form keyed by (device, inode, size, mtime) and re-parses whenever any of
 /// them changes, which is the same thing without re-parsing unchanged files.
+///
+/// Like sshd with StrictModes (its default), a file is not read when it, or a
+/// directory above it, is writable by group or others, or is owned by anyone but
+/// root, the user logging in or the user fived runs as. Unlike sshd, a directory
+/// with the sticky bit (/tmp) is accepted: nobody else can replace what is in it.
 final class AuthorizedKeysStore: Sendable {
     /// Files larger than this are refused whole (sshd reads line by line; a
     /// multi-megabyte authorized_keys file is a mistake or an attack).
@@ -31,23 +53,91 @@ final class AuthorizedKeysStore: Sendable {
 
     /// All keys authorized for `user` by the configured file patterns.
     func keys(for user: String, patterns: [String]) -> [AuthorizedKey] {
-        let home = Self.home(of: user)
-        var all: [AuthorizedKey] = []
-        for pattern in patterns {
-            guard var path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else { continue }
-            if !path.hasPrefix("/") {
-                // As sshd's AuthorizedKeysFile: a relative path is taken from the user's home.
-                guard let home else { continue }
-                path = home + "/" + path
-            }
-            all += keys(atPath: path)
-        }
-        return all
+        lookup(for: user, patterns: patterns).keys
     }
 
-    private func keys(atPath path: String) -> [AuthorizedKey] {
+    /// The keys authorized for `user` by the configured file patterns, with an
+    /// account of which files were read, missing, unsafe or unreadable.
+    func lookup(for user: String, patterns: [String]) -> AuthorizedKeysLookup {
+        let account = PasswordEntry(named: user)
+        var owners: Set<uid_t> = [0, geteuid()]
+        if let account { owners.insert(account.uid) }
+        var found = AuthorizedKeysLookup()
+        for pattern in patterns {
+            guard let path = Self.resolve(pattern, user: user, home: account?.home) else {
+                found.missing.append("\(pattern) (\(Self.displayUser(user)) has no home directory)")
+                continue
+            }
+            if found.read.contains(path) { continue }
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                if errno == ENOENT || errno == ENOTDIR {
+                    found.missing.append(path)
+                } else {
+                    found.unreadable.append("\(path) (\(String(cString: strerror(errno))))")
+                }
+                continue
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                found.unreadable.append("\(path) (not a regular file)")
+                continue
+            }
+            if let problem = Self.strictModesProblem(path: path, owners: owners, home: account?.home) {
+                found.unsafe.append("\(path) (\(problem))")
+                continue
+            }
+            guard let keys = keys(atPath: path, st) else {
+                found.unreadable.append("\(path) (\(st.st_size > Self.maximumFileSize ? "larger than 4 MiB" : "cannot be read"))")
+                continue
+            }
+            found.read.append(path)
+            found.keys += keys
+        }
+        return found
+    }
+
+    /// `pattern` with `%u`, `%h` and `%%` expanded and a relative path taken from
+    /// `home`, as sshd's AuthorizedKeysFile; nil when it needs a home there is none of.
+    static func resolve(_ pattern: String, user: String, home: String?) -> String? {
+        guard let path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else { return nil }
+        if path.hasPrefix("/") { return path }
+        guard let home, !home.isEmpty else { return nil }
+        return home.hasSuffix("/") ? home + path : home + "/" + path
+    }
+
+    /// Why sshd's StrictModes would refuse the regular file at `path`, or nil when
+    /// it is safe: the file and each directory above it (up to the user's home when
+    /// it is inside it, else up to /) must belong to one of `owners` and not be
+    /// writable by group or others; a sticky directory may be writable.
+    static func strictModesProblem(path: String, owners: Set<uid_t>, home: String?) -> String? {
+        guard let real = realpath(path, nil) else { return nil }  // stat just succeeded; a race is not a problem of modes
+        let resolved = String(cString: real)
+        free(real)
         var st = stat()
-        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return [] }
+        guard stat(resolved, &st) == 0 else { return nil }
+        if !owners.contains(st.st_uid) { return "owned by \(ownerName(st.st_uid)), not root or the user" }
+        if st.st_mode & 0o022 != 0 { return "file is writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))" }
+        let homeDirectory = home.flatMap { h -> String? in
+            guard let r = realpath(h, nil) else { return nil }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        var directory = resolved
+        while let slash = directory.lastIndex(of: "/") {
+            directory = slash == directory.startIndex ? "/" : String(directory[..<slash])
+            guard stat(directory, &st) == 0 else { return nil }
+            if !owners.contains(st.st_uid) { return "directory \(directory) is owned by \(ownerName(st.st_uid)), not root or the user" }
+            if st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0 {
+                return "directory \(directory) is writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+            }
+            if directory == "/" || directory == homeDirectory { break }
+        }
+        return nil
+    }
+
+    /// The keys of the regular file at `path` (whose stat is `st`), from the cache
+    /// when it has not changed; nil when it is too large or cannot be read.
+    private func keys(atPath path: String, _ st: stat) -> [AuthorizedKey]? {
         let stamp = Stamp(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
                           mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp {
@@ -55,9 +145,9 @@ final class AuthorizedKeysStore: Sendable {
         }
         guard st.st_size <= Self.maximumFileSize else {
             logger.warning("authorized_keys file too large, ignored", metadata: ["file": "\(path)", "size": "\(st.st_size)"])
-            return []
+            return nil
         }
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
         let text = String(decoding: data, as: UTF8.self)
         let parsed = AuthorizedKeysParser.parseFile(text, path: path)
         for problem in parsed.problems {
@@ -69,11 +159,92 @@ final class AuthorizedKeysStore: Sendable {
 
     /// The user's home directory from the password database, for `%h`.
     static func home(of user: String) -> String? {
+        PasswordEntry(named: user)?.home
+    }
+
+    /// A user name as the log shows it inside a value: control characters escaped.
+    private static func displayUser(_ user: String) -> String { DisplayText.escaped(user) }
+
+    /// The name of `uid`, or `uid N` when it has none.
+    static func ownerName(_ uid: uid_t) -> String {
         var pwd = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
-        let rc = getpwnam_r(user, &pwd, &buffer, buffer.count, &result)
-        guard rc == 0, result != nil, let dir = pwd.pw_dir else { return nil }
-        return String(cString: dir)
+        guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil, let name = pwd.pw_name else { return "uid \(uid)" }
+        return String(cString: name)
+    }
+}
+
+/// A password database entry: the home and uid of a user name.
+struct PasswordEntry {
+    var uid: uid_t
+    var home: String?
+
+    init?(named user: String) {
+        guard !user.isEmpty, !user.utf8.contains(0) else { return nil }
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(user, &pwd, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        uid = pwd.pw_uid
+        home = pwd.pw_dir.map { String(cString: $0) }
+    }
+
+    init?(uid: uid_t) {
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        self.uid = uid
+        home = pwd.pw_dir.map { String(cString: $0) }
+    }
+}
+
+/// The notes `fived --check` prints about the authorized_keys patterns: a file
+/// that does not exist, a relative path (taken from each user's home, so it is
+/// checked for the user running the check), or a file fived would not read.
+/// Patterns with `%u` or `%h` depend on who logs in and are not looked at.
+public enum AuthorizedKeysCheck {
+    /// One `note: ...` line per problem found, in pattern order.
+    public static func notes(patterns: [String]) -> [String] {
+        let me = PasswordEntry(uid: geteuid())
+        let myName = AuthorizedKeysStore.ownerName(geteuid())
+        var notes: [String] = []
+        for pattern in patterns where !hasUserToken(pattern) {
+            let shown = DisplayText.escaped(pattern)
+            guard let path = AuthorizedKeysStore.resolve(pattern, user: myName, home: me?.home) else {
+                notes.append("note: authorized_keys \(shown) is a relative path, taken from each user's home directory, and \(myName) has none")
+                continue
+            }
+            let relative = !pattern.hasPrefix("/")
+            let what = relative
+                ? "authorized_keys \(shown) is a relative path, taken from each user's home directory (as sshd's AuthorizedKeysFile): for \(myName) that is \(DisplayText.escaped(path)),"
+                : "authorized_keys \(shown)"
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                let why = errno == ENOENT || errno == ENOTDIR ? "does not exist" : "cannot be read: \(String(cString: strerror(errno)))"
+                notes.append("note: \(what) \(why)\(relative ? "; give an absolute path if that is not what you meant" : "")")
+                continue
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                notes.append("note: \(what) is not a regular file")
+                continue
+            }
+            if let problem = AuthorizedKeysStore.strictModesProblem(path: path, owners: [0, geteuid()], home: relative ? me?.home : nil) {
+                notes.append("note: \(what) will not be read: \(problem) (as sshd's StrictModes)")
+            }
+        }
+        return notes
+    }
+
+    /// True when `pattern` has a `%u` or `%h` token (not `%%u`).
+    static func hasUserToken(_ pattern: String) -> Bool {
+        var iterator = pattern.unicodeScalars.makeIterator()
+        while let c = iterator.next() {
+            guard c == "%" else { continue }
+            let next = iterator.next()
+            if next == "u" || next == "h" { return true }
+        }
+        return false
     }
 }

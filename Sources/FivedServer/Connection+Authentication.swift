@@ -53,13 +53,14 @@ extension Connection {
             refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(revocation)")
             return
         }
-        let candidates = worker.authorizedKeys.keys(for: request.user, patterns: config.authorizedKeys)
-        let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
+        let lookup = worker.authorizedKeys.lookup(for: request.user, patterns: config.authorizedKeys)
+        let result = KeyMatcher.match(presented: blob, candidates: lookup.keys, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
             admit(message, user: request.user, key: entry, certificate: nil, signed: state == .verified)
         case .notListed, .refused:
-            refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(result)")
+            let reason = lookup.read.isEmpty && result == .notListed ? "no authorized_keys file could be read" : "\(result)"
+            refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: reason, lookup: lookup)
         }
     }
 
@@ -127,10 +128,20 @@ extension Connection {
         logger.info("authenticated", metadata: metadata)
     }
 
-    private func refuse(_ message: SSHMessage, user: String, fingerprint: String, reason: String) {
-        logger.info("authentication failed", metadata: [
+    /// Logs a failed attempt (what was tried and why it failed, with the files
+    /// read, missing, unsafe or unreadable when `lookup` is given, so the log
+    /// alone says what to fix) and answers it.
+    private func refuse(_ message: SSHMessage, user: String, fingerprint: String, reason: String, lookup: AuthorizedKeysLookup? = nil) {
+        var metadata: Logger.Metadata = [
             "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)", "reason": "\(reason)",
-        ])
+        ]
+        if let lookup {
+            metadata["files"] = "\(lookup.read.joined(separator: ", "))"
+            if !lookup.missing.isEmpty { metadata["missing"] = "\(lookup.missing.joined(separator: ", "))" }
+            if !lookup.unsafe.isEmpty { metadata["unsafe"] = "\(lookup.unsafe.joined(separator: ", "))" }
+            if !lookup.unreadable.isEmpty { metadata["unreadable"] = "\(lookup.unreadable.joined(separator: ", "))" }
+        }
+        logger.info("authentication failed", metadata: metadata)
         failed(message)
     }
 

@@ -1,15 +1,21 @@
+import FivedCore
 import Foundation
 import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// swift-log handler that writes one line per event on stderr:
-/// `TIMESTAMP LEVEL MESSAGE key=value ...`. Values with spaces, quotes or control
-/// characters are quoted and escaped, so a hostile user name cannot forge a line.
+/// swift-log handler that writes one line per event on stderr, in the configured
+/// `log_format`:
+/// - text: `TIMESTAMP LEVEL MESSAGE key=value ...`. Values with spaces, quotes or
+///   control characters are quoted and escaped, so a hostile user name cannot forge a line.
+/// - json: `{"time":...,"level":...,"message":...,"KEY":"VALUE",...}`, every value a
+///   JSON string, keys in the same stable order as the text format.
 public struct FivedLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
+    /// text or json.
+    public let format: LogFormat
 
     /// Keys printed first, in this order; the rest follow sorted.
     static let preferredOrder = [
@@ -17,8 +23,9 @@ public struct FivedLogHandler: LogHandler {
         "bytes_in", "bytes_out", "duration_ms", "reason",
     ]
 
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, format: LogFormat = .text) {
         self.logLevel = level
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -29,15 +36,13 @@ public struct FivedLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = self.metadata
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        var line = Self.timestamp()
-        line += " "
-        line += event.level.rawValue
-        line += " "
-        line += Self.escapeMessage("\(event.message)")
         var keys = Self.preferredOrder.filter { all[$0] != nil }
         keys += all.keys.filter { !Self.preferredOrder.contains($0) }.sorted()
-        for key in keys {
-            line += " \(key)=\(Self.quote("\(all[key]!)"))"
+        let fields = keys.map { ($0, "\(all[$0]!)") }
+        var line: String
+        switch format {
+        case .text: line = Self.textLine(time: Self.timestamp(), level: event.level.rawValue, message: "\(event.message)", fields: fields)
+        case .json: line = Self.jsonLine(time: Self.timestamp(), level: event.level.rawValue, message: "\(event.message)", fields: fields)
         }
         line += "\n"
         // One write(2) per line keeps lines from different threads whole.
@@ -50,6 +55,52 @@ public struct FivedLogHandler: LogHandler {
                 offset += n
             }
         }
+    }
+
+    /// `TIMESTAMP LEVEL MESSAGE key=value ...`, without the newline.
+    static func textLine(time: String, level: String, message: String, fields: [(String, String)]) -> String {
+        var line = time
+        line += " "
+        line += level
+        line += " "
+        line += escapeMessage(message)
+        for (key, value) in fields {
+            line += " \(key)=\(quote(value))"
+        }
+        return line
+    }
+
+    /// The fields every JSON line starts with. A metadata key of one of these names
+    /// (none today) is written with a leading `_`, so an object never has a name twice.
+    static let jsonHead: Set<String> = ["time", "level", "message"]
+
+    /// `{"time":"...","level":"...","message":"...","KEY":"VALUE",...}`, without the newline.
+    static func jsonLine(time: String, level: String, message: String, fields: [(String, String)]) -> String {
+        var line = "{\"time\":" + jsonString(time)
+        line += ",\"level\":" + jsonString(level)
+        line += ",\"message\":" + jsonString(message)
+        for (key, value) in fields {
+            line += "," + jsonString(jsonHead.contains(key) ? "_" + key : key) + ":" + jsonString(value)
+        }
+        return line + "}"
+    }
+
+    /// Shared: JSONEncoder is thread-safe, and making one per line costs more than the line.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// `text` as a JSON string literal. Printable ASCII without `"` or `\` (nearly
+    /// every value: fingerprints, addresses, numbers) needs no escaping and is quoted
+    /// as it is; anything else goes through Foundation's JSONEncoder, which escapes
+    /// quotes, backslashes and control characters and keeps other text as UTF-8.
+    static func jsonString(_ text: String) -> String {
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        if plain { return "\"" + text + "\"" }
+        guard let data = try? encoder.encode(text) else { return "\"\"" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func timestamp() -> String {

@@ -61,7 +61,7 @@ struct Fived: ParsableCommand {
         }
         if check {
             do {
-                let notes = try Daemon.check(configuration)
+                let notes = try Daemon.check(configuration) + AuthorizedKeysCheck.notes(patterns: configuration.authorizedKeys)
                 print(ServiceTable.render(configuration), terminator: "")
                 for note in notes { print(note) }
             } catch {
@@ -70,7 +70,8 @@ struct Fived: ParsableCommand {
             return
         }
         let level = Logger.Level(fived: configuration.logLevel)
-        LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level) }
+        let format = configuration.logFormat
+        LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "fived")
         let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in
             // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
@@ -92,6 +93,11 @@ struct Fived: ParsableCommand {
 
     /// ArgumentParser's own errors (unknown flag, missing value) as one line and exit 1.
     static func main() {
+        // A statically linked Swift runtime reads the arguments from /proc/self/cmdline:
+        // without /proc (a bare chroot) it sees none, and would start with the defaults.
+        guard !CommandLine.arguments.isEmpty else {
+            fail("cannot read the command line: /proc/self/cmdline is unreadable (is /proc mounted?)")
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

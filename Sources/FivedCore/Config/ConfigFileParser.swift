@@ -15,7 +15,7 @@ struct ConfigFileParser {
 
     /// Top-level keys (SPEC.md, config file).
     static let topLevelKeys = [
-        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "client_alive_interval_seconds",
+        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "log_format", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
         "authorized_keys_command_user", "host_certificates",
@@ -108,6 +108,8 @@ struct ConfigFileParser {
                     raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
+            case "log_format":
+                config.logFormat = try LogFormat(parsing: string(value, at: path), context: context(path))
             case "client_alive_interval_seconds":
                 config.clientAliveIntervalSeconds = try int(value, at: path, in: Configuration.clientAliveIntervalRange)
             case "client_alive_count_max":

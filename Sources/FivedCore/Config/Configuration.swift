@@ -15,6 +15,10 @@ public struct Configuration: Sendable, Equatable {
     public var tcpmux: [ListenAddress]
     /// `log_level`, `--log-level`. Default info.
     public var logLevel: LogLevel
+    /// `log_format`: `text` (one `TIMESTAMP LEVEL MESSAGE key=value` line per
+    /// event) or `json` (one JSON object per line). Default text. Like the log
+    /// level, it takes effect at start, not on reload.
+    public var logFormat: LogFormat = .text
     /// `[limits]`.
     public var limits: Limits
     /// `[services.NAME]` and `--service NAME=BACKEND`, by name; never `help` or `status`.

@@ -2,8 +2,9 @@
 /// `--check` table: control characters escaped as `\xNN`. Unlike
 /// `ServiceName.printable` it keeps paths whole (up to `limit` scalars), since a
 /// cut program or socket path would send the reader looking for the wrong file.
-enum DisplayText {
-    static func escaped(_ raw: some StringProtocol, limit: Int = 1024) -> String {
+public enum DisplayText {
+    /// `raw` with control characters as `\xNN`, cut after `limit` scalars.
+    public static func escaped(_ raw: some StringProtocol, limit: Int = 1024) -> String {
         var out = ""
         var count = 0
         for scalar in raw.unicodeScalars {

@@ -23,3 +23,20 @@ public enum LogLevel: String, Sendable, CaseIterable {
         self = level
     }
 }
+
+/// How each log line is written (`log_format`).
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// `TIMESTAMP LEVEL MESSAGE key=value ...`: for people (the default).
+    case text
+    /// One JSON object per line, every field a string: for log shippers.
+    case json
+
+    /// Parses a format name in any case; the message names `context` and lists the accepted names.
+    public init(parsing raw: String, context: String) throws(FivedCoreError) {
+        guard let format = LogFormat(rawValue: raw.lowercased()) else {
+            let names = LogFormat.allCases.map(\.rawValue).joined(separator: ", ")
+            throw FivedCoreError(.configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' is not a log format: use one of \(names)")
+        }
+        self = format
+    }
+}

@@ -27,6 +27,7 @@ public enum ServiceTable {
         lines.append("host keys: " + list(configuration.hostKeys))
         lines.append("authorized_keys: " + list(configuration.authorizedKeys))
         lines.append("log level: " + configuration.logLevel.rawValue)
+        lines.append("log format: " + configuration.logFormat.rawValue)
         let limits = configuration.limits
         lines.append("limits: " + Limits.keys.map { "\($0)=\(limits[key: $0]!)" }.joined(separator: " "))
         lines.append(
