@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module layout (docs/architecture.md has the table and a code map):
 //   CLibSSH, CSystem  system-library targets: module maps and static inline C glue only.
+//   CSpawn            the spawner's fork-to-exec child code and SCM_RIGHTS messages, in C.
 //   FivedSystem       the one system layer: syscalls (errno read at once, EINTR
 //                     retried), owned descriptors, socket addresses, the monotonic
 //                     clock, the signal self-pipe, epoll.
@@ -38,6 +39,9 @@ let package = Package(
         // Linux calls Swift's Glibc module does not expose (pidfd_open, GNU
         // posix_spawn extensions, the packed epoll_event): static inline wrappers only.
         .systemLibrary(name: "CSystem"),
+        // The spawner's child side (fork, then only async-signal-safe calls until
+        // execve) and SCM_RIGHTS messages: plain C, since nothing after fork may run Swift.
+        .target(name: "CSpawn"),
         .target(
             name: "FivedSystem",
             dependencies: ["CSystem"]
@@ -62,7 +66,7 @@ let package = Package(
         .target(
             name: "FivedServer",
             dependencies: [
-                "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem",
+                "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem", "CSpawn",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -105,7 +109,9 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["FivedCore"]
+            dependencies: ["FivedCore"],
+            // The test peers are Python scripts the tests run.
+            exclude: ["Peers"]
         ),
     ]
 )

@@ -58,3 +58,18 @@ import Testing
         #expect(request.clampedSize.columns == 65535 && request.clampedSize.rows == 50 && request.clampedSize.widthPixels == 65535)
     }
 }
+
+@Suite struct AuthorizedKeysCommandTests {
+    @Test func expandsTokensPerArgument() {
+        let argv = AuthorizedKeysCommand.argv(
+            "/usr/local/bin/keys --user %u --home=%h %t %f %k 100%% %x", user: "alice", home: "/home/alice",
+            keyType: "ssh-ed25519", fingerprint: "SHA256:abc", keyBase64: "AAAA")
+        #expect(argv == ["/usr/local/bin/keys", "--user", "alice", "--home=/home/alice", "ssh-ed25519", "SHA256:abc", "AAAA", "100%", "%x"])
+    }
+
+    @Test func aUserNameCannotAddArguments() {
+        // The user name comes from the client: spaces in it stay inside one argument.
+        let argv = AuthorizedKeysCommand.argv("/bin/keys %u", user: "a b --evil", home: "/", keyType: "t", fingerprint: "f", keyBase64: "k")
+        #expect(argv == ["/bin/keys", "a b --evil"])
+    }
+}

@@ -18,10 +18,15 @@ struct ConfigFileParser {
         "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "log_format", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
-        "authorized_keys_command_user", "host_certificates",
+        "authorized_keys_command_user", "host_certificates", "daemon_user",
     ]
     /// Keys of a `[services.NAME]` table.
-    static let serviceKeys = ["connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds", "pty"]
+    static let serviceKeys = [
+        "connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds", "pty", "user", "group",
+        "working_directory", "umask", "instances", "per_source", "limits",
+    ]
+    /// Service keys that only an exec service takes.
+    static let execOnlyKeys = ["pty", "user", "group", "working_directory", "umask", "instances", "per_source", "limits"]
     /// Keys of the `[services.status]` table: only who may see the built-in table.
     static let statusKeys = ["allow"]
 
@@ -106,6 +111,9 @@ struct ConfigFileParser {
                 let raw = try string(value, at: path)
                 config.authorizedKeysCommandUser =
                     raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
+            case "daemon_user":
+                let raw = try string(value, at: path)
+                config.daemonUser = raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
             case "log_format":
@@ -194,10 +202,32 @@ struct ConfigFileParser {
         if let value = table["proxy_protocol"] { service.proxyProtocol = try bool(value, at: path + ["proxy_protocol"]) }
         if let value = table["tcpmux"] { service.tcpmux = try bool(value, at: path + ["tcpmux"]) }
         if let value = table["allow"] { service.allow = try allowRules(value, at: path + ["allow"]) }
-        if let value = table["pty"] {
-            service.pty = try bool(value, at: path + ["pty"])
-            if service.pty, !backend.isExec {
-                throw error(.configInvalidValue, path + ["pty"], "only an exec service runs on a terminal: remove 'pty' or use 'exec'")
+        if !backend.isExec, let key = Self.execOnlyKeys.first(where: { table[$0] != nil }) {
+            throw error(.configInvalidValue, path + [key], "only an exec service takes '\(key)': remove it or use 'exec'")
+        }
+        if let value = table["pty"] { service.pty = try bool(value, at: path + ["pty"]) }
+        if let value = table["user"] {
+            service.user = try ConfigurationLoader.checkedUserName(string(value, at: path + ["user"]), context: context(path + ["user"]))
+        }
+        if let value = table["group"] {
+            service.group = try ConfigurationLoader.checkedUserName(string(value, at: path + ["group"]), context: context(path + ["group"]))
+        }
+        if let value = table["working_directory"] {
+            let raw = try string(value, at: path + ["working_directory"])
+            guard raw.hasPrefix("/"), !raw.utf8.contains(0) else {
+                throw error(.configInvalidValue, path + ["working_directory"], "'\(DisplayText.escaped(raw))' is not an absolute path")
+            }
+            service.workingDirectory = raw
+        }
+        if let value = table["umask"] { service.umask = try umask(value, at: path + ["umask"]) }
+        if let value = table["instances"] { service.instances = try int(value, at: path + ["instances"], in: 1...65535) }
+        if let value = table["per_source"] { service.perSource = try int(value, at: path + ["per_source"], in: 1...65535) }
+        if let value = table["limits"] {
+            let limitsPath = path + ["limits"]
+            let limitsTable = try self.table(value, at: limitsPath)
+            try checkKeys(limitsTable, at: limitsPath, allowed: ProcessLimits.keys.map(\.key))
+            for (key, range) in ProcessLimits.keys {
+                if let v = limitsTable[key] { service.processLimits[key: key] = try int(v, at: limitsPath + [key], in: range) }
             }
         }
         if let value = table["connect_timeout_seconds"] {
@@ -334,6 +364,21 @@ struct ConfigFileParser {
             throw error(.configInvalidValue, path, "\(i) is out of range: use \(range.lowerBound) to \(range.upperBound)")
         }
         return i
+    }
+
+    /// A umask: an integer (`0o022`, TOML's octal) or a string of octal digits ("022"), at most 0o777.
+    private func umask(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> UInt16 {
+        if let i = value.int {
+            guard (0...0o777).contains(i) else { throw error(.configInvalidValue, path, "\(i) is not a umask: use 0o000 to 0o777") }
+            return UInt16(i)
+        }
+        if let s = value.string {
+            guard (1...4).contains(s.count), let v = UInt16(s, radix: 8), v <= 0o777 else {
+                throw error(.configInvalidValue, path, "'\(DisplayText.escaped(s))' is not an octal umask such as \"077\"")
+            }
+            return v
+        }
+        throw mismatch(value, at: path, expected: "an octal integer (0o077) or a string (\"077\")")
     }
 
     private func table(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> TOMLTable {

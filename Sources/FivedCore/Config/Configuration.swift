@@ -64,6 +64,10 @@ public struct Configuration: Sendable, Equatable {
     /// `host_certificates`: host certificate files (`-cert.pub`) to present beside
     /// the matching `host_keys` (sshd's HostCertificate). Default none.
     public var hostCertificates: [String]
+    /// `daemon_user`: the account the network-facing daemon runs as after it has
+    /// bound its listeners and loaded its host keys, when started as root; nil
+    /// means `nobody`. Ignored when fived is not started as root.
+    public var daemonUser: String?
 
     /// SSH listeners used when neither the file nor the flags name any.
     public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 1), ListenAddress(host: "::", port: 1)]

@@ -1,0 +1,71 @@
+// Starting a service's program in a child of the spawner: fork, then, in the
+// child, only async-signal-safe system calls (signal(7)) until execve. The
+// Swift side fills a spec; nothing in the child runs Swift.
+#ifndef FIVED_CHILD_H
+#define FIVED_CHILD_H
+
+#include <sys/types.h>
+
+#define FIVED_LIMIT_NOFILE 0
+#define FIVED_LIMIT_NPROC 1
+#define FIVED_LIMIT_AS 2
+#define FIVED_LIMIT_CPU 3
+#define FIVED_LIMIT_COUNT 4
+
+// What went wrong in the child before exec, reported on the status pipe with errno.
+#define FIVED_STEP_SIGNALS 1
+#define FIVED_STEP_SESSION 2
+#define FIVED_STEP_TERMINAL 3
+#define FIVED_STEP_DESCRIPTORS 4
+#define FIVED_STEP_LIMITS 5
+#define FIVED_STEP_CAPABILITIES 6
+#define FIVED_STEP_GROUPS 7
+#define FIVED_STEP_GID 8
+#define FIVED_STEP_UID 9
+#define FIVED_STEP_NO_NEW_PRIVS 10
+#define FIVED_STEP_DIRECTORY 11
+#define FIVED_STEP_EXEC 12
+
+struct fived_child_spec {
+    const char *path;            // absolute program path
+    char *const *argv;           // NULL-terminated
+    char *const *envp;           // NULL-terminated
+    int stdin_fd, stdout_fd, stderr_fd;  // become 0, 1, 2
+    int terminal;                // stdin_fd is a terminal: make it the controlling one (TIOCSCTTY)
+    int switch_ids;              // set groups, gid, uid (the spawner is root)
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;         // supplementary groups (from getgrouplist)
+    int ngroups;
+    int drop_capabilities;       // clear the bounding and ambient sets (needs CAP_SETPCAP)
+    mode_t umask;
+    const char *directory;       // chdir target
+    int has_limit[FIVED_LIMIT_COUNT];
+    unsigned long long limit[FIVED_LIMIT_COUNT];
+    int status_fd;               // close-on-exec pipe: {step, errno} written on failure
+};
+
+// Forks and starts the program; returns the child's pid, or -1 with errno if
+// fork failed. Whether exec succeeded is read from the status pipe: EOF means
+// it did, 8 bytes (two ints: step, errno) mean it did not, and the child has
+// exited with status 127.
+pid_t fived_start_child(const struct fived_child_spec *spec);
+
+// Temporarily takes the identity of a user for file access (groups, egid,
+// euid), as sshd's temporarily_use_uid; fived_restore_identity goes back to
+// root. 0 on success, -1 with errno.
+int fived_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
+int fived_restore_identity(void);
+
+// The most descriptors one datagram carries.
+#define FIVED_MAX_FDS 32
+
+// Sends `bytes` with `nfds` descriptors (at most FIVED_MAX_FDS) as one datagram (SCM_RIGHTS).
+// Returns bytes sent or -1 with errno.
+ssize_t fived_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int nfds);
+
+// Receives one datagram and up to `max_fds` descriptors (made close-on-exec).
+// `*nfds` gets how many came; MSG_CTRUNC or MSG_TRUNC close what came and fail with EMSGSIZE.
+ssize_t fived_receive_with_fds(int socket, void *buffer, size_t capacity, int *fds, int max_fds, int *nfds);
+
+#endif

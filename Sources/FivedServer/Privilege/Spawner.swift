@@ -1,0 +1,447 @@
+import CSpawn
+import FivedCore
+import FivedSystem
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The privileged half of fived (the daemon's child, `fived --internal-spawner`):
+/// it keeps root (or whatever fived started with) and does only what needs it,
+/// on the daemon's request over a SOCK_SEQPACKET socketpair (`SpawnerProtocol`):
+/// start configured exec services as their users, signal and retire them, open
+/// a user's authorized_keys or principals files as that user, run the
+/// authorized_keys_command as its user. Single-threaded, so that its fork() is
+/// safe; nothing in a child runs Swift (CSpawn). It exits when the daemon's end
+/// closes, after its children: SIGHUP at once, SIGKILL 2 s later.
+///
+/// It trusts nothing the daemon sends: a service is named, never a program; the
+/// environment is checked against the names SPEC.md lists; files are those the
+/// configuration names for a user; signals go only to its own children.
+public final class Spawner {
+    private let socket: Int32
+    private let load: () throws(FivedCoreError) -> Configuration
+    private let logger: Logger
+    private var configuration: Configuration
+    private let privileged = geteuid() == 0
+
+    /// A child the spawner started and has not reaped.
+    private struct Child {
+        /// The exec service, or nil for an authorized_keys_command.
+        var service: ServiceName?
+        var source: String
+        /// When a retired child gets SIGKILL (ms, monotonic); nil while in use.
+        var killAt: Int64?
+    }
+    private var children: [pid_t: Child] = [:]
+
+    /// - Parameters:
+    ///   - socket: the spawner's end of the socketpair (SOCK_SEQPACKET).
+    ///   - load: reads the configuration (at start and on `reload`).
+    public init(socket: Int32, load: @escaping () throws(FivedCoreError) -> Configuration, logger: Logger) throws(FivedCoreError) {
+        self.socket = socket
+        self.load = load
+        self.logger = logger
+        self.configuration = try load()
+    }
+
+    /// Serves the daemon until its end closes; returns the exit status.
+    public func run() -> Int32 {
+        do {
+            try SignalPipe.install([SIGCHLD])
+        } catch {
+            logger.critical("spawner cannot install its signal handler", metadata: ["reason": "\(error)"])
+            return 1
+        }
+        // The daemon's SIGTERM, SIGINT and SIGHUP are the daemon's business; the
+        // spawner ends when the daemon's end of the socket closes.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
+        var buffer = [UInt8](repeating: 0, count: SpawnerProtocol.maximumMessageSize)
+        var open = true
+        while open || !children.isEmpty {
+            var fds = [pollfd(fd: open ? socket : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0)]
+            let now = MonotonicClock.now
+            let next = children.values.compactMap(\.killAt).min()
+            let timeout = next.map { Int32(clamping: max(0, $0 - now)) } ?? -1
+            let rc = poll(&fds, 2, timeout)
+            if rc < 0 && errno != EINTR { return 1 }
+            if fds[1].revents != 0 {
+                _ = SignalPipe.take()
+                reap()
+            }
+            if open && fds[0].revents != 0 {
+                open = receive(into: &buffer)
+                if !open {
+                    // The daemon is gone: its children go too.
+                    for pid in children.keys { retire(pid, grace: SpawnerRequest.retireMilliseconds) }
+                }
+            }
+            killDue(now: MonotonicClock.now)
+        }
+        return 0
+    }
+
+    // MARK: Requests
+
+    /// Reads and answers one request; false once the daemon's end closed.
+    private func receive(into buffer: inout [UInt8]) -> Bool {
+        var fdArray = [Int32](repeating: -1, count: 8)
+        var count: Int32 = 0
+        let n = buffer.withUnsafeMutableBytes { raw in
+            fived_receive_with_fds(socket, raw.baseAddress, raw.count, &fdArray, 8, &count)
+        }
+        if n < 0 {
+            if errno == EAGAIN || errno == EINTR { return true }
+            if errno == EMSGSIZE {
+                logger.warning("spawner refused a request", metadata: ["reason": "oversized or truncated datagram"])
+                return true
+            }
+            return false
+        }
+        if n == 0 { return false }
+        let received = fdArray.prefix(Int(count)).map { Descriptor($0) }
+        defer { received.forEach { $0.close() } }
+        let request: SpawnerRequest
+        do {
+            request = try SpawnerRequest(decoding: Array(buffer[..<n]), descriptors: received.count)
+        } catch {
+            logger.warning("spawner refused a request", metadata: ["reason": "\(error)"])
+            return true
+        }
+        handle(request, received)
+        return true
+    }
+
+    private func handle(_ request: SpawnerRequest, _ fds: [Descriptor]) {
+        switch request {
+        case .spawn(let id, let service, let environment, let source, let terminal):
+            switch spawn(service: service, environment: environment, source: source, terminal: terminal, fds: fds) {
+            case .success(let pid): send(.spawned(id: id, pid: pid))
+            case .failure(let why):
+                logger.info("service not started", metadata: ["service": "\(ServiceName.printable(service))", "reason": "\(why.reason)"])
+                send(.spawnFailed(id: id, reason: why.reason))
+            }
+        case .signal(let pid, let sig):
+            guard let child = children[pid], child.killAt == nil, Self.deliverableSignals.contains(sig) else {
+                logger.warning("spawner refused a signal", metadata: ["pid": "\(pid)", "signal": "\(sig)"])
+                return
+            }
+            _ = kill(-pid, sig)
+        case .retire(let pid):
+            guard children[pid] != nil else { return }
+            retire(pid, grace: SpawnerRequest.retireMilliseconds)
+        case .openFiles(let id, let user, let principals):
+            let (entries, opened) = openFiles(user: user, principals: principals)
+            send(.files(id: id, entries: entries), fds: opened)
+            opened.forEach { $0.close() }
+        case .runCommand(let id, let user, let keyType, let fingerprint, let keyBase64):
+            switch runCommand(user: user, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64) {
+            case .success(let (pid, output)):
+                send(.commandStarted(id: id, pid: pid), fds: [output])
+                output.close()
+            case .failure(let why):
+                send(.commandFailed(id: id, reason: why.reason))
+            }
+        case .reload(let id):
+            do {
+                let fresh = try load()
+                let problems = ServiceAccounts.problems(fresh)
+                guard problems.isEmpty else {
+                    send(.reloaded(id: id, reason: problems.joined(separator: "; ")))
+                    return
+                }
+                configuration = fresh
+                send(.reloaded(id: id, reason: nil))
+            } catch {
+                send(.reloaded(id: id, reason: error.message))
+            }
+        }
+    }
+
+    /// The signals the daemon may have delivered to a service (RFC 4254 §6.10's names).
+    static let deliverableSignals: Set<Int32> = [SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGABRT, SIGPIPE, SIGWINCH]
+
+    private func send(_ event: SpawnerEvent, fds: [Descriptor] = []) {
+        let bytes = event.encoded()
+        let raw = fds.map(\.rawValue)
+        let n = bytes.withUnsafeBytes { b in raw.withUnsafeBufferPointer { f in
+            fived_send_with_fds(socket, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
+        } }
+        if n < 0 { logger.warning("spawner could not answer the daemon", metadata: ["reason": "\(errnoText(errno))"]) }
+    }
+
+    // MARK: Children
+
+    private struct Refusal: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    private func spawn(service rawName: String, environment: [String], source: String, terminal: Bool, fds: [Descriptor])
+        -> Result<pid_t, Refusal>
+    {
+        guard let name = ServiceName(rawName), let service = configuration.services[name], case .exec(let argv) = service.backend else {
+            return .failure(Refusal("\(ServiceName.printable(rawName)) is not a configured exec service"))
+        }
+        if let problem = SpawnerEnvironment.problem(in: environment) { return .failure(Refusal(problem)) }
+        guard !terminal || service.pty else { return .failure(Refusal("a terminal for a service without pty = true")) }
+        let running = children.values.filter { $0.service == name && $0.killAt == nil }
+        if let limit = service.instances, running.count >= limit {
+            return .failure(Refusal("instances (\(limit)) reached"))
+        }
+        if let limit = service.perSource, running.filter({ $0.source == source }).count >= limit {
+            return .failure(Refusal("per_source (\(limit)) reached for \(ServiceName.printable(source))"))
+        }
+        let account: Account
+        if let user = ServiceAccounts.user(of: service, in: configuration, privileged: privileged) {
+            guard let resolved = Account.resolve(user: user, group: service.group) else {
+                return .failure(Refusal("no user '\(ServiceName.printable(user))'\(service.group.map { " or group '\(ServiceName.printable($0))'" } ?? "")"))
+            }
+            guard privileged || resolved.uid == geteuid() else {
+                return .failure(Refusal("fived cannot switch to '\(ServiceName.printable(user))'"))
+            }
+            account = resolved
+        } else {
+            guard let me = Account.current else { return .failure(Refusal("fived's own user has no password entry")) }
+            account = me
+        }
+        let directory = service.workingDirectory ?? (Self.isDirectory(account.home) ? account.home : "/")
+        let env = environment + ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
+        if terminal && privileged {
+            // The program's terminal belongs to its user, as login(1) leaves it.
+            _ = fchown(fds[0].rawValue, account.uid, gid_t(bitPattern: -1))
+            _ = fchmod(fds[0].rawValue, 0o620)
+        }
+        let stdio = fds[0].rawValue
+        let stderr = terminal ? stdio : fds[1].rawValue
+        let started = start(
+            program: argv[0], argv: argv, environment: env, stdin: stdio, stdout: stdio, stderr: stderr, terminal: terminal,
+            account: account, umask: mode_t(service.umask), directory: directory, limits: service.processLimits)
+        if case .success(let pid) = started { children[pid] = Child(service: name, source: source) }
+        return started
+    }
+
+    private func runCommand(user: String, keyType: String, fingerprint: String, keyBase64: String) -> Result<(pid_t, Descriptor), Refusal> {
+        guard let command = configuration.authorizedKeysCommand, let commandUser = configuration.authorizedKeysCommandUser else {
+            return .failure(Refusal("no authorized_keys_command is configured"))
+        }
+        guard let account = Account.resolve(user: commandUser) else { return .failure(Refusal("no user '\(commandUser)'")) }
+        guard privileged || account.uid == geteuid() else { return .failure(Refusal("fived cannot switch to '\(commandUser)'")) }
+        let home = Account.resolve(user: user)?.home ?? ""
+        let argv = AuthorizedKeysCommand.argv(command, user: user, home: home, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64)
+        let output: (read: Descriptor, write: Descriptor)
+        let null: Int32
+        do {
+            output = try Syscall.pipe(nonBlocking: false)
+            null = try Syscall.retrying("open") { open("/dev/null", O_RDWR | O_CLOEXEC) }
+        } catch {
+            return .failure(Refusal("authorized_keys_command: \(error)"))
+        }
+        defer {
+            output.write.close()
+            Glibc.close(null)
+        }
+        let env = [CallerHandOff.path, "HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
+        switch start(
+            program: argv[0], argv: argv, environment: env, stdin: null, stdout: output.write.rawValue, stderr: null, terminal: false,
+            account: account, umask: 0o077, directory: "/", limits: ProcessLimits())
+        {
+        case .success(let pid):
+            children[pid] = Child(service: nil, source: "")
+            return .success((pid, output.read))
+        case .failure(let why):
+            output.read.close()
+            return .failure(why)
+        }
+    }
+
+    /// Forks and execs through CSpawn; waits on the close-on-exec status pipe
+    /// for exec (EOF) or the step that failed (then reaps the child).
+    private func start(
+        program: String, argv: [String], environment: [String], stdin: Int32, stdout: Int32, stderr: Int32, terminal: Bool,
+        account: Account, umask: mode_t, directory: String, limits: ProcessLimits
+    ) -> Result<pid_t, Refusal> {
+        let status: (read: Descriptor, write: Descriptor)
+        do {
+            status = try Syscall.pipe(nonBlocking: false)
+        } catch {
+            return .failure(Refusal("exec \(program): \(error)"))
+        }
+        defer { status.read.close() }
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        let values = [limits.nofile, limits.nproc, limits.asBytes, limits.cpuSeconds]
+        let switchIDs = privileged
+        let pid: pid_t = program.withCString { path in
+            directory.withCString { dir in
+                account.groups.withUnsafeBufferPointer { groups in
+                    cArgv.withUnsafeBufferPointer { argvBuffer in
+                        cEnv.withUnsafeBufferPointer { envBuffer in
+                            var spec = fived_child_spec()
+                            spec.path = path
+                            spec.argv = UnsafePointer(argvBuffer.baseAddress)
+                            spec.envp = UnsafePointer(envBuffer.baseAddress)
+                            spec.stdin_fd = stdin
+                            spec.stdout_fd = stdout
+                            spec.stderr_fd = stderr
+                            spec.terminal = terminal ? 1 : 0
+                            spec.switch_ids = switchIDs ? 1 : 0
+                            spec.uid = account.uid
+                            spec.gid = account.gid
+                            spec.groups = groups.baseAddress
+                            spec.ngroups = Int32(groups.count)
+                            spec.drop_capabilities = privileged ? 1 : 0
+                            spec.umask = umask
+                            spec.directory = dir
+                            withUnsafeMutableBytes(of: &spec.has_limit) { has in
+                                withUnsafeMutableBytes(of: &spec.limit) { limit in
+                                    for (i, value) in values.enumerated() {
+                                        has.storeBytes(of: Int32(value == nil ? 0 : 1), toByteOffset: i * 4, as: Int32.self)
+                                        limit.storeBytes(of: UInt64(value ?? 0), toByteOffset: i * 8, as: UInt64.self)
+                                    }
+                                }
+                            }
+                            spec.status_fd = status.write.rawValue
+                            return fived_start_child(&spec)
+                        }
+                    }
+                }
+            }
+        }
+        let forkErrno = errno
+        status.write.close()
+        guard pid > 0 else { return .failure(Refusal("exec \(program): fork: \(errnoText(forkErrno))")) }
+        var report = [Int32](repeating: 0, count: 2)
+        let n = report.withUnsafeMutableBytes { raw in
+            var got = 0
+            while got < raw.count {
+                let r = read(status.read.rawValue, raw.baseAddress! + got, raw.count - got)
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                got += r
+            }
+            return got
+        }
+        guard n == 8 else { return .success(pid) }
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+        return .failure(Refusal("exec \(program): \(Self.stepName(report[0])): \(errnoText(report[1]))"))
+    }
+
+    private static func stepName(_ step: Int32) -> String {
+        switch step {
+        case FIVED_STEP_SIGNALS: return "signal mask"
+        case FIVED_STEP_SESSION: return "setsid"
+        case FIVED_STEP_TERMINAL: return "controlling terminal"
+        case FIVED_STEP_DESCRIPTORS: return "descriptors"
+        case FIVED_STEP_LIMITS: return "resource limits"
+        case FIVED_STEP_CAPABILITIES: return "dropping capabilities"
+        case FIVED_STEP_GROUPS: return "setgroups"
+        case FIVED_STEP_GID: return "setgid"
+        case FIVED_STEP_UID: return "setuid"
+        case FIVED_STEP_NO_NEW_PRIVS: return "no_new_privs"
+        case FIVED_STEP_DIRECTORY: return "working directory"
+        default: return "execve"
+        }
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Reaps every child that ended and tells the daemon.
+    private func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 {
+                if pid < 0 && errno == EINTR { continue }
+                return
+            }
+            guard children.removeValue(forKey: pid) != nil else { continue }
+            send(.exited(pid: pid, status: status))
+        }
+    }
+
+    private func retire(_ pid: pid_t, grace: Int64) {
+        guard var child = children[pid], child.killAt == nil else { return }
+        _ = kill(-pid, SIGHUP)
+        child.killAt = MonotonicClock.now + grace
+        children[pid] = child
+    }
+
+    private func killDue(now: Int64) {
+        for (pid, child) in children {
+            guard let at = child.killAt, at <= now else { continue }
+            _ = kill(-pid, SIGKILL)
+            _ = kill(pid, SIGKILL)
+            children[pid]?.killAt = .max  // reaped at its SIGCHLD
+        }
+    }
+
+    // MARK: Files
+
+    /// The authorized_keys files (or principals file) the configuration names for `user`.
+    private func openFiles(user: String, principals: Bool) -> ([SpawnerEvent.FileEntry], [Descriptor]) {
+        let patterns = principals ? configuration.authorizedPrincipalsFile.map { [$0] } ?? [] : configuration.authorizedKeys
+        let account = Account.resolve(user: user)
+        var entries: [SpawnerEvent.FileEntry] = []
+        var opened: [Descriptor] = []
+        for pattern in patterns.prefix(SpawnerProtocol.maximumFiles) {
+            guard let path = AuthorizedKeysStore.resolve(pattern, user: user, home: account?.home) else {
+                entries.append(.init(path: pattern, status: .unreadable, reason: "\(ServiceName.printable(user)) has no home directory"))
+                continue
+            }
+            // A user's own files are opened as that user (sshd's temporarily_use_uid);
+            // fived's own (for names that are no account here) as fived.
+            let asUser = privileged && account.map { $0.uid != 0 } == true
+            if asUser, let account {
+                let rc = account.groups.withUnsafeBufferPointer {
+                    fived_assume_identity(account.uid, account.gid, $0.baseAddress, Int32($0.count))
+                }
+                guard rc == 0 else {
+                    entries.append(.init(path: path, status: .unreadable, reason: "cannot take \(account.name)'s identity: \(errnoText(errno))"))
+                    continue
+                }
+            }
+            let fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+            let openErrno = errno
+            if asUser && fived_restore_identity() != 0 {
+                // Could not return to root: stop serving rather than go on as the user.
+                logger.critical("spawner could not restore its identity", metadata: ["reason": "\(errnoText(errno))"])
+                exit(1)
+            }
+            guard fd >= 0 else {
+                let missing = openErrno == ENOENT || openErrno == ENOTDIR
+                entries.append(.init(path: path, status: missing ? .missing : .unreadable, reason: missing ? "" : errnoText(openErrno)))
+                continue
+            }
+            let descriptor = Descriptor(fd)
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                descriptor.close()
+                entries.append(.init(path: path, status: .unreadable, reason: "not a regular file"))
+                continue
+            }
+            var owners: Set<uid_t> = [0, geteuid()]
+            if let account { owners.insert(account.uid) }
+            if let problem = AuthorizedKeysStore.strictModesProblem(path: path, owners: owners, home: account?.home) {
+                descriptor.close()
+                entries.append(.init(path: path, status: .unsafe, reason: problem))
+                continue
+            }
+            entries.append(.init(path: path, status: .opened))
+            opened.append(descriptor)
+        }
+        return (entries, opened)
+    }
+}

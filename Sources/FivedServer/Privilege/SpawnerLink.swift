@@ -1,0 +1,260 @@
+import CSpawn
+import CSystem
+import FivedCore
+import FivedSystem
+import Foundation
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon's end of the socketpair to its spawner (`Spawner`): requests go
+/// out from any worker thread (one datagram each, so they never interleave);
+/// a reader thread takes the spawner's events and runs the completion each
+/// request registered, which hands the result to its worker's inbox. If the
+/// spawner goes away, every waiting request fails and every later one too: no
+/// exec service starts without it.
+public final class SpawnerLink: @unchecked Sendable {
+    /// The spawner process (a child of the daemon).
+    public let pid: pid_t
+    /// The daemon's end of the socketpair (logged, for the tests that forge requests).
+    public var descriptor: Int32 { socket.rawValue }
+    private let socket: Descriptor
+    private let logger: Logger
+
+    private struct State {
+        var nextID: UInt64 = 0
+        var waiting: [UInt64: @Sendable (SpawnerEvent, [Descriptor]) -> Void] = [:]
+        /// What to run when a child of a finished `spawn` or `runCommand` exits.
+        var exits: [pid_t: @Sendable (Int32) -> Void] = [:]
+        /// Exit handlers registered with a request, moved to `exits` when the pid is known.
+        var exitHandlers: [UInt64: @Sendable (Int32) -> Void] = [:]
+        var closed = false
+    }
+    private let state = Mutex(State())
+    private var reader: Thread?
+
+    private init(pid: pid_t, socket: Descriptor, logger: Logger) {
+        self.pid = pid
+        self.socket = socket
+        self.logger = logger
+    }
+
+    /// Starts `executable --internal-spawner ARGUMENTS` with the spawner's end
+    /// of a new socketpair as descriptor 3 and nothing else above 2, and starts
+    /// reading its events.
+    static func start(executable: String, arguments: [String], logger: Logger) throws(SystemError) -> SpawnerLink {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw SystemError("socketpair", errno: errno)
+        }
+        let ours = Descriptor(pair[0])
+        let theirs = Descriptor(pair[1])
+        defer { theirs.close() }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, theirs.rawValue, 3)
+        _ = fived_spawn_addclosefrom(&actions, 4)
+        var attr = ChildAttributes(newSession: false)
+        defer { attr.destroy() }
+        let argv = [executable, "--internal-spawner"] + arguments
+        let cArgv = argv.map { strdup($0) } + [nil]
+        defer { cArgv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attr.value, cArgv, environ)
+        guard rc == 0 else { throw SystemError("posix_spawn", errno: rc, subject: executable) }
+        let link = SpawnerLink(pid: pid, socket: ours, logger: logger)
+        let thread = Thread { link.readEvents() }
+        thread.name = "fived-spawner-link"
+        thread.start()
+        link.reader = thread
+        return link
+    }
+
+    // MARK: Requests
+
+    /// Sends `request` with `fds`; `completion` runs on the reader thread with
+    /// the answer (or `.spawnFailed`/`.commandFailed`-like failure when the
+    /// spawner is gone). Returns false when it could not be sent.
+    @discardableResult
+    private func send(
+        _ make: (UInt64) -> SpawnerRequest, fds: [Int32] = [], onExit: (@Sendable (Int32) -> Void)? = nil,
+        completion: (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? = nil
+    ) -> Bool {
+        let id: UInt64? = state.withLock { s in
+            guard !s.closed else { return nil }
+            s.nextID += 1
+            if let completion { s.waiting[s.nextID] = completion }
+            if let onExit { s.exitHandlers[s.nextID] = onExit }
+            return s.nextID
+        }
+        guard let id else { return false }
+        let bytes = make(id).encoded()
+        let n = bytes.withUnsafeBytes { b in fds.withUnsafeBufferPointer { f in
+            fived_send_with_fds(socket.rawValue, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
+        } }
+        if n < 0 {
+            state.withLock { s in
+                s.waiting.removeValue(forKey: id)
+                s.exitHandlers.removeValue(forKey: id)
+            }
+            logger.error("the spawner cannot be reached", metadata: ["reason": "\(errnoText(errno))"])
+            return false
+        }
+        return true
+    }
+
+    /// Asks for configured exec service `service` to be started on `fds` (see
+    /// `SpawnerRequest.spawn`). `started` gets the pid or why not; `exited` the
+    /// wait status later. Both run on the reader thread.
+    func spawn(
+        service: ServiceName, environment: [String], source: String, terminal: Bool, fds: [Int32],
+        started: @escaping @Sendable (Result<pid_t, BackendFailure>) -> Void, exited: @escaping @Sendable (Int32) -> Void
+    ) {
+        let sent = send({ .spawn(id: $0, service: service.value, environment: environment, source: source, terminal: terminal) }, fds: fds,
+                        onExit: exited) { event, _ in
+            switch event {
+            case .spawned(_, let pid): started(.success(pid))
+            case .spawnFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
+            default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
+            }
+        }
+        if !sent { started(.failure(BackendFailure(.spawn, "the spawner is gone"))) }
+    }
+
+    /// Delivers `signal` to child `pid`'s process group.
+    func signal(_ pid: pid_t, _ signal: Int32) {
+        send({ _ in .signal(pid: pid, signal: signal) })
+    }
+
+    /// Gives child `pid` up: SIGHUP now, SIGKILL 2 s later.
+    func retire(_ pid: pid_t) {
+        state.withLock { _ = $0.exits.removeValue(forKey: pid) }
+        send({ _ in .retire(pid: pid) })
+    }
+
+    /// The spawner reads its configuration again.
+    func reload(_ done: @escaping @Sendable (String?) -> Void) {
+        let sent = send({ .reload(id: $0) }, completion: { event, _ in
+            if case .reloaded(_, let reason) = event { done(reason) } else { done("the spawner answered \(event)") }
+        })
+        if !sent { done("the spawner is gone") }
+    }
+
+    /// Opens the authorized_keys files (or principals file) of SSH user `user`
+    /// through the spawner, waiting at most `timeoutMilliseconds`: each entry
+    /// with its descriptor when opened. nil when the spawner did not answer.
+    func openFiles(user: String, principals: Bool, timeoutMilliseconds: Int = 5000) -> [(SpawnerEvent.FileEntry, Descriptor?)]? {
+        let answer = Mutex<[(SpawnerEvent.FileEntry, Descriptor?)]?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let sent = send({ .openFiles(id: $0, user: user, principals: principals) }, completion: { event, fds in
+            if case .files(_, let entries) = event {
+                var remaining = fds[...]
+                let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
+                    guard entry.status == .opened, let fd = remaining.popFirst() else { return (entry, nil) }
+                    return (entry, fd)
+                }
+                answer.withLock { $0 = paired }
+            }
+            done.signal()
+        })
+        guard sent, done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else { return nil }
+        return answer.withLock { $0 }
+    }
+
+    /// Runs the authorized_keys_command for `user` and the presented key;
+    /// `started` gets its stdout (and pid) or why not; `exited` its wait status.
+    func runCommand(
+        user: String, key: PublicKeyBlob, started: @escaping @Sendable (Result<(pid_t, Descriptor), BackendFailure>) -> Void,
+        exited: @escaping @Sendable (Int32) -> Void
+    ) {
+        let sent = send({ .runCommand(id: $0, user: user, keyType: key.keyType, fingerprint: key.fingerprint, keyBase64: key.base64) },
+                        onExit: exited) { event, fds in
+            switch event {
+            case .commandStarted(_, let pid) where fds.count == 1: started(.success((pid, fds[0])))
+            case .commandFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
+            default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
+            }
+        }
+        if !sent { started(.failure(BackendFailure(.spawn, "the spawner is gone"))) }
+    }
+
+    /// Closes the link: the spawner retires its children and exits; waits up
+    /// to `timeoutMilliseconds` for it.
+    func close(timeoutMilliseconds: Int64 = 3000) {
+        _ = Glibc.shutdown(socket.rawValue, Int32(SHUT_RDWR))
+        let deadline = MonotonicClock.now + timeoutMilliseconds
+        var status: Int32 = 0
+        while MonotonicClock.now < deadline {
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid || (rc < 0 && errno == ECHILD) { return }
+            usleep(20_000)
+        }
+        _ = kill(pid, SIGKILL)
+        _ = waitpid(pid, &status, 0)
+    }
+
+    // MARK: Events
+
+    private func readEvents() {
+        var buffer = [UInt8](repeating: 0, count: SpawnerProtocol.maximumMessageSize)
+        var fdArray = [Int32](repeating: -1, count: Int(FIVED_MAX_FDS))
+        while true {
+            var count: Int32 = 0
+            let n = buffer.withUnsafeMutableBytes { raw in
+                fived_receive_with_fds(socket.rawValue, raw.baseAddress, raw.count, &fdArray, FIVED_MAX_FDS, &count)
+            }
+            if n < 0 && (errno == EINTR || errno == EMSGSIZE) { continue }
+            if n <= 0 { break }
+            let fds = fdArray.prefix(Int(count)).map { Descriptor($0) }
+            let event: SpawnerEvent
+            do {
+                event = try SpawnerEvent(decoding: Array(buffer[..<n]), descriptors: fds.count)
+            } catch {
+                fds.forEach { $0.close() }
+                logger.error("unreadable message from the spawner", metadata: ["reason": "\(error)"])
+                continue
+            }
+            dispatch(event, fds)
+        }
+        let orphaned = state.withLock { s -> [@Sendable (SpawnerEvent, [Descriptor]) -> Void] in
+            s.closed = true
+            defer { s.waiting.removeAll() }
+            return Array(s.waiting.values)
+        }
+        if !orphaned.isEmpty || !state.withLock({ $0.exits.isEmpty }) {
+            logger.error("the spawner went away: exec services and authorized_keys lookups fail until fived restarts")
+        }
+        for completion in orphaned { completion(.spawnFailed(id: 0, reason: "the spawner went away"), []) }
+    }
+
+    private func dispatch(_ event: SpawnerEvent, _ fds: [Descriptor]) {
+        switch event {
+        case .exited(let pid, let status):
+            let handler = state.withLock { $0.exits.removeValue(forKey: pid) }
+            handler?(status)
+        case .spawned(let id, let pid), .commandStarted(let id, let pid):
+            let completion = state.withLock { s -> (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? in
+                if let onExit = s.exitHandlers.removeValue(forKey: id) { s.exits[pid] = onExit }
+                return s.waiting.removeValue(forKey: id)
+            }
+            if let completion {
+                completion(event, fds)
+            } else {
+                fds.forEach { $0.close() }
+            }
+        case .spawnFailed(let id, _), .commandFailed(let id, _), .files(let id, _), .reloaded(let id, _):
+            let completion = state.withLock { s -> (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? in
+                s.exitHandlers.removeValue(forKey: id)
+                return s.waiting.removeValue(forKey: id)
+            }
+            if let completion {
+                completion(event, fds)
+            } else {
+                fds.forEach { $0.close() }
+            }
+        }
+    }
+}
