@@ -181,7 +181,9 @@ extension Clients {
             }
         }
 
+        /// Exit reports are the business of `exitReports`; here only bytes count.
         @Test("half-close: the service ends its output first (shutdown) and the client's 16 MiB upload still arrives whole",
+              .enabled(if: access(PythonClient.python, X_OK) == 0, "the service is a Python script: apt-get install python3"),
               arguments: MatrixClient.installed)
         func serviceEndsOutputFirst(client: MatrixClient) async throws {
             let world = try await World.make()
@@ -202,6 +204,7 @@ extension Clients {
             }
         }
 
+        /// Exit reports are the business of `exitReports`; here only bytes count.
         @Test("half-close: the client sends EOF first and the service's 16 MiB that follow still arrive whole",
               arguments: MatrixClient.installed)
         func clientEndsInputFirst(client: MatrixClient) async throws {
