@@ -56,7 +56,23 @@ extension Clients {
             }
         }
 
-        @Test("plink -N -L PORT:download:1: 20 connections through the forward, 16 MiB each, all whole")
+        /// One connection through the forward, read as a user's pipeline would
+        /// (`socat -u TCP:127.0.0.1:PORT - | tee FILE | sha256sum`): the hash, the
+        /// byte count, and what socat said. A reader behind a pipe is slower than
+        /// the forward, so plink has data in hand when the channel ends.
+        static func readThroughPipe(port: UInt16, round: Int, in directory: TestDirectory) async throws -> (hash: String, count: Int, reader: String) {
+            let copy = directory.file("forwarded-\(round).bin")
+            defer { unlink(copy) }
+            let result = try await runProcess(
+                "/bin/sh", ["-c", "socat -u TCP:127.0.0.1:\(port) - | tee '\(copy)' | sha256sum"],
+                environment: Tools.environment(home: directory.path), scratch: directory.path, timeout: .seconds(60))
+            var info = stat()
+            let count = stat(copy, &info) == 0 ? Int(info.st_size) : -1
+            let reader = result.timedOut ? "timed out" : nonEmptyLines(result.stderr).joined(separator: " / ")
+            return (sha256sumOutput(result), count, reader)
+        }
+
+        @Test("plink -N -L PORT:download:1: 20 connections through the forward, read through a pipe, 16 MiB each, all whole")
         func forwardOnly() async throws {
             let world = try await Matrix.World.make()
             try await world.withFived { fived in
@@ -75,15 +91,9 @@ extension Clients {
                 var attempted = 0
                 for round in 1...Self.rounds {
                     attempted = round
-                    let received = try await onThread { () -> [UInt8] in
-                        let fd = try Sockets.connectTCP(port: port)
-                        defer { close(fd) }
-                        return try Sockets.readAll(fd)
-                    }
-                    if received.count != Matrix.size {
-                        failures.append("round \(round): \(received.count) of \(Matrix.size) bytes")
-                    } else if try await Tools.sha256(received, scratch: fived.directory) != world.blobHash {
-                        failures.append("round \(round): 16 MiB with the wrong hash")
+                    let (hash, count, reader) = try await Self.readThroughPipe(port: port, round: round, in: fived.directory)
+                    if count != Matrix.size || hash != world.blobHash {
+                        failures.append("round \(round): \(count) of \(Matrix.size) bytes, \(hash == world.blobHash ? "the right" : "a wrong") hash\(reader.isEmpty ? "" : "; reader: \(reader)")")
                     }
                     if !forward.isRunning {
                         failures.append("round \(round): plink ended (\(forward.poll().map { "\($0)" } ?? "?"))")
