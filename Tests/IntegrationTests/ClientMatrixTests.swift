@@ -5,7 +5,8 @@ import Foundation
 import Testing
 
 /// Everything that drives fived with SSH clients other than (and beside) stock
-/// OpenSSH: `FIVED_TEST_ARGS="--filter Clients" bash scripts/test.sh` runs it all.
+/// OpenSSH: `FIVED_TEST_ARGS="--filter IntegrationTests.Clients" bash scripts/test.sh`
+/// runs it all. Everything it starts runs at the lowest CPU priority (`LowPriority`).
 /// docs/clients.md has the matrix, the versions and what each test checks.
 @Suite("Clients")
 struct Clients {}
@@ -62,7 +63,7 @@ extension Clients {
             }
 
             func withFived<R>(_ body: (Fived) async throws -> R) async throws -> R {
-                try await environment.withFived(options, body)
+                try await environment.withLowPriorityFived(options, body)
             }
         }
 

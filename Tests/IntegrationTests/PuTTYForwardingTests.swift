@@ -37,7 +37,7 @@ extension Clients {
                             let log = fived.directory.file("plink-\(round).sshlog")
                             defer { unlink(log) }
                             let port = try Sockets.unusedPort()
-                            let result = try await runProcess(
+                            let result = try await LowPriority.run(
                                 "/usr/bin/plink",
                                 plink.arguments(["-T", "-sshlog", log, "-L", "127.0.0.1:\(port):echo:1"]) + ["127.0.0.1", "download"],
                                 environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path,
@@ -63,7 +63,7 @@ extension Clients {
         static func readThroughPipe(port: UInt16, round: Int, in directory: TestDirectory) async throws -> (hash: String, count: Int, reader: String) {
             let copy = directory.file("forwarded-\(round).bin")
             defer { unlink(copy) }
-            let result = try await runProcess(
+            let result = try await LowPriority.run(
                 "/bin/sh", ["-c", "socat -u TCP:127.0.0.1:\(port) - | tee '\(copy)' | sha256sum"],
                 environment: Tools.environment(home: directory.path), scratch: directory.path, timeout: .seconds(60))
             var info = stat()
@@ -80,7 +80,7 @@ extension Clients {
                 // plink cannot bind port 0 ("Service lookup failed for source port"), so
                 // the port is chosen first; a clash shows as plink's bind failure.
                 let port = try Sockets.unusedPort()
-                let forward = try ChildProcess.spawn(
+                let forward = try LowPriority.spawn(
                     "/usr/bin/plink", plink.arguments(["-N", "-L", "127.0.0.1:\(port):download:1"]) + ["127.0.0.1"],
                     environment: Tools.environment(home: fived.directory.path), outputPrefix: fived.directory.file("plink-N-L"))
                 defer { forward.signal(SIGKILL) }

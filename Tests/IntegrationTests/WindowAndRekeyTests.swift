@@ -26,7 +26,7 @@ extension Clients {
                 .exec("flood", "/usr/bin/head", "-c", "\(Self.flood)", "/dev/zero"),
                 .exec("echo", "/bin/cat"),
             ])
-            try await environment.withFived(options) { fived in
+            try await environment.withLowPriorityFived(options) { fived in
                 let plink = try await PlinkClient(fived: fived)
                 // A first connection and channel, so what any connection costs once is in the baseline.
                 let warm = try await plink.run(.directTCPIP, "echo", input: try fived.directory.write("warm", randomBytes(1 << 20)), timeout: .seconds(30))
@@ -39,7 +39,7 @@ extension Clients {
                 try #require(mkfifo(fifo, 0o600) == 0, "mkfifo: \(errnoText())")
                 let command = BackpressureTests.shellQuoted(
                     ["/usr/bin/plink"] + plink.arguments(["-nc", "flood:1"]) + ["127.0.0.1"])
-                let pipeline = try ChildProcess.spawn(
+                let pipeline = try LowPriority.spawn(
                     "/bin/sh", ["-c", "\(command) </dev/null | { read -r _ < '\(fifo)'; exec wc -c; }"],
                     environment: Tools.environment(home: fived.directory.path), outputPrefix: fived.directory.file("stalled"))
                 defer { pipeline.signal(SIGKILL) }
@@ -91,10 +91,14 @@ extension Clients {
         @Test("ssh -o RekeyLimit=256K: five concurrent channels of 8 MiB each way through echo keep every hash across a hundred rekeys")
         func rekeyUnderLoad() async throws {
             let environment = try await TestEnvironment.make()
-            try await environment.withFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+            try await environment.withLowPriorityFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
                 let control = fived.directory.file("rekey.ctl")
-                let master = try fived.spawnSSH(
-                    ["-v", "-o", "RekeyLimit=256K", "-M", "-S", control, "-N", "-o", "ControlPersist=no"], name: "ssh-rekey-master")
+                let master = try LowPriority.spawn(
+                    try Tools.path("ssh"),
+                    fived.sshArguments(
+                        ["-v", "-o", "RekeyLimit=256K", "-M", "-S", control, "-N", "-o", "ControlPersist=no"], command: [],
+                        key: environment.key, user: nil),
+                    environment: Tools.environment(home: fived.directory.path), outputPrefix: fived.directory.file("ssh-rekey-master"))
                 defer { master.signal(SIGTERM) }
                 let ready = try await eventually(timeout: .seconds(15)) {
                     guard master.isRunning else { return true }
@@ -109,7 +113,10 @@ extension Clients {
                         let want = try await Tools.sha256(data, scratch: fived.directory)
                         let input = try fived.input(data)
                         group.addTask {
-                            (index, want, try await fived.ssh(["-S", control, "-W", "echo:1"], stdin: input, timeout: .seconds(90)))
+                            (index, want, try await LowPriority.run(
+                                try Tools.path("ssh"), fived.sshArguments(["-S", control, "-W", "echo:1"], command: [], key: environment.key, user: nil),
+                                environment: Tools.environment(home: fived.directory.path), stdin: input,
+                                scratch: fived.directory.path, timeout: .seconds(90)))
                         }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }

@@ -44,7 +44,7 @@ struct DropbearClient: ChannelClient {
         case .exec: arguments += [destination, service]
         case .subsystem: arguments += ["-s", destination, service]
         }
-        let result = try await runProcess(
+        let result = try await LowPriority.run(
             "/usr/bin/dbclient", arguments, environment: Tools.environment(home: fived.directory.path),
             stdin: input.map { .file($0) } ?? .null, scratch: fived.directory.path, timeout: timeout)
         // dbclient reports its own failures as "dbclient: Exited: REASON" or

@@ -51,7 +51,7 @@ struct GoSSHClient: ChannelClient {
         }
         let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let output = "\(directory)/go_client"
-        let built = try await runProcess(
+        let built = try await LowPriority.run(
             go, ["build", "-o", output, ClientPrograms.path("go_client/main.go")],
             environment: Tools.environment(home: directory, extra: [
                 "GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOCACHE": "\(directory)/cache",
@@ -71,7 +71,7 @@ struct GoSSHClient: ChannelClient {
             "-form", form.rawValue, "-service", service,
         ]
         if let input { arguments += ["-input", input] }
-        let result = try await runProcess(
+        let result = try await LowPriority.run(
             binary, arguments, environment: Tools.environment(home: fived.directory.path),
             scratch: fived.directory.path, timeout: timeout)
         let outcome = helperOutcome(result.stderr)

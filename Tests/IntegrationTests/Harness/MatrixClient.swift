@@ -194,3 +194,56 @@ extension Fived {
         logLines.first { $0.message == "generated host key" }?["fingerprint"]
     }
 }
+
+/// The client matrix moves gigabytes through SSH on a 2-core machine while the other
+/// suites run beside it, some of them timing-sensitive (an echo within 1 s, a channel
+/// end within 5 s). So everything the matrix starts runs at the lowest CPU priority:
+/// the clients under `nice -n 19`, and each of its fiveds (every thread, and so every
+/// service it forks) reniced to 19. Alone, the matrix is as fast as ever; beside other
+/// tests, it takes only the CPU they leave.
+enum LowPriority {
+    static let niceness: Int32 = 19
+    static let nice = program("/usr/bin/nice", "/bin/nice")
+
+    /// `executable arguments` run under `nice -n 19` (as is where nice is missing).
+    static func command(_ executable: String, _ arguments: [String]) -> (String, [String]) {
+        guard let nice else { return (executable, arguments) }
+        return (nice, ["-n", String(niceness), executable] + arguments)
+    }
+
+    /// Lowers every thread of `pid` (Linux nice values are per thread; threads and
+    /// children made later inherit their creator's).
+    static func lower(_ pid: pid_t) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            if let thread = id_t(entry) { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, niceness) }
+        }
+    }
+
+    /// `runProcess` at the lowest priority.
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String],
+        stdin: StandardInput = .null, scratch: String, timeout: Duration
+    ) async throws -> ProcessResult {
+        let (program, words) = command(executable, arguments)
+        return try await runProcess(program, words, environment: environment, stdin: stdin, scratch: scratch, timeout: timeout)
+    }
+
+    /// `ChildProcess.spawn` at the lowest priority.
+    static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String],
+        stdin: StandardInput = .null, outputPrefix: String
+    ) throws -> ChildProcess {
+        let (program, words) = command(executable, arguments)
+        return try ChildProcess.spawn(program, words, environment: environment, stdin: stdin, outputPrefix: outputPrefix)
+    }
+}
+
+extension TestEnvironment {
+    /// `withFived`, with the daemon at the lowest CPU priority (see `LowPriority`).
+    func withLowPriorityFived<R>(_ options: FivedOptions, _ body: (Fived) async throws -> R) async throws -> R {
+        try await withFived(options) { fived in
+            LowPriority.lower(fived.pid)
+            return try await body(fived)
+        }
+    }
+}

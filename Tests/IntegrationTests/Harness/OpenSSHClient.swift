@@ -5,7 +5,8 @@ import Foundation
 /// StrictHostKeyChecking=no, the test's key only).
 ///
 /// Forms: `ssh -W NAME:1`, `ssh HOST NAME`, `ssh -s HOST NAME`. `-v` shows the
-/// exit-signal request (ssh keeps no signal name and exits 255 for one).
+/// exit-signal request (ssh keeps no signal name and exits 255 for one). Run at
+/// low priority, as every client of the matrix (`LowPriority`).
 struct OpenSSHClient: ChannelClient {
     let fived: Fived
 
@@ -17,7 +18,10 @@ struct OpenSSHClient: ChannelClient {
         case .exec: (options, command) = (["-v"], [service])
         case .subsystem: (options, command) = (["-v", "-s"], [service])
         }
-        let result = try await fived.ssh(options, command: command, stdin: input.map { .file($0) } ?? .null, timeout: timeout)
+        let result = try await LowPriority.run(
+            try Tools.path("ssh"), fived.sshArguments(options, command: command, key: fived.environment.key, user: nil),
+            environment: Tools.environment(home: fived.directory.path), stdin: input.map { .file($0) } ?? .null,
+            scratch: fived.directory.path, timeout: timeout)
         let sawSignal = result.stderr.contains("rtype exit-signal")
         let outcome: ChannelOutcome
         let succeeded: Bool

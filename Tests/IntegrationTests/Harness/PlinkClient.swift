@@ -54,7 +54,7 @@ struct PlinkClient: ChannelClient {
         case .exec: tail = ["127.0.0.1", service]
         case .subsystem: tail = ["-s", "127.0.0.1", service]
         }
-        let result = try await runProcess(
+        let result = try await LowPriority.run(
             "/usr/bin/plink", arguments([]) + tail, environment: Tools.environment(home: fived.directory.path),
             stdin: input.map { .file($0) } ?? .null, scratch: fived.directory.path, timeout: timeout)
         let succeeded = result.termination != nil && !result.stderr.contains("FATAL ERROR")

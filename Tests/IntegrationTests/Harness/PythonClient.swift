@@ -51,7 +51,7 @@ struct PythonClient: ChannelClient {
             "--key", fived.environment.key.privatePath, "--form", form.rawValue, "--service", service,
         ]
         if let input { arguments += ["--input", input] }
-        let result = try await runProcess(
+        let result = try await LowPriority.run(
             Self.python, arguments, environment: Tools.environment(home: fived.directory.path),
             scratch: fived.directory.path, timeout: timeout)
         let outcome = helperOutcome(result.stderr)
