@@ -6,7 +6,7 @@ import Testing
 
 /// Everything that drives fived with SSH clients other than (and beside) stock
 /// OpenSSH: `FIVED_TEST_ARGS="--filter IntegrationTests.Clients" bash scripts/test.sh`
-/// runs it all. Everything it starts runs at the lowest CPU priority (`LowPriority`).
+/// runs it all. Everything it starts runs at low CPU priority (`LowPriority`).
 /// docs/clients.md has the matrix, the versions and what each test checks.
 @Suite("Clients")
 struct Clients {}
