@@ -11,7 +11,7 @@ extension Clients {
     /// `winadj@putty.projects.tartarus.org` requests (want-reply) on every channel,
     /// where `-nc` and a plain command use the simple mode and one 2 GiB window.
     /// Issue 14: 20 downloads of 16 MiB each way of using it, 0 failures.
-    @Suite("plink -L (PuTTY's non-simple mode)", .timeLimit(.minutes(3)),
+    @Suite("plink -L (PuTTY's non-simple mode)", .timeLimit(.minutes(5)),
            .enabled(if: plinkMissing == nil, "\(plinkMissing ?? "")"))
     struct PuTTYForwarding {
         static let rounds = 20

@@ -9,7 +9,7 @@ private let plinkMissing = MatrixClient.plink.missing
 extension Clients {
     /// Issue 14 point 5, which must stay true: a client's huge window does not make
     /// fived buffer what the client does not read, and rekeying under load loses nothing.
-    @Suite("Windows and rekeying", .timeLimit(.minutes(2)))
+    @Suite("Windows and rekeying", .timeLimit(.minutes(3)))
     struct WindowAndRekey {
         /// What one stalled connection may legitimately add to fived's resident memory:
         /// libssh's input and output buffers (a few packets of at most 256 KiB), the
