@@ -35,18 +35,23 @@ optional=()
 [[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
 command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
 [[ -x /usr/bin/groff ]] || optional+=(groff-base)
-# Raw SSH peers (PeerParameterTests) speak through paramiko, with Debian's python3.
-/usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || optional+=(python3-paramiko)
 # PackageTests: scripts/package.sh (dpkg-dev, binutils, lintian) and a debootstrap chroot.
 command -v dpkg-shlibdeps >/dev/null 2>&1 || optional+=(dpkg-dev)
 command -v readelf >/dev/null 2>&1 || optional+=(binutils)
 command -v lintian >/dev/null 2>&1 || optional+=(lintian)
 command -v debootstrap >/dev/null 2>&1 || optional+=(debootstrap)
+# The client matrix (docs/clients.md): each client's tests skip, saying why, without it.
+[[ -x /usr/bin/plink && -x /usr/bin/puttygen ]] || optional+=(putty-tools)
+[[ -x /usr/bin/dbclient && -x /usr/bin/dropbearconvert ]] || optional+=(dropbear-bin)
+[[ -f /usr/lib/python3/dist-packages/paramiko/__init__.py ]] || optional+=(python3-paramiko)
+[[ -f /usr/lib/python3/dist-packages/asyncssh/__init__.py ]] || optional+=(python3-asyncssh)
+[[ -x /usr/bin/go ]] || optional+=(golang-go)
+[[ -f /usr/share/gocode/src/golang.org/x/crypto/ssh/client.go ]] || optional+=(golang-golang-x-crypto-dev)
 if ((${#optional[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         missing+=("${optional[@]}")
     else
-        echo "test.sh: the recipe tests will skip without ${optional[*]} (sudo apt-get install ${optional[*]})" >&2
+        echo "test.sh: the recipe and client matrix tests will skip without ${optional[*]} (sudo apt-get install ${optional[*]})" >&2
     fi
 fi
 

@@ -257,6 +257,19 @@ import Testing
         }
     }
 
+    /// sshd reads an expiry time without `Z` with mktime(3) on a struct tm that it
+    /// zeroed first (OpenSSH misc.c, parse_absolute_time): tm_isdst = 0, so the time is
+    /// read as standard time even when summer time is in force. Under
+    /// TZ=America/New_York, 2026-08-14 12:00 is then 12:00 EST = 17:00 UTC
+    /// (1786726800), not 12:00 EDT = 16:00 UTC (1786723200). Issue 14 point 6.
+    @Test func expiryTimeWithoutZoneIsStandardTimeAsSshdReadsIt() {
+        let newYork = TimeZone(identifier: "America/New_York")!
+        #expect(KeyOptions.parseExpiryTime("20260814120000", timeZone: newYork) == 1_786_726_800)
+        #expect(key(#"expiry-time="20260814120000" \#(Self.ed.line)"#, timeZone: newYork)?.options.expiryTime == 1_786_726_800)
+        // In winter standard time is in force anyway: both readings agree.
+        #expect(KeyOptions.parseExpiryTime("20260114120000", timeZone: newYork) == 1_768_410_000)
+    }
+
     @Test func expiryTimeOptionUsesInjectedZone() {
         let berlin = TimeZone(identifier: "Europe/Berlin")!
         #expect(key(#"expiry-time="20300101" \#(Self.ed.line)"#, timeZone: berlin)?.options.expiryTime == 1_893_452_400)

@@ -39,6 +39,9 @@ enum StandardInput: Sendable {
     /// A new pseudo-terminal (so `isatty(0)` holds, as for a user at a terminal);
     /// the test keeps the master side and types nothing.
     case terminal
+    /// A connected socket as both stdin and stdout, as inetd gives a server
+    /// (`sshd -i`); the caller keeps (and closes) its own descriptor.
+    case socket(Int32)
 }
 
 /// Errors of the harness itself (not of fived).
@@ -107,8 +110,14 @@ final class ChildProcess: Sendable {
             let (master, slavePath) = try GNU.openPseudoTerminal()
             pipeFDs[1] = master  // kept open (and closed) like a pipe's write end
             posix_spawn_file_actions_addopen(&actions, 0, slavePath, O_RDWR | O_NOCTTY, 0)
+        case .socket(let fd):
+            posix_spawn_file_actions_adddup2(&actions, fd, 0)
         }
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if case .socket(let fd) = stdin {
+            posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         // Whatever the test runner has open (other tests' sockets, pipes) stays out of the child.
         GNU.addCloseFrom(&actions, 3)
