@@ -239,6 +239,15 @@ final class ServiceChannel: SSHChannelDelegate {
         inbound.sourceReady = true
         let undelivered = backendEnd != nil && !inbound.sinkClosed
         apply(.peerClose(undelivered: undelivered, now: MonotonicClock.now))
+        if !finished, machine.outbound == .abandoned {
+            // The program may still run (its exit status is awaited): as sshd closes
+            // its pipes, its further output fails at once instead of filling the socket.
+            for direction in [outbound, errors] {
+                direction.queue.clear()
+                direction.endSource()
+            }
+            backend?.shutdownOutput()
+        }
         connection.worker.markDirty(self)
     }
 
@@ -382,8 +391,9 @@ final class ServiceChannel: SSHChannelDelegate {
         guard !finished else { return false }
         again = pumpOutbound() || again
         guard !finished else { return false }
-        if backendHungUp && outbound.sourceEnded && !inbound.sinkClosed && backendEnd != nil {
-            // Nothing can reach a service that closed both ways: the client side is done too.
+        if isSessionChannel && backendHungUp && outbound.sourceEnded && !inbound.sinkClosed && backendEnd != nil {
+            // Nothing can reach a service that closed both ways: the client side is done
+            // too. (A direct-tcpip channel waits for the client's EOF instead, as sshd's do.)
             inbound.closeSink(failure: nil)
             reportInbound()
         }
@@ -557,13 +567,18 @@ final class ServiceChannel: SSHChannelDelegate {
     /// True once the child's stderr reached EOF (its descriptor may be closed after unregistering).
     var stderrFinished: Bool { errors.sourceEnded }
 
+    /// Output is waiting or readable for the client (no I/O to find out).
+    var hasOutputToSend: Bool {
+        !finished && (outbound.hasPending || errors.hasPending
+            || (outbound.sourceReady && !outbound.sourceEnded) || (errors.sourceReady && !errors.sourceEnded))
+    }
+
     /// True when the channel waits on the SSH side (window or pending output)
     /// and must be re-checked after every poll: libssh 0.10.6 does not report a
     /// reopened window.
     var waitsOnSSH: Bool {
         guard !finished, machine.maySend, machine.outbound != .ended else { return false }
-        let hasOutput = outbound.hasPending || errors.hasPending
-            || (outbound.sourceReady && !outbound.sourceEnded) || (errors.sourceReady && !errors.sourceEnded)
+        let hasOutput = hasOutputToSend
         if !hasOutput && backend != nil && !outbound.sourceEnded {
             return channel.windowSize <= 0 || !channel.session.flushOutput()
         }

@@ -183,7 +183,7 @@ final class Worker: @unchecked Sendable {
         LibSSH.routeLog(verbosity: config.snapshot.logLevel == .trace ? 3 : 2, to: self)
         var lastTick = MonotonicClock.now
         while true {
-            let timeout: Int32 = dirty.isEmpty ? 1000 : 0
+            let timeout: Int32 = dirty.isEmpty && !waitingChannelsCanSend() ? 1000 : 0
             poller.wait(timeoutMilliseconds: timeout) { target, events in
                 switch target {
                 case .wake:
@@ -227,6 +227,18 @@ final class Worker: @unchecked Sendable {
             }
             settleTouched()
             reapFinished()
+            // libssh reads the socket inside our own calls too (a flush, a channel
+            // write): a window adjust it took there raises no epoll event, so look
+            // at the waiting channels once more before blocking (with a 24 KiB
+            // window, as Dropbear's client has, each of those waits was a second).
+            // settleTouched's own flush can take an adjust too: look again (bounded)
+            // while a waiting channel has both window and output.
+            for _ in 0..<8 {
+                let pumped = recheckWaitingChannels()
+                settleTouched()
+                reapFinished()
+                if !pumped && !waitingChannelsCanSend() { break }
+            }
         }
         wake.close()
     }
@@ -362,18 +374,36 @@ final class Worker: @unchecked Sendable {
 
     /// libssh 0.10.6 does not say when a client reopens its window: re-check
     /// the channels that were waiting on it after every poll.
-    private func recheckWaitingChannels() {
-        guard !watchedOnSSH.isEmpty else { return }
+    /// True when a channel waiting on SSH has window and output again, and its
+    /// session's socket is not waiting for POLLOUT: libssh took the window
+    /// adjust inside one of fived's calls (ssh_message_get polls the socket when
+    /// its queue is empty), so no epoll event would announce it. No I/O.
+    private func waitingChannelsCanSend() -> Bool {
+        watchedOnSSH.values.contains { channel in
+            channel.channel.windowSize > 0 && channel.hasOutputToSend
+                && channel.connection.registeredEvents & PollEvents.writable == 0
+        }
+    }
+
+    /// Pumps the channels that wait on SSH and can send again; true when one did.
+    @discardableResult
+    private func recheckWaitingChannels() -> Bool {
+        guard !watchedOnSSH.isEmpty else { return false }
+        var pumped = false
         for channel in watchedOnSSH.values where !channel.finished {
             serving = channel.connection
+            // Touched either way: when libssh still holds output (the client's
+            // socket is full), settleTouched asks epoll for POLLOUT on it.
+            touched[ObjectIdentifier(channel.connection)] = channel.connection
             if channel.channel.windowSize > 0 && channel.channel.session.flushOutput() {
                 channel.outbound.sinkReady = true
                 channel.errors.sinkReady = true
                 if channel.pump() { dirty[ObjectIdentifier(channel)] = channel }
-                touched[ObjectIdentifier(channel.connection)] = channel.connection
                 reconcile(channel)
+                pumped = true
             }
         }
+        return pumped
     }
 
     func markDirty(_ channel: ServiceChannel) {

@@ -293,9 +293,18 @@ import Testing
         #expect(e?.message == "/home/u/.ssh/authorized_keys:3: unknown option 'no-such-option': sshd does not know it, so the line is not honoured")
     }
 
+    /// sshd skips a comma and then stops at the blank after the options field
+    /// (auth-options.c), so a trailing comma, or a field of only commas, is fine.
+    @Test func trailingAndLoneCommasAreAcceptedAsSshdDoes() {
+        #expect(key("restrict, \(Self.ed.line)")?.options.portForwarding == false)
+        #expect(key("no-pty,\t\(Self.ed.line)")?.options.pty == false)
+        #expect(key(", \(Self.ed.line)") != nil)
+        #expect(key(",, \(Self.ed.line)") != nil)
+    }
+
     @Test func malformedOptionsAreReported() {
         for options in [
-            #"command="unterminated"#, #"command=abc"#, "command", "from", "restrict,", ",",
+            #"command="unterminated"#, #"command=abc"#, "command", "from",
             #"from="""#, #"from="10.0.0.1/8""#, #"environment="noequals""#, #"environment="=x""#,
             #"environment="A-B=x""#, #"tunnel="x""#, #"tunnel="-1""#, #"tunnel="99999999999""#,
             #"principals="user_a""#, #"command="a\""#,

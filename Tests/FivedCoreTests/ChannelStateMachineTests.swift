@@ -340,6 +340,36 @@ struct ChannelStateMachineTests {
         #expect(!m.closeSent)
     }
 
+    /// PuTTY and Dropbear send CLOSE after their EOF without waiting for the
+    /// exit status; sshd still sends it, before its own CLOSE.
+    @Test func aPeerCloseBeforeTheExitWaitsForTheExitAndReportsIt() throws {
+        var m = try relaying(awaitsExit: true)
+        _ = try m.handle(.outboundEnded(failure: nil))
+        #expect(try m.handle(.outboundDelivered) == [.sendEOF])
+        #expect(try m.handle(.peerClose(undelivered: false, now: 0)) == [.shutdownLocalInput])
+        #expect(m.drainDeadline == Machine.drainMilliseconds && m.outbound != .open)
+        #expect(try m.handle(.processExited(.status(3))) == [.sendExit(.status(3)), .sendClose, .release(.closed)])
+    }
+
+    @Test func aPeerCloseWithOutputStillFlowingStopsTheOutputAndWaitsForTheExit() throws {
+        var m = try relaying(awaitsExit: true)
+        #expect(try m.handle(.peerClose(undelivered: true, now: 10)) == [])
+        #expect(m.outbound == .abandoned && m.inbound == .ending)
+        // The output's end and the program's exit may still be reported: nothing is sent for them but the exit.
+        #expect(try m.handle(.outboundEnded(failure: nil)) == [])
+        #expect(try m.handle(.outboundDelivered) == [])
+        #expect(try m.handle(.processExited(.signal("PIPE"))) == [])  // the peer's last bytes are still on their way
+        #expect(try m.handle(.inboundDelivered) == [.shutdownLocalInput, .sendExit(.signal("PIPE")), .sendClose, .release(.peerClosed)])
+    }
+
+    @Test func aProgramThatOutlivesThePeersCloseEndsAtTheDrainDeadlineWithoutAnExit() throws {
+        var m = try relaying(awaitsExit: true)
+        _ = try m.handle(.peerClose(undelivered: false, now: 0))
+        #expect(try m.handle(.tick(now: Machine.drainMilliseconds - 1)) == [])
+        #expect(try m.handle(.tick(now: Machine.drainMilliseconds)) == [.sendClose, .release(.peerClosed)])
+        #expect(!m.exitSent)
+    }
+
     @Test func aSocketServiceWaitsForTheClientsEOF() throws {
         var m = try relaying(session: false)
         _ = try m.handle(.outboundEnded(failure: nil))

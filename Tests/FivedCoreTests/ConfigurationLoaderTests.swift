@@ -197,7 +197,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         #expect(c.services[name("repl")]!.pty)
         #expect(!c.services[name("echo")]!.pty)
         let e = try #require(parseError("[services.web]\nconnect = \"127.0.0.1:80\"\npty = true\n"))
-        #expect(e.message == "fived.toml:3: services.web.pty: only an exec service runs on a terminal: remove 'pty' or use 'exec'")
+        #expect(e.message == "fived.toml:3: services.web.pty: only an exec service takes 'pty': remove it or use 'exec'")
         let notBool = try #require(parseError("[services.repl]\nexec = [\"/bin/sh\"]\npty = \"yes\"\n"))
         #expect(notBool.message.hasPrefix("fived.toml:3: services.repl.pty:"))
     }

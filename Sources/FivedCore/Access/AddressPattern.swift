@@ -9,8 +9,10 @@
 /// numerically) or a wildcard pattern with `*` and `?` (`192.168.1.*`) matched
 /// against the address text; an address entry also matches as text, as in sshd.
 /// An IPv4-mapped client address (`::ffff:10.1.2.3`) is treated as IPv4, so it
-/// matches IPv4 entries; an IPv4-mapped entry (`::ffff:10.0.0.0/104`) is read as the
-/// IPv4 network it names.
+/// matches IPv4 entries, as sshd normalises it (canohost.c
+/// `ipv64_normalise_mapped`); an IPv4-mapped entry (`::ffff:10.0.0.0/104`) stays
+/// the IPv6 network it is written as (addrmatch.c `addr_pton`), so it matches no
+/// client, exactly as in sshd.
 public struct AddressPattern: Sendable, Equatable, CustomStringConvertible {
     /// The pattern list exactly as written.
     public let text: String
@@ -121,14 +123,10 @@ public struct AddressPattern: Sendable, Equatable, CustomStringConvertible {
         var address = parsed
         var bits: Int
         if case .v4 = parsed, addressText.utf8.contains(UInt8(ascii: ":")) {
-            // Written as IPv4-mapped IPv6: the mask counts 128 bits.
+            // Written as IPv4-mapped IPv6: an IPv6 network with a 128-bit mask.
             bits = prefix ?? 128
             guard bits <= 128 else { return .invalid("has a mask longer than 128 bits") }
-            guard bits >= 96 else {
-                address = .v6(parsed.mappedToV6)
-                return Self.checkHostBits(address, bits)
-            }
-            bits -= 96
+            address = .v6(parsed.mappedToV6)
         } else {
             let width = parsed.bytes.count * 8
             bits = prefix ?? width

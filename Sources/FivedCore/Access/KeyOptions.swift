@@ -180,7 +180,7 @@ private struct OptionsScanner {
             if index == nameStart, index < bytes.count, bytes[index] == Self.comma {
                 // sshd skips empty options: ",restrict" and "restrict,,pty" are accepted.
                 index += 1
-                guard index < bytes.count else { throw fail("options end with a comma") }
+                if index == bytes.count { break }
                 continue
             }
             let rawName = String(decoding: bytes[nameStart..<index], as: UTF8.self)
@@ -197,7 +197,9 @@ private struct OptionsScanner {
                 throw fail(.authorizedKeyUnknownOption, "unexpected text after option '\(ServiceName.printable(rawName))'")
             }
             index += 1
-            guard index < bytes.count else { throw fail("options end with a comma") }
+            // A comma before the blank that ends the field ends the options, as in
+            // sshd (auth-options.c: the comma is skipped, then the blank stops the loop).
+            if index == bytes.count { break }
         }
         return options
     }

@@ -227,13 +227,13 @@ public struct ChannelStateMachine: Sendable, Equatable {
             record(why)
             return settle()
         case .outboundEnded(let why):
-            if closeSent { return [] }
+            if closeSent || outbound == .abandoned { return [] }
             guard outbound == .open else { throw unexpected(event) }
             outbound = .ending
             record(why)
             return []
         case .outboundDelivered:
-            if closeSent { return [] }
+            if closeSent || outbound == .abandoned { return [] }
             guard outbound == .ending else { throw unexpected(event) }
             outbound = .ended
             var actions: [Action] = []
@@ -246,7 +246,7 @@ public struct ChannelStateMachine: Sendable, Equatable {
             return closeSent ? [] : settle()
         case .tick(let now):
             if case .draining(let deadline) = phase, now >= deadline {
-                return finish(failure ?? .peerClosedUndelivered)
+                return finish(failure ?? (inbound == .ending ? .peerClosedUndelivered : .peerClosed))
             }
             return []
         case .abort(let reason):
@@ -291,7 +291,26 @@ public struct ChannelStateMachine: Sendable, Equatable {
         peerSentClose = true
         peerSentEOF = true
         if closeSent { return [] }
+        // Nothing more goes to a peer that closed (libssh refuses writes on a closed channel).
+        if outbound == .open || outbound == .ending { outbound = .abandoned }
         switch phase {
+        case .relaying where reportsExit && awaitsExit && exit == nil:
+            // A session channel whose program still runs: as sshd does (session.c
+            // `session_close_by_channel`), wait for its exit and send exit-status
+            // before CLOSE (PuTTY and Dropbear close first and still read it),
+            // bounded by the drain deadline. The program sees EOF once the peer's
+            // last bytes reached it.
+            var actions: [Action] = []
+            if inbound == .open || inbound == .ending {
+                if undelivered {
+                    inbound = .ending
+                } else {
+                    inbound = .ended
+                    actions.append(.shutdownLocalInput)
+                }
+            }
+            phase = .draining(deadline: now + Self.drainMilliseconds)
+            return actions
         case .relaying where undelivered && (inbound == .open || inbound == .ending):
             inbound = .ending
             phase = .draining(deadline: now + Self.drainMilliseconds)
@@ -326,13 +345,22 @@ public struct ChannelStateMachine: Sendable, Equatable {
         switch phase {
         case .relaying:
             let processDone = !awaitsExit || exit != nil
-            let inboundDone = inbound == .ended || inbound == .abandoned || (awaitsExit && exit != nil)
+            // A session channel ends with its program; any other channel, as sshd's
+            // direct-tcpip, only once the peer sent EOF too (or its bytes can no
+            // longer be delivered): PuTTY drops what it has not yet written out
+            // locally when a CLOSE arrives right after the EOF.
+            let inboundDone = inbound == .ended || inbound == .abandoned || (reportsExit && awaitsExit && exit != nil)
             guard outbound == .ended, processDone, inboundDone else { return [] }
         case .answering:
             guard outbound == .ended else { return [] }
         case .draining:
-            guard inbound != .ending else { return [] }
-            return finish(failure ?? (eofSent ? .closed : .peerClosed))
+            guard inbound != .ending, !awaitsExit || exit != nil || !reportsExit else { return [] }
+            var actions: [Action] = []
+            if let report = reportableExit {
+                actions.append(.sendExit(report))
+                exitSent = true
+            }
+            return actions + finish(failure ?? (eofSent ? .closed : .peerClosed))
         default:
             return []
         }
