@@ -128,7 +128,9 @@ find "$stage" -exec touch -h -d "@$epoch" {} +
 mkdir -p "$out"
 deb=$out/fived_${version}_amd64.deb
 started=$SECONDS
-SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
+# xz level 2, not dpkg's 6: a third of the time (about 16 s of CPU per binary instead
+# of 43) for a package 13% larger.
+SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz -z2 --build "$stage" "$deb" >&2
 echo "package.sh: took dpkg-deb $((SECONDS - started)) s" >&2
 
 if [[ ${FIVED_LINTIAN:-1} != 0 ]]; then

@@ -218,7 +218,7 @@ public enum AuthorizedKeysCheck {
             }
             let relative = !pattern.hasPrefix("/")
             let what = relative
-                ? "authorized_keys \(shown) is a relative path, taken from each user's home directory (as sshd's AuthorizedKeysFile): for \(myName) that is \(DisplayText.escaped(path)),"
+                ? "authorized_keys \(shown) is a relative path, taken from each user's home directory (as sshd's AuthorizedKeysFile): for \(myName) that is \(DisplayText.escaped(path)), which"
                 : "authorized_keys \(shown)"
             var st = stat()
             guard stat(path, &st) == 0 else {
