@@ -32,6 +32,11 @@ public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case authorizedPrincipalsMalformed
         /// A `revoked_keys` file that is neither a KRL (PROTOCOL.krl) nor a list of keys.
         case revokedKeysMalformed
+        // The fleet (Sources/FivedCore/Fleet).
+        /// A relayed caller (`RelayedCaller`) that does not parse or breaks a bound.
+        case relayedCallerMalformed
+        /// A registry record read from etcd that does not parse.
+        case registryRecordMalformed
     }
 
     public let code: Code

@@ -60,6 +60,9 @@ public struct Configuration: Sendable, Equatable {
     /// `host_certificates`: host certificate files (`-cert.pub`) to present beside
     /// the matching `host_keys` (sshd's HostCertificate). Default none.
     public var hostCertificates: [String]
+    /// `[cluster]`: this node's place in a fleet sharing one name registry (etcd);
+    /// nil (no table): fived is one host, exactly as without the fleet.
+    public var cluster: ClusterConfig?
 
     /// SSH listeners used when neither the file nor the flags name any.
     public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 1), ListenAddress(host: "::", port: 1)]
