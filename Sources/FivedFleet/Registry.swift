@@ -297,6 +297,10 @@ actor RegistryLoop {
         view.withLock { v in if v.names[name]?.owner == me { v.names.removeValue(forKey: name) } }
         do {
             try await etcd.delete(RegistryLayout.nameKey(prefix: prefix, name), ifLease: lease)
+            // Claimed again while the delete was on its way (a publisher's takeover): put it back.
+            if let record = desired[name], let current = self.lease {
+                _ = try await create(name, record, lease: current)
+            }
         } catch {
             down("\(error)")  // the next synchronize deletes what is no longer wanted
         }

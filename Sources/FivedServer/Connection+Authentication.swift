@@ -31,6 +31,7 @@ extension Connection {
             failed(message)
             return
         }
+        if authenticatePeer(message, user: request.user, blob: blob, verified: state == .verified) { return }
         let config = worker.config.snapshot
         let candidates = worker.authorizedKeys.keys(for: request.user, patterns: config.authorizedKeys)
         let result = KeyMatcher.match(presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))

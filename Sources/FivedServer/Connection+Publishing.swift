@@ -47,9 +47,15 @@ extension Connection {
                 message.refuse()
                 return
             }
+            if let owner = fleetOwner(of: name) {
+                logger.info("publish refused", metadata: meta.merging(["reason": "already published (by node \(owner))"]) { $1 })
+                message.refuse()
+                return
+            }
             let publication = Publications.Publication(
                 worker: worker, connectionID: id, address: address, port: port, fingerprint: caller.key.blob.fingerprint)
             if worker.publications.claim(name, publication) {
+                if registerInFleet(message, name, meta: meta, boundPort: publication.boundPort) { return }
                 logger.info("published", metadata: meta)
                 message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: publication.boundPort))
                 return
@@ -113,7 +119,7 @@ extension Connection {
         publication.worker.openForwarded(
             ForwardRequest(
                 connectionID: publication.connectionID, name: name, address: publication.address, port: publication.boundPort,
-                originator: client, replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
+                originator: Endpoint(address: handOff.clientAddress, port: handOff.clientPort), replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
             fd: pair.1.release())
         // A publisher asks for the caller's identity as a PROXY v2 header by
         // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.
