@@ -6,7 +6,7 @@
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
 # ssh-agent, ssh-add: the integration tests' client), socat; for the recipe and systemd
 # tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
-# (systemd-analyze), groff-base (the man page check). Quiet when all is there.
+# (systemd-analyze), groff-base (the man page check), etcd-server (the fleet tests). Quiet when all is there.
 #
 # Environment:
 #   FIVED_SCRATCH   build folder (swift --scratch-path), default .build
@@ -34,6 +34,8 @@ optional=()
 [[ -x /usr/sbin/sshd ]] || optional+=(openssh-server)
 command -v systemd-analyze >/dev/null 2>&1 || optional+=(systemd)
 [[ -x /usr/bin/groff ]] || optional+=(groff-base)
+# The fleet tests (FleetTests) start a real etcd; they skip, saying why, without it.
+command -v etcd >/dev/null 2>&1 || optional+=(etcd-server)
 # Raw SSH peers (PeerParameterTests) speak through paramiko, with Debian's python3.
 /usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || optional+=(python3-paramiko)
 if ((${#optional[@]})); then

@@ -172,24 +172,16 @@ extension Connection {
         guard let caller = handOff.caller, let linkWorker = fleet.linkWorker(for: remote.owner) else {
             throw BackendFailure(.published, "no caller to relay")
         }
-        let pair: (Descriptor, Descriptor)
-        do {
-            pair = try Syscall.socketPair(nonBlocking: true)
-        } catch {
-            throw BackendFailure(.published, "\(error)")
-        }
-        let timeout = Int64(worker.config.snapshot.limits.connectTimeoutSeconds) * 1000
+        let (open, stream, timeout) = try joinedPair()
         let now = MonotonicClock.now
         let channelID = handOff.channelID ?? makeChannelID()
         let relayed = RelayedCaller(entryNode: fleet.me, caller: caller, localAddress: handOff.localAddress,
                                     localPort: handOff.localPort, channelID: channelID)
         let hop = "\(fleet.me)->\(remote.owner)"
         fleetHops[channelID] = FleetHop(hop: hop, caller: nil)
-        let open = PublisherOpen(token: worker.nextPublisherToken(), stream: pair.0, deadline: now + timeout + 2000)
         let request = RelayRequest(
             owner: remote.owner, record: record, name: name, originator: relayed.encoded, originatorPort: caller.port, hop: hop,
             replyTo: worker, token: open.token, deadline: now + timeout)
-        let stream = pair.1
         linkWorker.perform { $0.startRelay(request, stream: stream) }
         return (.pending(.publisher(open)), [])
     }
