@@ -79,6 +79,13 @@ final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         task?.cancel()
     }
 
+    /// Ends the watch without telling `onEnd`: a newer watch replaces it.
+    func retire() {
+        lock.withLock { ended = true }
+        task?.cancel()
+        session?.finishTasksAndInvalidate()
+    }
+
     private func end(_ why: String) {
         let first = lock.withLock { () -> Bool in
             defer { ended = true }

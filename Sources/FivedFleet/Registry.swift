@@ -203,7 +203,8 @@ actor RegistryLoop {
                 continue
             }
         }
-        watch?.cancel()
+        // The old watch (if any) must not report its end: it would mark this new state down.
+        watch?.retire()
         let base = etcd.endpoints.first!
         let view = view
         let prefix = prefix
@@ -320,7 +321,7 @@ actor RegistryLoop {
 
     func stop() async {
         stopping = true
-        watch?.cancel()
+        watch?.retire()
         if let lease { try? await etcd.revoke(lease: lease, timeout: 1) }
         lease = nil
     }

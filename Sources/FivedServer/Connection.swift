@@ -150,7 +150,7 @@ final class Connection {
     }
 
     private func handle(_ message: SSHMessage) {
-        if peerLink != nil { return handleOnPeerLink(message) }
+        if peerLink != nil || peerNode != nil, handleFleetMessage(message) { return }
         switch message.kind {
         case .service(let name):
             // RFC 4252 §3: "ssh-userauth" is the only service a client asks for.

@@ -188,14 +188,27 @@ extension Connection {
 
     // MARK: This connection is a link to a peer (we are its client)
 
-    /// What a peer node may ask of this node over the link this node opened:
-    /// keepalives only; everything else is refused.
-    func handleOnPeerLink(_ message: SSHMessage) {
-        if case .globalRequest(.keepalive) = message.kind {
-            message.acceptGlobalRequest(boundPort: 0)
-        } else {
-            message.refuse()
+    /// Node-to-node connections take fewer requests than callers: over a link
+    /// this node opened, the peer may ask for keepalives only; a peer logged in
+    /// here may send keepalives and relayed channel opens (Connection's usual
+    /// path, to `openRelayed`), and may publish nothing. True when handled here.
+    func handleFleetMessage(_ message: SSHMessage) -> Bool {
+        if case .globalRequest(let request) = message.kind {
+            if case .keepalive = request { message.acceptGlobalRequest(boundPort: 0) } else { message.refuse() }
+            return true
         }
+        guard peerLink != nil else { return false }
+        message.refuse()
+        return true
+    }
+
+    /// Forgets the node hops of channels that never opened (a relay refused
+    /// after it was noted): those of live channels and opens in flight stay.
+    func pruneFleetHops() {
+        guard !fleetHops.isEmpty else { return }
+        var live = Set(channels.values.map(\.id))
+        for pending in pendingOpens.values { live.insert(pending.channelID) }
+        fleetHops = fleetHops.filter { live.contains($0.key) }
     }
 
     /// A relayed channel on a link ended: count it for the peer.

@@ -332,8 +332,10 @@ extension Worker {
         link.opening = still
     }
 
-    /// Timers: dial deadlines, callers waiting too long.
+    /// Timers: dial deadlines, callers waiting too long, hops of opens that failed.
     func tickPeerLinks(now: Int64) {
+        guard fleet != nil else { return }
+        for connection in connections.values { connection.pruneFleetHops() }
         for link in peerLinks.values {
             if (link.phase == .handshaking || link.phase == .authenticating), now >= link.dialDeadline {
                 linkFailed(link, "dialing \(link.dialedAddress) timed out")
