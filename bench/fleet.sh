@@ -122,7 +122,7 @@ for ((r = 1; r <= rounds; r++)); do
         V[up-$path]+=" $(upload "$path")"
         V[open-$path]+=" $(open_time "$path")"
     done
-    say "round $r: upload direct${V[up-direct]##* } relayed${V[up-relayed]##* } MB/s; open direct${V[open-direct]##* } relayed${V[open-relayed]##* } ms"
+    say "round $r: upload direct ${V[up-direct]##* } relayed ${V[up-relayed]##* } MB/s; open direct ${V[open-direct]##* } relayed ${V[open-relayed]##* } ms"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "FAIL" || b == "FAIL" || a == 0) print "FAIL"; else printf "%.2f", b / a }'; }
 {
