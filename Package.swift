@@ -14,6 +14,8 @@ import PackageDescription
 //                     PROXY v2, TCPMUX parsing. No sockets, no libssh.
 //   FivedRuntime      what both executables run: the relay's ends on SSH channels
 //                     and descriptors.
+//   FivedFleet        the fleet's name registry in etcd (its JSON gateway, URLSession):
+//                     lease, records, watch; no libssh, never on a worker thread.
 //   FivedServer       the daemon: acceptor, workers, connections, channels, backends.
 //   FivedClient       fived-connect's runtime: dialing, stdio bridges, -L and -R.
 //   fived, fived-connect  thin executables: arguments in, a runtime started.
@@ -64,9 +66,16 @@ let package = Package(
             dependencies: ["FivedCore", "FivedSystem", "LibSSH"]
         ),
         .target(
+            name: "FivedFleet",
+            dependencies: [
+                "FivedCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "FivedServer",
             dependencies: [
-                "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem", "CSpawn",
+                "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem", "CSpawn", "FivedFleet",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -7,6 +7,7 @@
 #                           connections, 1,000 concurrent channels (~13 minutes)
 #   bench/run.sh --quick    regression size: 128 MiB, 2 rounds, 100 idle
 #                           connections, 200 channels (~3 minutes)
+# Then bench/fleet.sh: a channel relayed through two fived nodes against a direct one.
 #
 # Rounds alternate the order: odd rounds run fived first, even rounds sshd first.
 # Ratios are taken per round (both measured back to back) and the median printed.
@@ -428,4 +429,6 @@ echo
 echo "per-round values:"
 cat "$work/raw.txt"
 [[ -n ${FIVED_BENCH_OUT:-} ]] && cp "$work/table.txt" "$FIVED_BENCH_OUT"
+# A channel relayed through two fived nodes (the fleet) against a direct one.
+[[ $only == all ]] && bash "$repo/bench/fleet.sh" $([[ $mode == quick ]] && echo --quick) "$fived_bin"
 exit 0

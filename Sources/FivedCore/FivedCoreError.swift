@@ -34,6 +34,11 @@ public struct FivedCoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case revokedKeysMalformed
         /// A `pty-req`'s encoded terminal modes that do not parse (RFC 4254 §8).
         case terminalModesMalformed
+        // The fleet (Sources/FivedCore/Fleet).
+        /// A relayed caller (`RelayedCaller`) that does not parse or breaks a bound.
+        case relayedCallerMalformed
+        /// A registry record read from etcd that does not parse.
+        case registryRecordMalformed
     }
 
     public let code: Code

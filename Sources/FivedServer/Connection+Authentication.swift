@@ -48,6 +48,7 @@ extension Connection {
             failed(message)
             return
         }
+        if authenticatePeer(message, user: request.user, blob: blob, verified: state == .verified) { return }
         let config = worker.config.snapshot
         if let revocation = worker.certificateTrust.revocation(of: blob, in: config.revokedKeys) {
             refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(revocation)")

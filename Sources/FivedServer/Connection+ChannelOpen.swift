@@ -94,6 +94,7 @@ extension Connection {
             message.refuse()
             return
         }
+        if peerNode != nil { return openRelayed(message, open) }
         switch open.type {
         case .session:
             if sessionsEnded {
@@ -305,25 +306,29 @@ extension Connection {
         let publications = worker.publications
         return { name in
             if let service = config.services[name] { return ServiceAccess(name: service.name, allow: service.allow) }
-            return publications.lookup(name) == nil ? nil : ServiceAccess(name: name, allow: nil)
+            if publications.lookup(name) != nil { return ServiceAccess(name: name, allow: nil) }
+            return self.fleetAccess(name, config)
         }
     }
 
     func helpText(caller: Caller, config: Configuration) -> String {
         var entries = config.sortedServices.map { ServiceAccess(name: $0.name, allow: $0.allow) }
         entries += worker.publications.names.filter { config.services[$0] == nil }.map { ServiceAccess(name: $0, allow: nil) }
+        entries += fleetHelpEntries(config)
         let names = AccessPolicy.visibleServices(caller: caller, services: entries, statusAllow: config.statusAllow)
         return names.sorted().map { $0.value + "\n" }.joined()
     }
 
     /// Starts the backend of a configured or published service; returns how it
     /// began and the bytes to send before the caller's (a PROXY v2 header).
-    /// `terminal` is the pty granted to a session channel, used only by a `pty = true` service.
-    private func startBackend(_ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64, terminal: TerminalRequest? = nil)
-        throws(BackendFailure) -> (BackendConnector.Start, [UInt8])
-    {
-        let handOff = handOff(service: name, caller: caller, channelID: channelID)
-        if let service = config.services[name] {
+    /// `terminal` is the pty granted to a session channel, used only by a `pty = true` service;
+    /// `given`: what the service learns, when it is not this connection's caller (a relayed one).
+    func startBackend(
+        _ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64, terminal: TerminalRequest? = nil,
+        handOff given: CallerHandOff? = nil
+    ) throws(BackendFailure) -> (BackendConnector.Start, [UInt8]) {
+        let handOff = given ?? handOff(service: name, caller: caller, channelID: channelID)
+        if let service = config.services[name] ?? exportedService(name, config) {
             let start = try BackendConnector.start(
                 service.backend, environment: handOff.environment,
                 timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service), terminal: service.pty ? terminal : nil)
@@ -333,6 +338,7 @@ extension Connection {
             }
             return (start, preamble)
         }
+        if let relay = try relayedBackend(name, handOff: handOff) { return relay }
         return try publishedBackend(name, handOff: handOff)
     }
 

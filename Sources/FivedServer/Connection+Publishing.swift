@@ -47,9 +47,15 @@ extension Connection {
                 message.refuse()
                 return
             }
+            if let owner = fleetOwner(of: name) {
+                logger.info("publish refused", metadata: meta.merging(["reason": "already published (by node \(owner))"]) { $1 })
+                message.refuse()
+                return
+            }
             let publication = Publications.Publication(
                 worker: worker, connectionID: id, address: address, port: port, fingerprint: caller.key.blob.fingerprint)
             if worker.publications.claim(name, publication) {
+                if registerInFleet(message, name, meta: meta, boundPort: publication.boundPort) { return }
                 logger.info("published", metadata: meta)
                 message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: publication.boundPort))
                 return
@@ -92,6 +98,22 @@ extension Connection {
         pending.message.acceptGlobalRequest(boundPort: UInt16(truncatingIfNeeded: publication.boundPort))
     }
 
+    /// A socketpair joining a caller's channel to one on another worker: the
+    /// near end waits as the caller's pending backend (answered by its token,
+    /// within connect_timeout_seconds, in ms, and 2 s more), the far end goes to
+    /// the other worker.
+    func joinedPair() throws(BackendFailure) -> (open: PublisherOpen, far: Descriptor, timeout: Int64) {
+        let pair: (Descriptor, Descriptor)
+        do {
+            pair = try Syscall.socketPair(nonBlocking: true)
+        } catch {
+            throw BackendFailure(.published, "\(error)")
+        }
+        let timeout = Int64(worker.config.snapshot.limits.connectTimeoutSeconds) * 1000
+        let open = PublisherOpen(token: worker.nextPublisherToken(), stream: pair.0, deadline: MonotonicClock.now + timeout + 2000)
+        return (open, pair.1, timeout)
+    }
+
     /// A published name lives on its publisher's connection, perhaps on another
     /// worker thread: the two channels are joined through a socketpair, each end
     /// relayed by its own worker like any socket backend.
@@ -99,22 +121,15 @@ extension Connection {
         guard let publication = worker.publications.lookup(name) else {
             throw BackendFailure(.published, "no service named \(name)")
         }
-        let pair: (Descriptor, Descriptor)
-        do {
-            pair = try Syscall.socketPair(nonBlocking: true)
-        } catch {
-            throw BackendFailure(.published, "\(error)")
-        }
         // The caller's open is answered only once the publisher's client has
         // confirmed the forwarded-tcpip channel (or refused it, or not answered
         // within connect_timeout_seconds): never an empty channel that closes.
-        let timeout = Int64(worker.config.snapshot.limits.connectTimeoutSeconds) * 1000
-        let open = PublisherOpen(token: worker.nextPublisherToken(), stream: pair.0, deadline: MonotonicClock.now + timeout + 2000)
+        let (open, far, timeout) = try joinedPair()
         publication.worker.openForwarded(
             ForwardRequest(
                 connectionID: publication.connectionID, name: name, address: publication.address, port: publication.boundPort,
-                originator: client, replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
-            fd: pair.1.release())
+                originator: Endpoint(address: handOff.clientAddress, port: handOff.clientPort), replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
+            fd: far.release())
         // A publisher asks for the caller's identity as a PROXY v2 header by
         // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.
         let header = publication.port == Publications.proxyProtocolPort ? proxyHeader(handOff) : []

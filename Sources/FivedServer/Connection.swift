@@ -59,6 +59,13 @@ final class Connection {
     /// Probes another connection asked for (a takeover of a published name):
     /// answered alive on the next input, dead at their deadline.
     var livenessProbes: [(since: Int64, deadline: Int64, report: (Bool) -> Void)] = []
+    /// Fleet (Connection+Fleet): the peer node this connection logged in as
+    /// (owner side), the link this connection is (entry side), the node hop of
+    /// channels by id, and publications waiting for the registry's answer.
+    var peerNode: NodeName?
+    var peerLink: PeerLink?
+    var fleetHops: [UInt64: FleetHop] = [:]
+    var pendingRegistrations: [ServiceName: SSHMessage] = [:]
     /// tcpip-forward requests waiting for a takeover probe's answer, by token.
     var pendingTakeovers: [UInt64: (message: SSHMessage, name: ServiceName, address: String, port: UInt32)] = [:]
 
@@ -69,7 +76,7 @@ final class Connection {
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
 
-    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, startupSlot: StartupSlot,
+    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, startupSlot: StartupSlot?,
          loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
         self.id = id
         self.startupSlot = startupSlot
@@ -161,6 +168,7 @@ final class Connection {
     }
 
     private func handle(_ message: SSHMessage) {
+        if peerLink != nil || peerNode != nil, handleFleetMessage(message) { return }
         switch message.kind {
         case .service(let name):
             // RFC 4252 §3: "ssh-userauth" is the only service a client asks for.
@@ -224,6 +232,7 @@ final class Connection {
 
     func forget(_ channel: ServiceChannel) {
         guard channels.removeValue(forKey: ObjectIdentifier(channel)) != nil else { return }
+        fleetHops.removeValue(forKey: channel.id)
         if channel.countsAgainstKey { releaseKeyChannel() }
     }
 
@@ -235,6 +244,7 @@ final class Connection {
         meta["duration_ms"] = "\(MonotonicClock.now - channel.startedAt)"
         meta["reason"] = "\(reason)"
         logger.info("channel closed", metadata: meta)
+        peerLinkChannelFinished(channel)
         worker.channelFinished(channel)
     }
 
@@ -253,6 +263,7 @@ final class Connection {
             metadata["key_id"] = "\(certificate.keyID)"
             metadata["serial"] = "\(certificate.serial)"
         }
+        fleetHops[channel.id]?.annotate(&metadata)
         return metadata
     }
 

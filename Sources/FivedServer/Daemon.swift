@@ -16,7 +16,7 @@ public final class Daemon: @unchecked Sendable {
     public struct StartupError: Error, CustomStringConvertible {
         /// What failed, stable for matching.
         public enum Code: String, Sendable {
-            case listen, hostKey, signals, workers
+            case listen, hostKey, signals, workers, fleet
         }
         public let code: Code
         public let description: String
@@ -49,6 +49,8 @@ public final class Daemon: @unchecked Sendable {
     private var workers: [Worker] = []
     private var listeners: [Listener] = []
     private var bind: SSHBind!
+    /// This node's fleet, with `[cluster]` (Fleet/).
+    private var fleet: Fleet?
 
     /// - Parameters:
     ///   - configuration: the validated configuration to start with.
@@ -73,7 +75,7 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw StartupError(.hostKey, error.description)
         }
-        return notes
+        return notes + (try checkFleet(configuration))
     }
 
     /// Starts everything and serves until SIGTERM or SIGINT.
@@ -102,7 +104,11 @@ public final class Daemon: @unchecked Sendable {
             try bind.setIdentification(FivedVersion.sshIdentification)
             let keys = try HostKeys.load(paths: snapshot.hostKeys, logger: logger)
             for key in keys { try bind.addHostKey(key) }
+            if let cluster = snapshot.cluster {
+                fleet = try Self.makeFleet(cluster, hostKeys: keys, listeners: listeners.map(\.address), workers: peers, logger: logger)
+            }
         } catch {
+            if let e = error as? StartupError { throw e }
             if let e = error as? HostKeys.Failure { throw StartupError(.hostKey, e.description) }
             throw StartupError(.hostKey, "\(error)")
         }
@@ -119,6 +125,7 @@ public final class Daemon: @unchecked Sendable {
                 let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
                                         certificateTrust: certificateTrust, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
                                         peers: peers)
+                worker.fleet = fleet
                 try worker.start()
                 workers.append(worker)
             } catch {
@@ -126,6 +133,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         peers.set(workers)
+        if let fleet { Self.startFleet(fleet, publications: publications, configuration: snapshot) }
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])
         }
@@ -134,6 +142,8 @@ public final class Daemon: @unchecked Sendable {
         }
         logger.info("ready", metadata: ["services": "\(snapshot.services.count)", "workers": "\(count)", "libssh": "\(LibSSH.version)"])
         acceptLoop()
+        // A clean stop takes this node's names out of the fleet at once.
+        fleet?.registry.stop()
         for l in listeners + tcpmuxListeners { l.socket.close() }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
@@ -282,6 +292,10 @@ public final class Daemon: @unchecked Sendable {
                 logger.warning("listen addresses, tcpmux listeners and host keys change only on restart; still using those fived started with")
             }
             config.replace(with: fresh)
+            if let fleet {
+                if fresh.cluster != startedWith.cluster { logger.warning("the [cluster] table changes only on restart; exports follow the new services") }
+                fleet.registry.setExports(Fleet.exports(of: fresh, me: fleet.me))
+            }
             waiting.resize(limits: fresh.limits)
             logger.info("configuration reloaded", metadata: ["services": "\(fresh.services.count)"])
         } catch {

@@ -26,6 +26,18 @@ final class Publications: Sendable {
     static let proxyProtocolPort: UInt32 = 2
 
     private let table = Mutex<[ServiceName: Publication]>([:])
+    /// Told of every name released, after the lock (the fleet's registry deletes it there).
+    private let releaseObserver = Mutex<(@Sendable (ServiceName) -> Void)?>(nil)
+
+    /// Sets who hears of released names (once, before any worker runs).
+    func observeReleases(_ body: @escaping @Sendable (ServiceName) -> Void) {
+        releaseObserver.withLock { $0 = body }
+    }
+
+    private func released(_ names: [ServiceName]) {
+        guard !names.isEmpty, let observer = releaseObserver.withLock({ $0 }) else { return }
+        for name in names { observer(name) }
+    }
 
     /// Claims `name` for a publisher; false when it is already published.
     func claim(_ name: ServiceName, _ publication: Publication) -> Bool {
@@ -39,20 +51,24 @@ final class Publications: Sendable {
     /// Releases `name` if `connectionID` holds it; true when it did.
     @discardableResult
     func release(_ name: ServiceName, connectionID: UInt64) -> Bool {
-        table.withLock { t in
+        let done = table.withLock { t in
             guard t[name]?.connectionID == connectionID else { return false }
             t.removeValue(forKey: name)
             return true
         }
+        if done { released([name]) }
+        return done
     }
 
     /// Releases every name a connection holds; returns them.
     func releaseAll(connectionID: UInt64) -> [ServiceName] {
-        table.withLock { t in
+        let mine = table.withLock { t in
             let mine = t.filter { $0.value.connectionID == connectionID }.map(\.key)
             for name in mine { t.removeValue(forKey: name) }
             return mine
         }
+        released(mine)
+        return mine
     }
 
     func lookup(_ name: ServiceName) -> Publication? {

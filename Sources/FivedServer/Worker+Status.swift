@@ -86,7 +86,7 @@ final class StatusGathering: Sendable {
             time: Int64(time(nil)), workers: workerCount,
             connections: parts.connections.sorted { Self.order($0.label).lexicographicallyPrecedes(Self.order($1.label)) },
             publications: listed, tcpmuxConnections: parts.tcpmux, silentWorkers: parts.waitingFor.sorted())
-        let text = report.rendered()
+        let text = report.rendered() + (owner.fleet.map { $0.status.rendered() } ?? "")
         owner.perform { [self] _ in
             guard let pump else { return }
             self.pump = nil

@@ -35,6 +35,8 @@ final class Worker: @unchecked Sendable {
         case tcpmuxClient(TCPMUXConnection)
         case tcpmuxBackend(TCPMUXConnection)
         case tcpmuxStderr(TCPMUXConnection)
+        /// A connection to a peer node while it dials (Worker+Fleet).
+        case peerLink(PeerLink)
     }
 
     enum Command {
@@ -85,6 +87,10 @@ final class Worker: @unchecked Sendable {
     private var serving: Connection?
     /// Every worker, for the status service to ask (Worker+Status.swift).
     let peers: WorkerDirectory
+    /// This node's fleet, when `[cluster]` is configured (set before the thread starts).
+    var fleet: Fleet?
+    /// This worker's connections to peer nodes, by node (Worker+Fleet).
+    var peerLinks: [NodeName: PeerLink] = [:]
 
     init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
          certificateTrust: CertificateTrust, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
@@ -212,10 +218,13 @@ final class Worker: @unchecked Sendable {
                     t.stderrEvent(events)
                     t.pump()
                     settle(t)
+                case .peerLink(let link):
+                    peerLinkEvent(link)
                 }
             }
             handleInbox()
             advancePendingForwards()
+            advancePeerLinks()
             if stopping && connections.isEmpty && orphans.isEmpty && tcpmux.isEmpty && lingering.isEmpty { break }
             runDirty()
             recheckWaitingChannels()
@@ -346,6 +355,22 @@ final class Worker: @unchecked Sendable {
             session.disconnect()
             return
         }
+        register(connection)
+        logger.debug("connection accepted", metadata: ["client": "\(client)", "worker": "\(index)"])
+    }
+
+    /// Adds a session this worker dialed, connected and authenticated already
+    /// (a node-to-node connection, Worker+Fleet), as one of its connections.
+    func adoptOutbound(_ session: SSHSession, peer: Endpoint, local: Endpoint) throws(LibSSHError) -> Connection {
+        nextConnectionID += 1
+        let connection = try Connection(id: nextConnectionID, session: session, worker: self, client: peer, local: local,
+                                        startupSlot: nil, loginGraceSeconds: 0, logger: logger)
+        try connection.event.add(session)
+        register(connection)
+        return connection
+    }
+
+    private func register(_ connection: Connection) {
         connection.pollerToken = poller.add(connection.socketFD, events: PollEvents.readable, target: .session(connection))
         connection.registeredEvents = PollEvents.readable
         if stopping { connection.close(reason: .stopping) }
@@ -353,7 +378,6 @@ final class Worker: @unchecked Sendable {
         connectionsByID[connection.id] = connection
         touched[ObjectIdentifier(connection)] = connection
         liveConnections.store(connections.count, ordering: .relaxed)
-        logger.debug("connection accepted", metadata: ["client": "\(client)", "worker": "\(index)"])
     }
 
     /// Runs the pumps of channels that had events, until quiet or a bound of rounds.
@@ -670,6 +694,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         tickTCPMUX(now: now)
+        tickPeerLinks(now: now)
         for entry in lingering.values where now >= entry.deadline { endLingering(entry) }
         checkLiveness(now: now)
     }

@@ -8,6 +8,15 @@ struct WireWriter {
         bytes += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
     }
 
+    /// A big-endian uint64.
+    mutating func uint64(_ v: UInt64) {
+        uint32(UInt32(v >> 32))
+        uint32(UInt32(v & 0xFFFF_FFFF))
+    }
+
+    /// One byte (RFC 4251 `byte`, also `boolean`).
+    mutating func byte(_ v: UInt8) { bytes.append(v) }
+
     /// A length-prefixed string. Callers bound their input far below 4 GiB.
     mutating func string(_ s: some Collection<UInt8>) {
         uint32(UInt32(truncatingIfNeeded: s.count))

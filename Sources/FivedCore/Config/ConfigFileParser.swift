@@ -18,12 +18,12 @@ struct ConfigFileParser {
         "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "log_format", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
-        "authorized_keys_command_user", "host_certificates", "daemon_user",
+        "authorized_keys_command_user", "host_certificates", "daemon_user", "cluster",
     ]
     /// Keys of a `[services.NAME]` table.
     static let serviceKeys = [
         "connect", "exec", "proxy_protocol", "allow", "tcpmux", "connect_timeout_seconds", "pty", "user", "group",
-        "working_directory", "umask", "instances", "per_source", "limits",
+        "working_directory", "umask", "instances", "per_source", "limits", "export",
     ]
     /// Service keys that only an exec service takes.
     static let execOnlyKeys = ["pty", "user", "group", "working_directory", "umask", "instances", "per_source", "limits"]
@@ -126,6 +126,8 @@ struct ConfigFileParser {
                 config.limits = try limits(table(value, at: path))
             case "services":
                 try services(table(value, at: path), into: &config)
+            case "cluster":
+                config.cluster = try cluster(table(value, at: path))
             default:
                 break  // checkKeys has rejected it
             }
@@ -135,6 +137,7 @@ struct ConfigFileParser {
                 .configInvalidValue, ["authorized_keys_command"],
                 "needs authorized_keys_command_user, the user to run it as (as sshd's AuthorizedKeysCommandUser)")
         }
+        try checkExports(config)
         return config
     }
 
@@ -230,6 +233,7 @@ struct ConfigFileParser {
                 if let v = limitsTable[key] { service.processLimits[key: key] = try int(v, at: limitsPath + [key], in: range) }
             }
         }
+        if let value = table["export"] { service.export = try bool(value, at: path + ["export"]) }
         if let value = table["connect_timeout_seconds"] {
             service.connectTimeoutSeconds = try int(value, at: path + ["connect_timeout_seconds"], in: Limits.range(ofKey: "connect_timeout_seconds")!)
         }
@@ -275,7 +279,7 @@ struct ConfigFileParser {
         "\(location(path)): \(Self.render(path))" + (index.map { "[\($0)]" } ?? "")
     }
 
-    private func error(_ code: FivedCoreError.Code, _ path: [String], _ text: String) -> FivedCoreError {
+    func error(_ code: FivedCoreError.Code, _ path: [String], _ text: String) -> FivedCoreError {
         FivedCoreError(code, "\(context(path)): \(text)")
     }
 
@@ -290,7 +294,7 @@ struct ConfigFileParser {
     // MARK: - Keys and types
 
     /// Rejects a key of `table` that is not in `allowed`, suggesting the closest allowed key.
-    private func checkKeys(_ table: TOMLTable, at path: [String], allowed: [String]) throws(FivedCoreError) {
+    func checkKeys(_ table: TOMLTable, at path: [String], allowed: [String]) throws(FivedCoreError) {
         for key in table.keys where !allowed.contains(key) {
             var message = "\(location(path + [key])): unknown key '\(Self.render(path + [key]))'"
             if let guess = Self.closest(to: key, in: allowed) { message += " (did you mean '\(guess)'?)" }
@@ -342,23 +346,23 @@ struct ConfigFileParser {
         }
     }
 
-    private func string(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> String {
+    func string(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> String {
         guard let s = value.string else { throw mismatch(value, at: path, expected: "a string") }
         return s
     }
 
-    private func bool(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Bool {
+    func bool(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Bool {
         guard let b = value.bool else { throw mismatch(value, at: path, expected: "true or false") }
         return b
     }
 
-    private func int(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Int {
+    func int(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> Int {
         guard let i = value.int else { throw mismatch(value, at: path, expected: "an integer") }
         return i
     }
 
     /// An integer within `range`, or an error naming the key and the range.
-    private func int(_ value: TOMLValueConvertible, at path: [String], in range: ClosedRange<Int>) throws(FivedCoreError) -> Int {
+    func int(_ value: TOMLValueConvertible, at path: [String], in range: ClosedRange<Int>) throws(FivedCoreError) -> Int {
         let i = try int(value, at: path)
         guard range.contains(i) else {
             throw error(.configInvalidValue, path, "\(i) is out of range: use \(range.lowerBound) to \(range.upperBound)")
@@ -381,12 +385,12 @@ struct ConfigFileParser {
         throw mismatch(value, at: path, expected: "an octal integer (0o077) or a string (\"077\")")
     }
 
-    private func table(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> TOMLTable {
+    func table(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> TOMLTable {
         guard let t = value.table else { throw mismatch(value, at: path, expected: "a table") }
         return t
     }
 
-    private func strings(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> [String] {
+    func strings(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> [String] {
         guard let array = value.array else { throw mismatch(value, at: path, expected: "an array of strings") }
         var out: [String] = []
         for (i, element) in array.enumerated() {

@@ -68,6 +68,9 @@ public struct Configuration: Sendable, Equatable {
     /// bound its listeners and loaded its host keys, when started as root; nil
     /// means `nobody`. Ignored when fived is not started as root.
     public var daemonUser: String?
+    /// `[cluster]`: this node's place in a fleet sharing one name registry (etcd);
+    /// nil (no table): fived is one host, exactly as without the fleet.
+    public var cluster: ClusterConfig?
 
     /// SSH listeners used when neither the file nor the flags name any.
     public static let defaultListen = [ListenAddress(host: "0.0.0.0", port: 1), ListenAddress(host: "::", port: 1)]

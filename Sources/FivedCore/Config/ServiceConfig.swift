@@ -36,6 +36,9 @@ public struct ServiceConfig: Sendable, Equatable {
     /// `connect_timeout_seconds`: this backend's connect timeout; nil uses
     /// `[limits]`'s. From 1 to 300.
     public var connectTimeoutSeconds: Int?
+    /// `export`: in a fleet, registered as `NAME.NODE` so callers on every node
+    /// reach it (its `allow` list still applies, here). Default false; needs `[cluster]`.
+    public var export = false
     /// Where the service was defined: the config file's path, or "--service".
     public var origin: String
 

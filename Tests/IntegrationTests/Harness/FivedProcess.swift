@@ -127,6 +127,8 @@ struct FivedOptions: Sendable {
     var tcpmux = false
     /// false: no config file; everything as flags (`--listen`, `--service NAME=BACKEND`, ...).
     var useConfigFile = true
+    /// Names the config file (`NAME.toml`) and the output files, so several daemons share a test directory.
+    var name = "fived"
 
     init(services: [TestService] = [.exec("echo", "/bin/cat")], extraTOML: String = "", arguments: [String] = []) {
         self.services = services
@@ -280,10 +282,10 @@ final class Fived: Sendable {
     }
 
     static func start(_ environment: TestEnvironment, _ options: FivedOptions) async throws -> Fived {
-        let configPath = environment.directory.file("fived.toml")
+        let configPath = environment.directory.file("\(options.name).toml")
         let arguments: [String]
         if options.useConfigFile {
-            try environment.directory.write("fived.toml", environment.configText(options))
+            try environment.directory.write("\(options.name).toml", environment.configText(options))
             arguments = ["--config", configPath] + options.arguments
         } else {
             arguments = environment.flagArguments(options) + options.arguments
@@ -292,7 +294,7 @@ final class Fived: Sendable {
         let process = try ChildProcess.spawn(
             try Binaries.fived(), arguments + tcpmux,
             environment: Tools.environment(home: environment.directory.path, extra: options.environment),
-            outputPrefix: environment.directory.file("fived"))
+            outputPrefix: environment.directory.file(options.name))
         do {
             let port = try await waitForListening(process)
             let tcpmuxPort = options.tcpmux ? try await waitForListening(process, message: "listening for tcpmux") : nil
