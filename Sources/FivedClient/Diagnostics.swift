@@ -50,6 +50,8 @@ public struct ConnectFailure: Error, CustomStringConvertible {
         case hostKeyChanged
         /// The host key is not known and StrictHostKeyChecking=yes: exit 255, never retried.
         case hostKeyUnknown
+        /// A `@revoked` known_hosts line lists the host key: exit 255, never retried.
+        case hostKeyRevoked
         /// The server refused the service (or a publication): exit 1.
         case refused
     }
@@ -60,8 +62,8 @@ public struct ConnectFailure: Error, CustomStringConvertible {
     static func connection(_ message: String) -> ConnectFailure { ConnectFailure(kind: .connection, message: message) }
     static func refused(_ message: String) -> ConnectFailure { ConnectFailure(kind: .refused, message: message) }
 
-    /// True when reconnecting cannot help: the user must act (a changed or unknown host key).
-    public var isFinal: Bool { kind == .hostKeyChanged || kind == .hostKeyUnknown }
+    /// True when reconnecting cannot help: the user must act (a changed, unknown or revoked host key).
+    public var isFinal: Bool { kind == .hostKeyChanged || kind == .hostKeyUnknown || kind == .hostKeyRevoked }
 
     public var exitStatus: Int32 { kind == .refused ? 1 : 255 }
     public var description: String { message }

@@ -35,6 +35,7 @@ public struct Dialer: Sendable {
             try client.setUser(options.user)
             try client.setSSHDirectory("\(home)/.ssh")
             try client.setKnownHostsFile(options.knownHostsFile)
+            try client.setGlobalKnownHostsFile(options.globalKnownHostsFile)
             try client.setTimeout(seconds: options.connectTimeout)
         } catch {
             throw .connection("\(shownHost): \(error.message)")
@@ -58,44 +59,60 @@ public struct Dialer: Sendable {
         return t
     }
 
+    /// The known_hosts decision (`HostKeyCheck`, from fived-connect's own
+    /// reading of UserKnownHostsFile and GlobalKnownHostsFile, markers included);
+    /// libssh's verdict, which skips marker lines, is shown with -v when it differs.
     private func verifyHostKey(_ client: SSHClient) throws(ConnectFailure) {
         guard let key = client.serverKey() else {
             throw .connection("\(shownHost): the server sent no host key")
         }
-        let name = options.knownHostsName
-        let file = options.knownHostsFile
         diagnostics.debug("server host key \(key.type) \(key.fingerprint)")
-        let verdict: SSHHostKeyVerdict
-        do {
-            verdict = try client.checkServerKey()
-        } catch {
-            throw .connection("\(shownHost): \(error.message)")
+        let files = [options.knownHostsFile, options.globalKnownHostsFile].map {
+            HostKeyCheck.File(path: $0, text: (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "")
         }
-        switch verdict {
-        case .known:
-            diagnostics.debug("host key found in \(file)")
-        case .unknown:
-            switch options.strictHostKeyChecking {
-            case .yes:
-                throw ConnectFailure(kind: .hostKeyUnknown, message: "host key for \(name) is not known (\(key.type) \(key.fingerprint)); "
-                    + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record it in \(file)")
-            case .acceptNew, .no:
-                makeParentDirectory(of: file)
-                do {
-                    try client.recordServerKey()
-                } catch {
-                    throw .connection("\(shownHost): \(error.message)")
-                }
-                diagnostics.warning("permanently added '\(name)' (\(key.type) \(key.fingerprint)) to \(file)")
+        let check = HostKeyCheck(
+            name: options.knownHostsName, hostName: options.hostName, port: options.port,
+            offered: HostKeyCheck.OfferedKey(type: key.type, fingerprint: key.fingerprint, blob: key.blob),
+            files: files, strict: options.strictHostKeyChecking)
+        let outcome = check.decide()
+        if diagnostics.verbosity >= 1, let verdict = try? client.checkServerKey() {
+            let agrees = Self.libssh(verdict, agreesWith: outcome)
+            if !agrees { diagnostics.debug("libssh reads known_hosts as '\(verdict)' here (it skips @ marker lines and ! negation); fived-connect's reading decides") }
+        }
+        switch outcome {
+        case .known(let place):
+            diagnostics.debug("host key found at \(place)")
+        case .record(let note):
+            makeParentDirectory(of: options.knownHostsFile)
+            do {
+                try client.recordServerKey()
+            } catch {
+                throw .connection("\(shownHost): \(error.message)")
             }
-        case .changed, .otherType:
-            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            let recorded = KnownHostsFile.entries(in: text, hostName: options.hostName, port: options.port)
-                .map { "\(file):\($0.line) has \($0.keyType) \($0.fingerprint ?? "(unreadable key)")" }
-                .joined(separator: ", ")
-            throw ConnectFailure(kind: .hostKeyChanged, message: "HOST KEY FOR \(name) HAS CHANGED: the server offers \(key.type) \(key.fingerprint) but "
-                + "\(recorded.isEmpty ? "\(file) records another key" : recorded); "
-                + "refusing to connect; if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(file)")
+            diagnostics.warning(note)
+        case .refuse(let refusal):
+            let kind: ConnectFailure.Kind
+            switch refusal.kind {
+            case .unknown, .certificateAuthorityOnly: kind = .hostKeyUnknown
+            case .changed: kind = .hostKeyChanged
+            case .revoked: kind = .hostKeyRevoked
+            }
+            throw ConnectFailure(kind: kind, message: refusal.message)
+        }
+    }
+
+    /// True when libssh's `ssh_session_is_known_server` says what `outcome`
+    /// says about the plain lines (libssh knows nothing of revocation).
+    static func libssh(_ verdict: SSHHostKeyVerdict, agreesWith outcome: HostKeyCheck.Outcome) -> Bool {
+        switch outcome {
+        case .known: return verdict == .known
+        case .record: return verdict == .unknown
+        case .refuse(let refusal):
+            switch refusal.kind {
+            case .changed: return verdict == .changed || verdict == .otherType
+            case .unknown, .certificateAuthorityOnly: return verdict == .unknown
+            case .revoked: return true
+            }
         }
     }
 
@@ -105,8 +122,10 @@ public struct Dialer: Sendable {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
+    /// Public key authentication, after "none", in `PublicKeyOffer.order`:
+    /// CertificateFiles, ssh-agent (its certificates included), then each
+    /// identity file and the certificate beside it.
     private func authenticate(_ client: SSHClient) throws(ConnectFailure) {
-        var tried: [String] = []
         switch client.authenticateNone() {
         case .success:
             diagnostics.debug("authenticated without a key")
@@ -116,29 +135,121 @@ public struct Dialer: Sendable {
         case .denied, .partial:
             break
         }
-        if !options.identitiesOnly, let sock = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"], !sock.isEmpty {
-            tried.append("ssh-agent")
-            if try accepted(client.authenticateWithAgent(), by: "a key from ssh-agent", client) { return }
-        }
-        for path in options.identityFiles {
-            guard access(path, F_OK) == 0 else {
-                if !path.hasSuffix("/.ssh/id_ed25519") && !path.hasSuffix("/.ssh/id_ecdsa") && !path.hasSuffix("/.ssh/id_rsa") {
-                    diagnostics.warning("identity file \(path) does not exist")
+        let agentSocket = ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"] ?? ""
+        let offers = PublicKeyOffer.order(
+            identityFiles: options.identityFiles, certificateFiles: options.certificateFiles,
+            useAgent: !options.identitiesOnly && !agentSocket.isEmpty)
+        let keys = IdentityKeys(diagnostics: diagnostics)
+        var tried: [String] = []
+        for offer in offers {
+            switch offer {
+            case .agent:
+                tried.append("ssh-agent")
+                if try accepted(client.authenticateWithAgent(), by: "a key from ssh-agent", client) { return }
+            case .identityFile(let path):
+                guard let key = keys.privateKey(path, reportMissing: !ClientOptions.isDefaultIdentity(path)) else { continue }
+                tried.append(path)
+                if try accepted(client.authenticate(with: key), by: path, client) { return }
+            case .identityCertificate(let keyPath, let certificatePath):
+                guard let certificate = readCertificate(certificatePath, explicit: false),
+                      let key = keys.privateKey(keyPath, reportMissing: false) else { continue }
+                guard let blob = try? key.publicKey().publicBlob(), certificate.certifies(publicBlob: blob) else {
+                    diagnostics.debug("\(certificate.path) does not certify the key in \(keyPath); not offered")
+                    continue
                 }
-                continue
+                let shown = describe(certificate, key: keyPath)
+                tried.append(shown)
+                if try accepted(authenticate(client, certificate, key: keyPath), by: shown, client) { return }
+            case .certificateFile(let path):
+                guard let certificate = readCertificate(path, explicit: true) else { continue }
+                let signer = options.identityFiles.first { file in
+                    guard let blob = try? keys.privateKey(file, reportMissing: false)?.publicKey().publicBlob() else { return false }
+                    return certificate.certifies(publicBlob: blob)
+                }
+                guard let signer else {
+                    // libssh signs through the agent with the blob it offers
+                    // (agent.c ssh_agent_sign_data), so a certificate the agent does
+                    // not hold itself cannot be signed for by a plain key in the agent.
+                    let why = "no identity file holds its key \(certificate.certificate.key.fingerprint)"
+                    tried.append("\(certificate.shown) (not offered: \(why))")
+                    diagnostics.debug("\(certificate.shown): \(why); a key in ssh-agent cannot sign for it unless the agent holds the certificate too (ssh-add loads FILE-cert.pub beside FILE)")
+                    continue
+                }
+                let shown = describe(certificate, key: signer)
+                tried.append(shown)
+                if try accepted(authenticate(client, certificate, key: signer), by: shown, client) { return }
             }
-            let key: SSHKey
-            do {
-                key = try SSHKey.importPrivateKey(path: path)
-            } catch {
-                diagnostics.warning("skipping \(path): not readable, or protected by a passphrase (load it into ssh-agent instead)")
-                continue
-            }
-            tried.append(path)
-            if try accepted(client.authenticate(with: key), by: path, client) { return }
         }
         let what = tried.isEmpty ? "no key to offer: no ssh-agent (SSH_AUTH_SOCK) and no identity file found" : "tried \(tried.joined(separator: ", "))"
         throw .connection("\(options.user)@\(shownHost): permission denied (\(what))")
+    }
+
+    /// The private key files of one authentication, each read once: a missing,
+    /// unreadable or passphrase-protected file is reported once and skipped.
+    private final class IdentityKeys {
+        let diagnostics: Diagnostics
+        private var loaded: [String: SSHKey?] = [:]
+        private var reported: Set<String> = []
+
+        init(diagnostics: Diagnostics) {
+            self.diagnostics = diagnostics
+        }
+
+        /// The key in `path`, or nil; `reportMissing` warns about a file that does not exist.
+        func privateKey(_ path: String, reportMissing: Bool) -> SSHKey? {
+            guard access(path, F_OK) == 0 else {
+                if reportMissing, reported.insert(path).inserted { diagnostics.warning("identity file \(path) does not exist") }
+                return nil
+            }
+            if let known = loaded[path] { return known }
+            let key = try? SSHKey.importPrivateKey(path: path)
+            if key == nil {
+                diagnostics.warning("skipping \(path): not readable, or protected by a passphrase (load it into ssh-agent instead)")
+            }
+            loaded[path] = key
+            return key
+        }
+    }
+
+    /// The certificate a CertificateFile or `FILE-cert` names (ssh also tries
+    /// NAME.pub), or nil with a word why: a warning for a CertificateFile, -v
+    /// detail for the optional one beside an identity file.
+    private func readCertificate(_ path: String, explicit: Bool) -> ClientCertificate? {
+        guard let file = ClientCertificate.candidates(for: path).first(where: { access($0, F_OK) == 0 }) else {
+            if explicit { diagnostics.warning("certificate file \(path) does not exist") }
+            return nil
+        }
+        do throws(FivedCoreError) {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw FivedCoreError(.certificateMalformed, "\(file): cannot read it")
+            }
+            let certificate = try ClientCertificate(text: text, path: file)
+            if let problem = certificate.validityProblem(now: Int64(time(nil))) {
+                diagnostics.debug("\(certificate.shown) is \(problem); offered all the same, as ssh does")
+            }
+            return certificate
+        } catch {
+            if explicit { diagnostics.warning("skipping \(error.message)") } else { diagnostics.debug("skipping \(error.message)") }
+            return nil
+        }
+    }
+
+    /// `certificate PATH (ID "...", serial N) with key FILE[, expired at ...]`.
+    private func describe(_ certificate: ClientCertificate, key: String) -> String {
+        let problem = certificate.validityProblem(now: Int64(time(nil))).map { ", \($0)" } ?? ""
+        return "\(certificate.shown) with key \(key)\(problem)"
+    }
+
+    /// Signs with the key in `keyPath` presenting `certificate`: a fresh copy of
+    /// the key, since libssh attaches one certificate per key.
+    private func authenticate(_ client: SSHClient, _ certificate: ClientCertificate, key keyPath: String) -> SSHAuthResult {
+        do {
+            let key = try SSHKey.importPrivateKey(path: keyPath)
+            try key.attach(certificate: try SSHKey.importCertificate(path: certificate.path))
+            return client.authenticate(with: key)
+        } catch {
+            return .error(error.message)
+        }
     }
 
     /// True when `result` logged the client in; otherwise says why (with -v) and

@@ -1,6 +1,9 @@
 import CLibSSH
 
-/// What known_hosts says about the server's key.
+/// What libssh's `ssh_session_is_known_server` says about the server's key.
+/// libssh 0.10.6 skips `@cert-authority` and `@revoked` lines (knownhosts.c:272-276)
+/// and ignores `!` negation in host fields (knownhosts.c:683-710); fived-connect
+/// decides with its own reading (`HostKeyCheck`) and shows this one with -v.
 public enum SSHHostKeyVerdict: Sendable, Equatable {
     /// Recorded and identical.
     case known
@@ -63,6 +66,12 @@ public final class SSHClient {
         try setString(SSH_OPTIONS_KNOWNHOSTS, path, "known_hosts file")
     }
 
+    /// The system-wide known_hosts file `checkServerKey` also reads (libssh's
+    /// default: /etc/ssh/ssh_known_hosts); never written.
+    public func setGlobalKnownHostsFile(_ path: String) throws(LibSSHError) {
+        try setString(SSH_OPTIONS_GLOBAL_KNOWNHOSTS, path, "global known_hosts file")
+    }
+
     /// The directory libssh substitutes for `%d`/`~/.ssh` (it would otherwise ask
     /// the password database, ignoring $HOME).
     public func setSSHDirectory(_ path: String) throws(LibSSHError) {
@@ -105,11 +114,12 @@ public final class SSHClient {
 
     // MARK: Host key
 
-    /// The server's host key as `(type, SHA256:...)`, or nil before the key exchange.
-    public func serverKey() -> (type: String, fingerprint: String)? {
+    /// The server's host key as `(type, SHA256:..., blob)`, or nil before the key exchange.
+    public func serverKey() -> (type: String, fingerprint: String, blob: [UInt8])? {
         var key: ssh_key?
         guard ssh_get_server_publickey(raw, &key) == SSH_OK, let key else { return nil }
         defer { ssh_key_free(key) }
+        guard let blob = BorrowedSSHKey(key: key).publicBlob() else { return nil }
         var hash: UnsafeMutablePointer<UInt8>?
         var length = 0
         guard ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &length) == SSH_OK, let digest = hash else { return nil }
@@ -117,7 +127,7 @@ public final class SSHClient {
         guard let text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, digest, length) else { return nil }
         defer { ssh_string_free_char(text) }
         let type = ssh_key_type_to_char(ssh_key_type(key)).map { String(cString: $0) } ?? "unknown"
-        return (type, String(cString: text))
+        return (type, String(cString: text), blob)
     }
 
     /// Looks the server's key up in the known_hosts file.
@@ -161,7 +171,9 @@ public final class SSHClient {
         authResult(ssh_userauth_agent(raw, nil))
     }
 
-    /// Tries one private key.
+    /// Tries one private key, or a private key with a certificate attached
+    /// (`SSHKey.attach(certificate:)`): `ssh_userauth_publickey` then sends the
+    /// certificate's algorithm name and blob and signs with the key (auth.c:654-701).
     public func authenticate(with key: SSHKey) -> SSHAuthResult {
         authResult(key.withPointer { ssh_userauth_publickey(raw, nil, $0) })
     }

@@ -42,6 +42,34 @@ public final class SSHKey: @unchecked Sendable {
         return SSHKey(owning: out)
     }
 
+    /// Imports an OpenSSH certificate file (`TYPE-cert-v01@openssh.com BASE64 [COMMENT]`,
+    /// a `-cert.pub` file) with `ssh_pki_import_cert_file`. libssh parses only the
+    /// certified key's fields and keeps the rest of the blob as it is (pki.c
+    /// `pki_import_cert_buffer`); FivedCore's `ClientCertificate` reads the rest.
+    public static func importCertificate(path: String) throws(LibSSHError) -> SSHKey {
+        var out: ssh_key?
+        guard ssh_pki_import_cert_file(path, &out) == SSH_OK, let out else {
+            throw LibSSHError(.keyImport, "\(path): not a readable certificate")
+        }
+        guard ssh_key_is_public(out) == 1, let name = ssh_key_type_to_char(ssh_key_type(out)),
+              String(cString: name).hasSuffix("-cert-v01@openssh.com") else {
+            ssh_key_free(out)
+            throw LibSSHError(.keyImport, "\(path): not a certificate")
+        }
+        return SSHKey(owning: out)
+    }
+
+    /// Attaches `certificate` to this private key (`ssh_pki_copy_cert_to_privkey`),
+    /// so that authenticating with it presents the certificate. libssh checks
+    /// neither that the certificate certifies this key nor its type
+    /// (pki.c:2240-2269): the caller must (`ClientCertificate.certifies`). A key
+    /// takes one certificate; import the key again for another.
+    public func attach(certificate: SSHKey) throws(LibSSHError) {
+        guard ssh_pki_copy_cert_to_privkey(certificate.key, key) == SSH_OK else {
+            throw LibSSHError(.keyImport, "could not attach the certificate to the key (one is attached already, or it is not a certificate)")
+        }
+    }
+
     /// The private key in OpenSSH's text format, for writing to a 0600 file.
     public func exportPrivateOpenSSH() throws(LibSSHError) -> String {
         var b64: UnsafeMutablePointer<CChar>?

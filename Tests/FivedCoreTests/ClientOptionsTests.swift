@@ -96,4 +96,27 @@ import Testing
         #expect(throws: FivedCoreError.self) { try resolve(ClientCommandLine(destination: "u@")) }
         #expect(throws: FivedCoreError.self) { try resolve(ClientCommandLine(destination: "@h")) }
     }
+
+    @Test func certificateFilesAccumulateFromDashOThenConfig() throws {
+        let o = try resolve(ClientCommandLine(destination: "box", options: ["CertificateFile=~/.ssh/%r-cert.pub"]), """
+            Host box
+              User alice
+              CertificateFile ~/certs/%n.pub
+              CertificateFile ~/certs/box.pub
+            """)
+        #expect(o.certificateFiles == ["/home/me/.ssh/alice-cert.pub", "/home/me/certs/box.pub"])
+        #expect(o.ignored.isEmpty)
+        #expect(try resolve(ClientCommandLine(destination: "h")).certificateFiles.isEmpty)
+    }
+
+    @Test func globalKnownHostsFile() throws {
+        #expect(try resolve(ClientCommandLine(destination: "h")).globalKnownHostsFile == "/etc/ssh/ssh_known_hosts")
+        #expect(try resolve(ClientCommandLine(destination: "h", options: ["GlobalKnownHostsFile=none"])).globalKnownHostsFile == "/dev/null")
+        #expect(try resolve(ClientCommandLine(destination: "h"), "GlobalKnownHostsFile ~/g1 ~/g2\n").globalKnownHostsFile == "/home/me/g1")
+    }
+
+    @Test func defaultIdentities() {
+        #expect(ClientOptions.isDefaultIdentity("/home/me/.ssh/id_rsa"))
+        #expect(!ClientOptions.isDefaultIdentity("/home/me/.ssh/id_rsa_work"))
+    }
 }

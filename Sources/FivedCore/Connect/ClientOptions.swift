@@ -71,8 +71,16 @@ public struct ClientOptions: Sendable, Equatable {
     public var user: String
     /// -i and IdentityFile, expanded, in order; then the default keys.
     public var identityFiles: [String]
+    /// CertificateFile (from -o and the config), expanded, in order: user
+    /// certificates offered before everything else, each signed by the identity
+    /// file whose key it certifies. While there are none, each identity file's
+    /// `FILE-cert.pub` is offered after it (ssh.c `load_public_identity_files`).
+    public var certificateFiles: [String]
     /// The known_hosts file read and (for accept-new/no) written.
     public var knownHostsFile: String
+    /// GlobalKnownHostsFile (its first file): also read, never written. Default
+    /// /etc/ssh/ssh_known_hosts, which libssh reads too (options.c `ssh_options_apply`).
+    public var globalKnownHostsFile: String
     public var strictHostKeyChecking: StrictHostKeyChecking
     /// Seconds for the TCP connect and each blocking SSH step.
     public var connectTimeout: Int
@@ -89,7 +97,11 @@ public struct ClientOptions: Sendable, Equatable {
     static let known: Set<String> = [
         "hostname", "port", "user", "identityfile", "userknownhostsfile", "stricthostkeychecking",
         "connecttimeout", "serveraliveinterval", "serveralivecountmax", "identitiesonly", "batchmode",
+        "certificatefile", "globalknownhostsfile",
     ]
+
+    /// The GlobalKnownHostsFile default: libssh's and OpenSSH's first system file.
+    public static let defaultGlobalKnownHostsFile = "/etc/ssh/ssh_known_hosts"
 
     /// Resolves the options for `commandLine`, reading `config` (already parsed, or nil).
     public static func resolve(
@@ -126,9 +138,11 @@ public struct ClientOptions: Sendable, Equatable {
 
         var first: [String: SSHConfigFile.Line] = [:]
         var identityLines: [SSHConfigFile.Line] = []
+        var certificateLines: [SSHConfigFile.Line] = []
         var ignored: [String] = []
         for line in lines {
             if line.keyword == "identityfile" { identityLines.append(line); continue }
+            if line.keyword == "certificatefile" { certificateLines.append(line); continue }
             if !known.contains(line.keyword) {
                 if line.origin == "-o" { ignored.append(line.keyword) }
                 continue
@@ -178,10 +192,18 @@ public struct ClientOptions: Sendable, Equatable {
         for name in defaultIdentityNames { identities.append("\(environment.home)/.ssh/\(name)") }
         var seen = Set<String>()
         identities = identities.filter { seen.insert($0).inserted }
+        var seenCertificates = Set<String>()
+        let certificates = certificateLines.map { tokens.expand($0.value, tilde: true) }
+            .filter { seenCertificates.insert($0).inserted }
 
         var knownHosts = "\(environment.home)/.ssh/known_hosts"
         if let line = first["userknownhostsfile"], let firstFile = line.arguments.first {
             knownHosts = firstFile.lowercased() == "none" ? "/dev/null" : tokens.expand(firstFile, tilde: true)
+        }
+
+        var globalKnownHosts = defaultGlobalKnownHostsFile
+        if let line = first["globalknownhostsfile"], let firstFile = line.arguments.first {
+            globalKnownHosts = firstFile.lowercased() == "none" ? "/dev/null" : tokens.expand(firstFile, tilde: true)
         }
 
         var strict = StrictHostKeyChecking.yes
@@ -198,7 +220,9 @@ public struct ClientOptions: Sendable, Equatable {
             port: port,
             user: user,
             identityFiles: identities,
+            certificateFiles: certificates,
             knownHostsFile: knownHosts,
+            globalKnownHostsFile: globalKnownHosts,
             strictHostKeyChecking: strict,
             connectTimeout: try integer("connecttimeout", range: 1...3600, default: 15),
             serverAliveInterval: try integer("serveraliveinterval", range: 0...86400, default: 15),
@@ -206,6 +230,11 @@ public struct ClientOptions: Sendable, Equatable {
             identitiesOnly: try boolean("identitiesonly"),
             ignored: ignored
         )
+    }
+
+    /// True for the default keys (`~/.ssh/id_*`), which may be missing without a word.
+    public static func isDefaultIdentity(_ path: String) -> Bool {
+        defaultIdentityNames.contains { path.hasSuffix("/.ssh/\($0)") }
     }
 
     /// The name known_hosts records for this host: `host` on port 22, else `[host]:port`.
