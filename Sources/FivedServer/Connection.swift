@@ -45,6 +45,8 @@ final class Connection {
     // Liveness (client_alive_*): when the client last sent anything, and the
     // keepalives sent since.
     var lastInput = MonotonicClock.now
+    /// `session.packetsReceived` when `lastInput` was last brought up to date.
+    var packetsSeen: UInt64 = 0
     var lastProbe: Int64 = 0
     var probesUnanswered = 0
     /// Probes another connection asked for (a takeover of a published name):

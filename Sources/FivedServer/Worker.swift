@@ -237,14 +237,7 @@ final class Worker: @unchecked Sendable {
     private func service(_ connection: Connection, _ events: UInt32) {
         serving = connection
         touched[ObjectIdentifier(connection)] = connection
-        // Input of any kind proves the client alive (sshd resets its count the same way).
-        connection.lastInput = MonotonicClock.now
-        connection.probesUnanswered = 0
-        if !connection.livenessProbes.isEmpty {
-            let answered = connection.livenessProbes.filter { $0.since < connection.lastInput }
-            connection.livenessProbes.removeAll { $0.since < connection.lastInput }
-            for probe in answered { probe.report(true) }
-        }
+        heard(from: connection, at: MonotonicClock.now)
         connection.isReading = true
         var drained: Bool?
         if connection.isAuthenticated && !connection.closing && events & ~PollEvents.readable == 0 {
@@ -266,6 +259,18 @@ final class Worker: @unchecked Sendable {
         connection.drainMessages()
         if let error = connection.session.channelProtocolError {
             connection.protocolViolation("a message for a channel that is closed or never existed (\(error))")
+        }
+    }
+
+    /// Input of any kind proves the client alive (sshd resets its count the same way).
+    private func heard(from connection: Connection, at now: Int64) {
+        connection.lastInput = now
+        connection.packetsSeen = connection.session.packetsReceived
+        connection.probesUnanswered = 0
+        if !connection.livenessProbes.isEmpty {
+            let answered = connection.livenessProbes.filter { $0.since < now }
+            connection.livenessProbes.removeAll { $0.since < now }
+            for probe in answered { probe.report(true) }
         }
     }
 
@@ -691,6 +696,9 @@ final class Worker: @unchecked Sendable {
         let snapshot = config.snapshot
         let interval = Int64(snapshot.clientAliveIntervalSeconds) * 1000
         for c in connections.values where !c.closing {
+            // Packets libssh parsed outside `service` (a keepalive's reply read
+            // inside ssh_send_keepalive's own poll) count as input too.
+            if c.session.packetsReceived != c.packetsSeen { heard(from: c, at: now) }
             if !c.livenessProbes.isEmpty {
                 let dead = c.livenessProbes.filter { now >= $0.deadline }
                 c.livenessProbes.removeAll { now >= $0.deadline }

@@ -14,6 +14,9 @@ public final class SSHSession: @unchecked Sendable {
     /// The channels of this session by their libssh handle, so that a channel
     /// request names the wrapper it belongs to; weak, the owner controls lifetime.
     private var channels: [UnsafeMutableRawPointer: WeakChannel] = [:]
+    /// libssh's packet counter for this session (`ssh_set_counters`, raw
+    /// counter): bumped for every packet parsed, whoever read the socket.
+    private let counters: UnsafeMutablePointer<ssh_counter_struct>
 
     private struct WeakChannel {
         weak var channel: SSHChannel?
@@ -21,13 +24,23 @@ public final class SSHSession: @unchecked Sendable {
 
     init(owning session: ssh_session) {
         self.session = session
+        counters = .allocate(capacity: 1)
+        counters.initialize(to: ssh_counter_struct())
+        ssh_set_counters(session, nil, counters)
     }
 
     deinit {
         // ssh_free also frees every channel still attached; channel wrappers hold
         // a strong reference to their session, so none outlives this.
         ssh_free(session)
+        counters.deallocate()
     }
+
+    /// Packets received and parsed so far (libssh counts them in
+    /// `ssh_packet_socket_callback`, packet.c). Input that libssh reads inside a
+    /// call made for another purpose (a keepalive's reply read during
+    /// `ssh_send_keepalive`, say) shows here, where no socket event does.
+    public var packetsReceived: UInt64 { counters.pointee.in_packets }
 
     /// Lends the raw handle for the duration of `body`.
     public func withPointer<T>(_ body: (ssh_session) throws -> T) rethrows -> T {
