@@ -59,6 +59,9 @@ final class Connection {
     /// True while the worker lets libssh read this session's socket: more of the
     /// client's data is probably on its way, so small amounts may wait.
     var isReading = false
+    /// The last wake-up brought bulk input (Worker.bulkInputBytes): the next
+    /// one reads the socket for libssh.
+    var inputIsBulk = false
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
 

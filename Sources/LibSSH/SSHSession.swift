@@ -42,6 +42,9 @@ public final class SSHSession: @unchecked Sendable {
     /// `ssh_send_keepalive`, say) shows here, where no socket event does.
     public var packetsReceived: UInt64 { counters.pointee.in_packets }
 
+    /// Payload bytes of the packets received and parsed so far (the same counter).
+    public var bytesReceived: UInt64 { counters.pointee.in_bytes }
+
     /// Lends the raw handle for the duration of `body`.
     public func withPointer<T>(_ body: (ssh_session) throws -> T) rethrows -> T {
         try body(session)
