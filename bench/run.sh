@@ -417,6 +417,8 @@ streams() {  # streams SERVER up|down conns|mux
         pids+=($!)
     done
     wait "${pids[@]}"
+    # Each stream writes its end line last; give a straggler's append a moment.
+    wait_for 30 lines_at_least "$ends" "$nstreams"
     if [[ $direction == up ]]; then
         wait_for 10 lines_at_least "$work/sink.record" "$nstreams"
         cp "$work/sink.record" "$counts"
