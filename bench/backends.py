@@ -2,7 +2,7 @@
 """The benchmark's backend services, shared by fived and sshd so both forward to
 the same thing.
 
-  backends.py SINK_PORT ECHO_PORT RECORD_FILE
+  backends.py SINK_PORT ECHO_PORT RECORD_FILE [SOURCE_PORT SOURCE_BYTES]
 
 - sink (127.0.0.1:SINK_PORT): reads everything with 1 MiB recv_into and, at EOF,
   appends the byte count of that connection to RECORD_FILE (one line each), so the
@@ -11,6 +11,10 @@ the same thing.
 - echo (127.0.0.1:ECHO_PORT): sends back what it reads; at the client's EOF it
   half-closes and closes. One selector thread for all connections, so 1,000 idle
   or concurrent channels cost one process.
+- source (127.0.0.1:SOURCE_PORT, when given): sends SOURCE_BYTES zero bytes to
+  each connection in 1 MiB sends, then closes; what it receives is ignored. A
+  download through a socket backend (bench/profile.sh --callgrind: valgrind
+  cannot follow fived's pidfd-watched exec children).
 
 Loopback only. Prints "ready" on stdout once both listen.
 """
@@ -21,6 +25,7 @@ import sys
 import threading
 
 sink_port, echo_port, record = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+source_port, source_bytes = (int(sys.argv[4]), int(sys.argv[5])) if len(sys.argv) > 5 else (None, 0)
 record_lock = threading.Lock()
 
 
@@ -104,9 +109,30 @@ def echo_loop(s):
             sel.modify(conn, want, "c")
 
 
+def source_connection(conn):
+    block = bytes(1 << 20)
+    left = source_bytes
+    try:
+        while left > 0:
+            n = conn.send(block[:min(left, len(block))])
+            left -= n
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def source_loop(s):
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=source_connection, args=(conn,), daemon=True).start()
+
+
 sink = listener(sink_port)
 echo = listener(echo_port)
 threading.Thread(target=sink_loop, args=(sink,), daemon=True).start()
+if source_port:
+    threading.Thread(target=source_loop, args=(listener(source_port),), daemon=True).start()
 print("ready", flush=True)
 try:
     echo_loop(echo)

@@ -10,12 +10,15 @@ wait_for() {
     until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
 }
 
-# start_backends: the sink (counts what it receives into $work/sink.record) and
-# the echo service on free loopback ports; sets sink_port, echo_port and
-# backends_pid. Returns 1 if they do not come up.
+# start_backends [SOURCE_BYTES]: the sink (counts what it receives into
+# $work/sink.record) and the echo service on free loopback ports, and with
+# SOURCE_BYTES a source sending that many bytes per connection; sets sink_port,
+# echo_port, source_port and backends_pid. Returns 1 if they do not come up.
 start_backends() {
-    sink_port=$(free_port) echo_port=$(free_port)
-    python3 "$repo/bench/backends.py" "$sink_port" "$echo_port" "$work/sink.record" >"$work/backends.out" 2>&1 &
+    sink_port=$(free_port) echo_port=$(free_port) source_port=
+    local source=()
+    [[ -n ${1:-} ]] && { source_port=$(free_port); source=("$source_port" "$1"); }
+    python3 "$repo/bench/backends.py" "$sink_port" "$echo_port" "$work/sink.record" "${source[@]}" >"$work/backends.out" 2>&1 &
     backends_pid=$!
     wait_for 10 grep -q ready "$work/backends.out"
 }

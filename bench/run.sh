@@ -4,9 +4,12 @@
 # Every figure is printed as fived, sshd and their ratio; see docs/performance.md.
 #
 #   bench/run.sh            full run: 1 GiB transfers, 5 rounds, 1,000 idle
-#                           connections, 1,000 concurrent channels (~13 minutes)
+#                           connections, 1,000 concurrent channels, 16 streams
+#                           of 256 MiB, 30 s of handshakes, 10,000 idle
+#                           connections (~20 minutes)
 #   bench/run.sh --quick    regression size: 128 MiB, 2 rounds, 100 idle
-#                           connections, 200 channels (~3 minutes)
+#                           connections, 200 channels, 16 streams of 32 MiB,
+#                           10 s of handshakes, 1,000 idle connections (~5 minutes)
 # Then bench/fleet.sh: a channel relayed through two fived nodes against a direct one.
 #
 # Rounds alternate the order: odd rounds run fived first, even rounds sshd first.
@@ -17,10 +20,15 @@
 #   FIVED_BENCH_CONNS     sequential connections      FIVED_BENCH_OPENS     sequential mux opens
 #   FIVED_BENCH_IDLE      idle connections held       FIVED_BENCH_CHANNELS  concurrent channels
 #   FIVED_BENCH_WARM      connections up before the memory baseline (default 100)
+#   FIVED_BENCH_STREAM_BYTES  bytes per stream of the 16 concurrent ones
+#   FIVED_BENCH_HANDSHAKE_S   seconds of the handshake-rate test (16 clients)
+#   FIVED_BENCH_MANY_IDLE     connections of the many-idle test (fived only)
+#   FIVED_BENCH_IDLE_S        seconds fived's CPU is sampled while they sit idle
 #   FIVED_SCRATCH         swift build folder (default .build-bench)
 #   FIVED_BENCH_NO_BUILD  set to 1 to use the fived already built there
 #   FIVED_BENCH_KEEP      set to 1 to keep the temporary directory (logs, keys)
-#   FIVED_BENCH_ONLY      throughput: only the transfers (for profiling the data path)
+#   FIVED_BENCH_ONLY      throughput: only the transfers (for profiling the data path);
+#                         streams, handshakes or many-idle: only that part
 #
 # Needs root for apt-get and for sshd (privilege separation, root login on loopback).
 # Loopback only: both servers and the backends listen on 127.0.0.1.
@@ -39,15 +47,22 @@ if [[ $mode == quick ]]; then
     bytes=${FIVED_BENCH_BYTES:-$((128 << 20))} rounds=${FIVED_BENCH_ROUNDS:-2}
     conns=${FIVED_BENCH_CONNS:-20} opens=${FIVED_BENCH_OPENS:-20}
     idle=${FIVED_BENCH_IDLE:-100} nchannels=${FIVED_BENCH_CHANNELS:-200}
+    stream_bytes=${FIVED_BENCH_STREAM_BYTES:-$((32 << 20))} handshake_s=${FIVED_BENCH_HANDSHAKE_S:-10}
+    many_idle=${FIVED_BENCH_MANY_IDLE:-1000} idle_s=${FIVED_BENCH_IDLE_S:-20}
 else
     bytes=${FIVED_BENCH_BYTES:-$((1 << 30))} rounds=${FIVED_BENCH_ROUNDS:-5}
     conns=${FIVED_BENCH_CONNS:-50} opens=${FIVED_BENCH_OPENS:-50}
     idle=${FIVED_BENCH_IDLE:-1000} nchannels=${FIVED_BENCH_CHANNELS:-1000}
+    stream_bytes=${FIVED_BENCH_STREAM_BYTES:-$((256 << 20))} handshake_s=${FIVED_BENCH_HANDSHAKE_S:-30}
+    many_idle=${FIVED_BENCH_MANY_IDLE:-10000} idle_s=${FIVED_BENCH_IDLE_S:-45}
 fi
+nstreams=16 handshake_clients=16
 scratch=${FIVED_SCRATCH:-.build-bench}
 warm=${FIVED_BENCH_WARM:-100}   # connections up before the memory baseline
 only=${FIVED_BENCH_ONLY:-all}
-case $only in all | throughput) ;; *) echo "run.sh: FIVED_BENCH_ONLY must be all or throughput" >&2; exit 2 ;; esac
+case $only in all | throughput | streams | handshakes | many-idle) ;;
+    *) echo "run.sh: FIVED_BENCH_ONLY must be all, throughput, streams, handshakes or many-idle" >&2; exit 2 ;; esac
+part() { [[ $only == all || $only == "$1" ]]; }   # part NAME: is that part of the run on?
 xfer_timeout=600   # one transfer, seconds
 say() { printf '%s\n' "bench: $*" >&2; }
 
@@ -58,6 +73,9 @@ for t in ssh ssh-keygen; do command -v $t >/dev/null || { missing+=(openssh-clie
 command -v python3 >/dev/null || missing+=(python3)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists libssh 2>/dev/null || missing+=(libssh-dev)
+# bench/sshload.go, the load generator of the handshake and many-idle tests.
+command -v go >/dev/null || missing+=(golang-go)
+[[ -d /usr/share/gocode/src/golang.org/x/crypto/ssh ]] || missing+=(golang-golang-x-crypto-dev)
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then say "missing ${missing[*]}; run as root or install them"; exit 1; fi
     say "installing ${missing[*]}"
@@ -66,7 +84,10 @@ if ((${#missing[@]})); then
 fi
 [[ $(id -u) -eq 0 ]] || { say "run as root: the private sshd needs privilege separation and a root login"; exit 1; }
 mkdir -p /run/sshd   # sshd's privilege-separation directory
+# The many-idle test holds FIVED_BENCH_MANY_IDLE connections: fived needs a
+# descriptor each (plus its own ~20), and so does the load generator.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) > many_idle + 1000)) || { say "ulimit -n is $(ulimit -n): too low for $many_idle connections"; exit 1; }
 
 if [[ ${FIVED_BENCH_NO_BUILD:-0} != 1 ]]; then
     say "building fived (release, $scratch)"
@@ -105,14 +126,22 @@ started+=($backends_pid)
 # missing master an error instead of a silent new connection).
 MUX=(ssh -F /dev/null -o ControlMaster=no -o ProxyCommand=false -o LogLevel=ERROR)
 
+# The load generator (handshakes, many idle connections): Go, from Debian's packages.
+GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/sshload" "$repo/bench/sshload.go" \
+    || { say "could not build bench/sshload.go"; exit 1; }
+
+# One key may hold every connection of the many-idle test (default 256).
+printf '[limits]\nmax_connections_per_key = %d\n' $((many_idle + warm + 100)) >"$work/fived.toml"
+
 fived_port= sshd_port= fived_pid= sshd_pid=
 start_fived() {
     fived_port=$(free_port)
     : >"$work/fived.log"
-    "$fived_bin" --listen "127.0.0.1:$fived_port" --host-key "$work/fived_host" \
+    "$fived_bin" --config "$work/fived.toml" --listen "127.0.0.1:$fived_port" --host-key "$work/fived_host" \
         --authorized-keys "$work/authorized_keys" \
         --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
         --service "src=exec:/usr/bin/head -c $bytes /dev/zero" \
+        --service "stream=exec:/usr/bin/head -c $stream_bytes /dev/zero" \
         --log-level warning 2>>"$work/fived.log" &
     fived_pid=$!
     started+=($fived_pid)
@@ -138,7 +167,7 @@ AllowTcpForwarding yes
 X11Forwarding no
 PrintMotd no
 PrintLastLog no
-MaxStartups 64
+MaxStartups 256
 LogLevel ERROR
 EOF
     /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>>"$work/sshd.log" &
@@ -285,6 +314,14 @@ record() {  # record FIGURE FIVED SSHD
     R[$1]+="$r "
     printf '%s\n' "$1 fived=$2 sshd=$3 ratio=$r" >>"$work/raw.txt"
 }
+# record_abs FIGURE VALUE TARGET: a figure of fived alone, judged on its value
+# (sshd is not run for it); TARGET as target_of prints them, or "-".
+declare -A ABS_TARGET
+record_abs() {
+    [[ -n ${R[$1]:-} ]] || figures+=("$1")
+    V_fived[$1]+="$2 " V_sshd[$1]="- " R[$1]="- " ABS_TARGET[$1]=$3
+    printf '%s\n' "$1 fived=$2" >>"$work/raw.txt"
+}
 median() {  # median VALUES...: FAIL if any value failed
     local v
     for v in "$@"; do [[ $v == FAIL ]] && { echo FAIL; return; }; done
@@ -313,7 +350,7 @@ if [[ $only == all ]]; then
 fi
 
 mb=$((bytes >> 20))
-for ((round = 1; round <= rounds; round++)); do
+part throughput && for ((round = 1; round <= rounds; round++)); do
     for cipher in aes128-gcm chacha20-poly1305; do
         pair "upload $cipher MB/s ($mb MiB)|upload $cipher server CPU s/GiB" upload "$cipher@openssh.com"
     done
@@ -351,6 +388,89 @@ if [[ $only == all ]]; then
     [[ $s_ok == "$nchannels" ]] || s_s=FAIL
     record "$nchannels channels over 4 connections: intact" "$f_ok" "$s_ok"
     record "$nchannels channels over 4 connections: s to all echoed" "$f_s" "$s_s"
+fi
+
+# ---- Many streams at once: 16 transfers over 16 connections, or over 2 masters --
+# Each stream moves STREAM_BYTES (uploads into the sink, downloads from `head`
+# run per channel, as above); all start together. Figures: aggregate MB/s (all
+# bytes over the time until the last stream finished) and fairness (the
+# slowest stream's MB/s over the fastest's, each from the common start).
+# Runs in this shell; sets streams_mbs and streams_fair (FAIL if a stream lost bytes).
+streams() {  # streams SERVER up|down conns|mux
+    local server=$1 direction=$2 via=$3 i t0 ctl dest cmd ends="$work/stream-ends" counts="$work/stream-counts"
+    streams_mbs=FAIL streams_fair=FAIL
+    : >"$ends"; : >"$counts"; : >"$work/sink.record"
+    if [[ $via == mux ]]; then start_masters "$server" 2 "streams-$server" || return; fi
+    [[ $server == fived ]] && cmd=stream || cmd="head -c $stream_bytes /dev/zero"
+    dest=$(dest_of "$server" sink)
+    local client=("${SSH[@]}" -p "$(port_of "$server")" -c aes128-gcm@openssh.com)
+    local pids=()
+    t0=$(now)
+    for ((i = 0; i < nstreams; i++)); do
+        [[ $via == mux ]] && client=("${MUX[@]}" -S "$work/streams-$server.$((i % 2))")
+        if [[ $direction == up ]]; then
+            (head -c "$stream_bytes" /dev/zero | timeout "$xfer_timeout" "${client[@]}" -W "$dest" 127.0.0.1 \
+                && echo "$EPOCHREALTIME" >>"$ends") &
+        else
+            (n=$(timeout "$xfer_timeout" "${client[@]}" -n 127.0.0.1 "$cmd" | wc -c) \
+                && echo "$n" >>"$counts" && echo "$EPOCHREALTIME" >>"$ends") &
+        fi
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    # Each stream writes its end line last; give a straggler's append a moment.
+    wait_for 30 lines_at_least "$ends" "$nstreams"
+    if [[ $direction == up ]]; then
+        wait_for 10 lines_at_least "$work/sink.record" "$nstreams"
+        cp "$work/sink.record" "$counts"
+    fi
+    [[ $via == mux ]] && stop_masters "streams-$server"
+    local whole
+    whole=$(grep -cx "$stream_bytes" "$counts")
+    echo "streams $server $direction $via: $whole of $nstreams whole; ends $(tr '\n' ' ' <"$ends")" >>"$work/raw.txt"
+    ((whole == nstreams)) || return
+    read -r streams_mbs streams_fair < <(awk -v t0="$t0" -v n="$stream_bytes" -v k="$nstreams" '
+        { d = $1 - t0; if (NR == 1 || d > last) last = d; if (NR == 1 || d < first) first = d }
+        END { printf "%.1f %.3f\n", k * n / last / 1e6, first / last }' "$ends")
+}
+lines_at_least() { (($(wc -l <"$1") >= $2)); }   # lines_at_least FILE N
+if part streams; then
+    smb=$((stream_bytes >> 20))
+    for direction in up down; do
+        for via in conns mux; do
+            [[ $via == conns ]] && how="16 connections" || how="2 masters x 8"
+            [[ $direction == up ]] && what=upload || what=download
+            streams fived "$direction" "$via"; f_mbs=$streams_mbs f_fair=$streams_fair
+            streams sshd "$direction" "$via"; s_mbs=$streams_mbs s_fair=$streams_fair
+            say "streams $what over $how: fived $f_mbs MB/s (fairness $f_fair), sshd $s_mbs MB/s (fairness $s_fair)"
+            record "16 x $smb MiB ${what}s over $how: MB/s" "$f_mbs" "$s_mbs"
+            record "16 x $smb MiB ${what}s over $how: slowest/fastest" "$f_fair" "$s_fair"
+        done
+    done
+fi
+
+# ---- Handshake rate: 16 clients connecting in a loop ---------------------------
+# bench/sshload.go (one Go process, no process start per connection), 16
+# goroutines each looping for HANDSHAKE_S seconds: TCP, curve25519 key exchange,
+# public-key authentication, one direct-tcpip channel echoing a byte, close.
+# Both servers allow 256 unauthenticated connections at once (fived's default
+# max_startups, sshd's MaxStartups 256 here); 16 clients stay under both.
+# Figures: completed connections per second, and the p99 time of one.
+handshakes() {  # handshakes SERVER: sets hs_rate and hs_p99
+    local out
+    hs_rate=FAIL hs_p99=FAIL
+    out=$(timeout $((handshake_s + 120)) "$work/sshload" handshakes "127.0.0.1:$(port_of "$1")" "$work/client" \
+        "$(dest_of "$1" echo)" "$handshake_clients" "$handshake_s" 2>>"$work/sshload.err")
+    echo "handshakes $1: $out" >>"$work/raw.txt"
+    [[ $out == *" failures=0 "* ]] || return
+    hs_rate=$(sed -n 's/.*per_second=\([0-9.]*\).*/\1/p' <<<"$out") hs_p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+}
+if part handshakes; then
+    handshakes fived; f_rate=$hs_rate f_p99=$hs_p99
+    handshakes sshd; s_rate=$hs_rate s_p99=$hs_p99
+    say "handshakes: fived $f_rate/s (p99 $f_p99 ms), sshd $s_rate/s (p99 $s_p99 ms)"
+    record "handshakes/s (16 clients, ${handshake_s} s; kex, auth, 1 channel)" "$f_rate" "$s_rate"
+    record "handshake p99 ms under that load" "$f_p99" "$s_p99"
 fi
 
 # ---- Memory: idle authenticated connections, on fresh servers ------------------
@@ -393,10 +513,70 @@ if [[ $only == all ]]; then
     record "$idle idle connections: PSS KiB per connection" "$f_mem" "$s_mem"
 fi
 
+# ---- Many idle connections (fived only) ----------------------------------------
+# A fresh fived; bench/sshload.go opens WARM connections (held to the end) and
+# then MANY_IDLE more, 16 authenticating at once, answering keepalives while
+# they sit. Figures: seconds to establish them, PSS per connection above the
+# WARM baseline (as the memory test above), fived's CPU while they sit idle for
+# IDLE_S seconds (client_alive_interval_seconds is 15: every connection gets
+# keepalives meanwhile), its descriptors, and how many answer a new channel
+# afterwards (all at once). sshd is not run: at ~1.3 MiB per connection,
+# 10,000 would need ~13 GiB.
+# hold NAME COUNT: an sshload holding COUNT connections, driven through a FIFO.
+hold() {
+    mkfifo "$work/$1.in"
+    "$work/sshload" idle "127.0.0.1:$fived_port" "$work/client" echo:1 "$2" 16 <"$work/$1.in" >"$work/$1.out" 2>>"$work/sshload.err" &
+    started+=($!)
+    eval "exec {${1}_fd}>\"\$work/\$1.in\""
+}
+many_idle_test() {
+    local pid base with c0 c1 out
+    stop_server "$fived_pid"; start_fived; pid=$fived_pid
+    hold warm_hold "$warm"
+    wait_for 120 grep -q established "$work/warm_hold.out" || { say "warm-up connections did not come up"; return; }
+    sleep 2
+    base=$(pss_tree "$pid")
+    hold many_hold "$many_idle"
+    wait_for 900 grep -q established "$work/many_hold.out" || { say "$many_idle connections did not come up"; return; }
+    out=$(cat "$work/many_hold.out")
+    echo "many idle: $out" >>"$work/raw.txt"
+    [[ $out == *" failures=0 "* ]] || say "many idle: $out"
+    mi_established=$(sed -n 's/.*established=\([0-9]*\).*/\1/p' <<<"$out")
+    mi_seconds=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$out")
+    sleep 2
+    with=$(pss_tree "$pid")
+    mi_pss=$(awk -v a="$base" -v b="$with" -v n="$mi_established" 'BEGIN { printf "%.1f", (b - a) / n }')
+    mi_fds=$(ls "/proc/$pid/fd" | wc -l)
+    c0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    sleep "$idle_s"
+    c1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    mi_cpu=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v s="$idle_s" 'BEGIN { printf "%.2f", t / hz / s * 100 }')
+    echo answer >&"$many_hold_fd"
+    wait_for 300 grep -q answering "$work/many_hold.out" || { say "the answering round did not finish"; }
+    mi_answering=$(sed -n 's/.*answering=\([0-9]*\).*/\1/p' "$work/many_hold.out")
+    echo "many idle: $(grep answering "$work/many_hold.out")" >>"$work/raw.txt"
+    say "many idle: $mi_established connections in ${mi_seconds}s, $mi_pss KiB PSS each, $mi_fds descriptors, CPU $mi_cpu % of a core over ${idle_s}s idle, $mi_answering answering"
+    echo quit >&"$many_hold_fd"; echo quit >&"$warm_hold_fd"
+    exec {many_hold_fd}>&- {warm_hold_fd}>&-
+}
+if part many-idle; then
+    mi_established=FAIL mi_seconds=FAIL mi_pss=FAIL mi_fds=FAIL mi_cpu=FAIL mi_answering=FAIL
+    many_idle_test
+    [[ $mi_answering == "$many_idle" ]] || mi_pss=FAIL
+    record_abs "$many_idle idle connections (fived only): established in s" "$mi_seconds" "-"
+    record_abs "$many_idle idle connections: answering a new channel" "${mi_answering:-0}" "= $many_idle"
+    record_abs "$many_idle idle connections: PSS KiB per connection" "$mi_pss" "<= 25"
+    record_abs "$many_idle idle connections: fived CPU % of a core, ${idle_s} s idle" "$mi_cpu" "-"
+    record_abs "$many_idle idle connections: fived's open descriptors" "$mi_fds" "-"
+fi
+
 # ---- The table -----------------------------------------------------------------
 target_of() {
     case "$1" in
-        *"CPU s/GiB"*) echo "-" ;;
+        *"CPU s/GiB"*) echo "<= 0.8" ;;
+        *" over "*"MB/s"*) echo ">= 1.2" ;;
+        *"handshakes/s"*) echo ">= 3.0" ;;
+        *slowest/fastest* | *"p99 ms"*) echo "-" ;;
         upload* | download*) echo ">= 1.0" ;;
         *"time ms"* | "channel open"*) echo "<= 1.0" ;;
         *"PSS"*) echo "<= 0.05" ;;
@@ -419,11 +599,17 @@ verdict() {  # verdict RATIO TARGET
     printf '%-58s %10s %10s %8s %8s %5s\n' figure fived sshd ratio target ok
     for fig in "${figures[@]}"; do
         # shellcheck disable=SC2086
+        if [[ -n ${ABS_TARGET[$fig]:-} ]]; then
+            fm=$(median ${V_fived[$fig]}) t=${ABS_TARGET[$fig]}
+            printf '%-58s %10s %10s %8s %8s %5s\n' "$fig" "$fm" - - "$t" "$(verdict "$fm" "$t")"
+            continue
+        fi
         fm=$(median ${V_fived[$fig]}) sm=$(median ${V_sshd[$fig]}) rm=$(median ${R[$fig]})
         t=$(target_of "$fig")
         printf '%-58s %10s %10s %8s %8s %5s\n' "$fig" "$fm" "$sm" "$rm" "$t" "$(verdict "$rm" "$t")"
     done
-    echo "(values and ratio are medians over rounds; ratio = fived / sshd per round; MB/s higher is better; ms, s, KiB and CPU s/GiB lower)"
+    echo "(values and ratio are medians over rounds; ratio = fived / sshd per round; MB/s, handshakes/s and slowest/fastest higher"
+    echo " is better; ms, s, KiB and CPU lower; a target on a line with no sshd figure applies to fived's own value)"
 } | tee "$work/table.txt"
 echo
 echo "per-round values:"

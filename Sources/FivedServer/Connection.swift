@@ -54,6 +54,8 @@ final class Connection {
     // Liveness (client_alive_*): when the client last sent anything, and the
     // keepalives sent since.
     var lastInput = MonotonicClock.now
+    /// `session.packetsReceived` when `lastInput` was last brought up to date.
+    var packetsSeen: UInt64 = 0
     var lastProbe: Int64 = 0
     var probesUnanswered = 0
     /// Probes another connection asked for (a takeover of a published name):
@@ -73,6 +75,9 @@ final class Connection {
     /// True while the worker lets libssh read this session's socket: more of the
     /// client's data is probably on its way, so small amounts may wait.
     var isReading = false
+    /// The last wake-up brought bulk input (Worker.bulkInputBytes): the next
+    /// one reads the socket for libssh.
+    var inputIsBulk = false
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
 

@@ -1,4 +1,5 @@
 import FivedCore
+import FivedRuntime
 import FivedSystem
 import LibSSH
 import Logging
@@ -195,7 +196,7 @@ final class Worker: @unchecked Sendable {
                 case .wake:
                     Syscall.clearEvent(wake.rawValue)
                 case .session(let connection):
-                    service(connection)
+                    service(connection, events)
                 case .backend(let channel):
                     channel.backendEvent(events)
                 case .stderr(let channel):
@@ -252,31 +253,36 @@ final class Worker: @unchecked Sendable {
         wake.close()
     }
 
-    /// Lets libssh process what arrived on a session's socket: a bounded number
-    /// of passes (libssh reads 4 KiB per pass), each polling only this session.
-    /// Client data that channels held back to send in bigger pieces is released
-    /// when the socket runs dry, and after one more pass at the latest.
-    private func service(_ connection: Connection) {
+    /// Lets libssh process what arrived on a session's socket. An authenticated
+    /// session's input is read by fived in pieces of up to 256 KiB and handed to
+    /// libssh's packet reader (`SessionInputFeed`, `socketInput`); otherwise, and
+    /// for anything but plain readability, libssh polls and reads for itself, a
+    /// bounded number of passes (4 KiB each). Client data that channels held
+    /// back to send in bigger pieces is released when the socket runs dry, and
+    /// after one more wake-up at the latest.
+    private func service(_ connection: Connection, _ events: UInt32) {
         serving = connection
         touched[ObjectIdentifier(connection)] = connection
-        // Input of any kind proves the client alive (sshd resets its count the same way).
-        connection.lastInput = MonotonicClock.now
-        connection.probesUnanswered = 0
-        if !connection.livenessProbes.isEmpty {
-            let answered = connection.livenessProbes.filter { $0.since < connection.lastInput }
-            connection.livenessProbes.removeAll { $0.since < connection.lastInput }
-            for probe in answered { probe.report(true) }
-        }
+        heard(from: connection, at: MonotonicClock.now)
         connection.isReading = true
-        var drained = false
-        for _ in 0..<Self.readPasses {
-            if connection.event.poll(timeoutMilliseconds: 0) != 0 { drained = true; break }
+        var drained: Bool?
+        let receivedBefore = connection.session.bytesReceived
+        if connection.inputIsBulk && connection.isAuthenticated && !connection.closing
+            && events & ~PollEvents.readable == 0 {
+            drained = feed(connection)
+        }
+        if drained == nil {
+            drained = false
+            for _ in 0..<Self.readPasses {
+                if connection.event.poll(timeoutMilliseconds: 0) != 0 { drained = true; break }
+            }
+            // Stopped by the bound: more is certain only if the kernel still holds
+            // bytes (then the level-triggered socket wakes this worker again).
+            if drained == false { drained = Socket.bytesReadable(connection.socketFD) <= 0 }
         }
         connection.isReading = false
-        // Stopped by the bound: more is certain only if the kernel still holds
-        // bytes (then the level-triggered socket wakes this worker again).
-        if !drained { drained = Socket.bytesReadable(connection.socketFD) <= 0 }
-        for channel in connection.heldDeliveries.endPass(inputDrained: drained) where !channel.finished {
+        connection.inputIsBulk = connection.session.bytesReceived - receivedBefore >= Self.bulkInputBytes
+        for channel in connection.heldDeliveries.endPass(inputDrained: drained ?? true) where !channel.finished {
             channel.releaseHeldData()
         }
         connection.drainMessages()
@@ -285,10 +291,65 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// libssh passes per wake-up of one session: 4 KiB each, so up to 512 KiB
-    /// (about half a millisecond) before the other sessions on this worker get
-    /// their turn; enough for one coalesced send (ServiceChannel.coalesceBytes).
+    /// Input of any kind proves the client alive (sshd resets its count the same way).
+    private func heard(from connection: Connection, at now: Int64) {
+        connection.lastInput = now
+        connection.packetsSeen = connection.session.packetsReceived
+        connection.probesUnanswered = 0
+        if !connection.livenessProbes.isEmpty {
+            let answered = connection.livenessProbes.filter { $0.since < now }
+            connection.livenessProbes.removeAll { $0.since < now }
+            for probe in answered { probe.report(true) }
+        }
+    }
+
+    /// libssh passes per wake-up of one session when libssh reads for itself:
+    /// 4 KiB each, so up to 512 KiB (about half a millisecond) before the other
+    /// sessions on this worker get their turn; enough for one coalesced send
+    /// (ServiceChannel.coalesceBytes).
     static let readPasses = 128
+
+    /// Payload bytes in one wake-up that make the next wake-up of that session
+    /// read for libssh (`feed`). A session whose input is small (a download's
+    /// window adjusts, keepalive replies, interactive keystrokes) keeps
+    /// libssh's own reads: it gains nothing from larger reads, and in perf stat
+    /// runs of downloads on this busy machine, feeding them showed 2-7x the
+    /// wake-ups of the same runs without (noisy, but no reason to take the risk).
+    static let bulkInputBytes: UInt64 = 8 * 1024
+
+    /// Bytes read from one session per wake-up when fived reads for libssh: the
+    /// same 512 KiB as `readPasses` allows libssh.
+    static let feedBudget = 512 * 1024
+
+    /// The buffer fived reads sessions' sockets into (one per worker): reads of
+    /// up to 256 KiB, plus room for a largest packet (256 KiB) left over.
+    private let socketInput = SessionInputFeed(capacity: 512 * 1024 + 2 * SessionInputFeed.readerStep, readSize: 256 * 1024)
+
+    /// Reads a session's socket for libssh. Returns whether the socket ran dry,
+    /// or nil when libssh must read for itself this time (its layout could not
+    /// be verified, the socket ended or failed: libssh's own read reports that).
+    private func feed(_ connection: Connection) -> Bool? {
+        let session = connection.session
+        let socket = DescriptorEnd(fd: connection.socketFD, isSocket: true)
+        let run = socketInput.run(
+            budget: Self.feedBudget,
+            take: { session.takeUnparsedInput(into: $0) },
+            read: { socket.read(into: $0) },
+            parse: { session.parseInput($0) },
+            giveBack: { session.returnUnparsedInput($0) })
+        switch run.outcome {
+        case .drained: return true
+        // Stopped by the budget: more is certain only if the kernel still holds
+        // bytes (then the level-triggered socket wakes this worker again).
+        case .budgetSpent: return Socket.bytesReadable(connection.socketFD) <= 0
+        case .readerStopped: return true
+        case .unavailable, .ended: return nil
+        case .lost:
+            logger.error("connection input lost", metadata: ["client": "\(connection.client)", "bytes": "\(run.bytesRead)"])
+            connection.close(reason: .setupFailed("libssh did not take back its unparsed input"))
+            return true
+        }
+    }
 
     /// After a pass: answer what libssh queued meanwhile, close connections whose
     /// transport ended, and keep each session's epoll interest in line with
@@ -706,6 +767,9 @@ final class Worker: @unchecked Sendable {
         let snapshot = config.snapshot
         let interval = Int64(snapshot.clientAliveIntervalSeconds) * 1000
         for c in connections.values where !c.closing {
+            // Packets libssh parsed outside `service` (a keepalive's reply read
+            // inside ssh_send_keepalive's own poll) count as input too.
+            if c.session.packetsReceived != c.packetsSeen { heard(from: c, at: now) }
             if !c.livenessProbes.isEmpty {
                 let dead = c.livenessProbes.filter { now >= $0.deadline }
                 c.livenessProbes.removeAll { now >= $0.deadline }

@@ -14,6 +14,9 @@ public final class SSHSession: @unchecked Sendable {
     /// The channels of this session by their libssh handle, so that a channel
     /// request names the wrapper it belongs to; weak, the owner controls lifetime.
     private var channels: [UnsafeMutableRawPointer: WeakChannel] = [:]
+    /// libssh's packet counter for this session (`ssh_set_counters`, raw
+    /// counter): bumped for every packet parsed, whoever read the socket.
+    private let counters: UnsafeMutablePointer<ssh_counter_struct>
 
     private struct WeakChannel {
         weak var channel: SSHChannel?
@@ -21,13 +24,26 @@ public final class SSHSession: @unchecked Sendable {
 
     init(owning session: ssh_session) {
         self.session = session
+        counters = .allocate(capacity: 1)
+        counters.initialize(to: ssh_counter_struct())
+        ssh_set_counters(session, nil, counters)
     }
 
     deinit {
         // ssh_free also frees every channel still attached; channel wrappers hold
         // a strong reference to their session, so none outlives this.
         ssh_free(session)
+        counters.deallocate()
     }
+
+    /// Packets received and parsed so far (libssh counts them in
+    /// `ssh_packet_socket_callback`, packet.c). Input that libssh reads inside a
+    /// call made for another purpose (a keepalive's reply read during
+    /// `ssh_send_keepalive`, say) shows here, where no socket event does.
+    public var packetsReceived: UInt64 { counters.pointee.in_packets }
+
+    /// Payload bytes of the packets received and parsed so far (the same counter).
+    public var bytesReceived: UInt64 { counters.pointee.in_bytes }
 
     /// Lends the raw handle for the duration of `body`.
     public func withPointer<T>(_ body: (ssh_session) throws -> T) rethrows -> T {
@@ -77,6 +93,38 @@ public final class SSHSession: @unchecked Sendable {
     /// packet per poll round.
     public func flushOutput() -> Bool {
         ssh_blocking_flush(session, 0) == SSH_OK
+    }
+
+    // MARK: Input read by the owner (CLibSSH/shim.h, "Feeding libssh's packet reader")
+
+    /// Moves the input libssh has read from the socket but not parsed yet (part
+    /// of a packet) into `buffer`: its length, or nil when libssh's layout is
+    /// not the verified 0.10.6 one, the session is not connected, or the input
+    /// does not fit (then nothing moved, and libssh keeps reading for itself).
+    public func takeUnparsedInput(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        guard let base = buffer.baseAddress else { return nil }
+        let n = fived_socket_take_input(session, base, buffer.count)
+        return n >= 0 ? n : nil
+    }
+
+    /// Runs libssh's packet reader over bytes the owner read from this
+    /// session's socket (after those `takeUnparsedInput` gave), as libssh runs
+    /// it over a read of its own (socket.c `ssh_socket_pollcallback`): packets
+    /// are decrypted and dispatched, channel callbacks run. Returns the bytes
+    /// consumed from the start (the rest is part of a packet: offer it again
+    /// with more), or nil when the reader cannot be used (nothing was done).
+    public func parseInput(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard let base = bytes.baseAddress else { return 0 }
+        let n = fived_socket_feed(session, base, bytes.count)
+        return n >= 0 ? n : nil
+    }
+
+    /// Gives bytes offered but not consumed back to libssh as its buffered
+    /// input, for its own next read to append to. False if that failed: the
+    /// session's input is then out of order and the session must end.
+    public func returnUnparsedInput(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        return fived_socket_return_input(session, base, bytes.count) == 1
     }
 
     /// Sends a `keepalive@openssh.com` global request with want-reply (as sshd's

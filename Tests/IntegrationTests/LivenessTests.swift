@@ -63,6 +63,24 @@ struct LivenessTests {
         }
     }
 
+    @Test("an idle client that answers its keepalives stays connected long past client_alive_count_max intervals")
+    func idleClientAnsweringStays() async throws {
+        let environment = try await TestEnvironment.make()
+        let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 1\nclient_alive_count_max = 2\n")
+        try await environment.withFived(options) { fived in
+            // An authenticated connection with no traffic of its own: only the
+            // keepalive replies (which libssh may read inside ssh_send_keepalive's
+            // own poll, where no socket event reaches fived) show it alive.
+            let client = try fived.spawnSSH(["-N"], name: "idle")
+            defer { client.signal(SIGKILL) }
+            let authenticated = await fived.waitForLog { $0.message == "authenticated" }
+            #expect(authenticated != nil)
+            try await Task.sleep(for: .seconds(6))
+            let dropped = fived.logText.contains("connection dropped")
+            #expect(!dropped, "\(fived.logText)")
+        }
+    }
+
     @Test("a publisher reconnecting while its old connection hangs takes its name over within about 5 s")
     func hungPublisherIsTakenOver() async throws {
         let environment = try await TestEnvironment.make()

@@ -10,24 +10,18 @@ import Glibc
 /// What the server thread saw, handed to the test thread.
 final class Observed: Sendable {
     private let kinds = Mutex<[SSHMessage.Kind]>([])
-    private let notes = Mutex<[String: String]>([:])
+    private let notes = ThreadNotes()
 
     func record(_ kind: SSHMessage.Kind) { kinds.withLock { $0.append(kind) } }
     var all: [SSHMessage.Kind] { kinds.withLock { $0 } }
 
     subscript(key: String) -> String? {
-        get { notes.withLock { $0[key] } }
-        set { notes.withLock { $0[key] = newValue } }
+        get { notes[key] }
+        set { notes[key] = newValue }
     }
 
     /// Waits (up to 5 s) until `key` is set.
-    func wait(for key: String) -> String? {
-        for _ in 0..<500 {
-            if let value = self[key] { return value }
-            usleep(10_000)
-        }
-        return nil
-    }
+    func wait(for key: String) -> String? { notes.wait(for: key) }
 }
 
 /// The LibSSH wrapper against a libssh server in this process: requests arrive
