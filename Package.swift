@@ -86,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "fived",
             dependencies: [
-                "FivedCore", "FivedServer",
+                "FivedCore", "FivedServer", "FivedSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

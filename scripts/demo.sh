@@ -103,6 +103,7 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -f "$socket_dir/upper.sock" "$authorized"
+    [[ ${config:-} == /tmp/* ]] && rm -f "$config"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -110,7 +111,8 @@ trap 'exit 130' INT TERM
 mkdir -p "$socket_dir"
 socat TCP-LISTEN:7201,bind=127.0.0.1,reuseaddr,fork EXEC:"$root/examples/backends/clock.sh" &
 pids+=($!)
-socat UNIX-LISTEN:"$socket_dir/upper.sock",unlink-early,fork EXEC:"$root/examples/backends/upper.sh" &
+# mode=666: fived started as root serves as nobody, and connecting needs write permission.
+socat UNIX-LISTEN:"$socket_dir/upper.sock",unlink-early,fork,mode=666 EXEC:"$root/examples/backends/upper.sh" &
 pids+=($!)
 sleep 0.3
 for pid in "${pids[@]}"; do
@@ -140,6 +142,15 @@ Ctrl-C here stops fived and the backends.
 
 TRY
 
-"$fived" --config examples/demo.toml --listen "127.0.0.1:$port" \
+# Started as root, fived serves as daemon_user after binding and refuses an exec
+# service that names no user (fail closed): the demo's services run as nobody and
+# fived as Debian's "daemon" account (a service never shares fived's user).
+config=examples/demo.toml
+if [[ $(id -u) -eq 0 ]]; then
+    config=$(mktemp --suffix=.toml)
+    { echo 'daemon_user = "daemon"'; sed 's/^exec = \(.*\)$/exec = \1\nuser = "nobody"/' examples/demo.toml; } >"$config"
+    chmod 644 "$config"
+fi
+"$fived" --config "$config" --listen "127.0.0.1:$port" \
     --host-key "$root/keys/host_ed25519_key" --authorized-keys "$root/keys/authorized_keys" || status=$?
 exit "${status:-0}"

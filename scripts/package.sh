@@ -14,7 +14,7 @@
 #   /etc/fived/fived.toml                              packaging/deb/fived.toml, a conffile
 #   /usr/share/doc/fived/{copyright,changelog.gz}      packaging/deb/
 #   DEBIAN/{control,conffiles,md5sums,postinst,prerm,postrm}
-# The maintainer scripts make the fived user and group, /var/lib/fived (0750) and
+# The maintainer scripts make the fived user and group, /var/lib/fived (root, 0700) and
 # an empty /etc/fived/authorized_keys; purge removes them all.
 #
 # Installs what it misses with apt-get when run as root (libssh-dev, pkg-config,

@@ -46,9 +46,14 @@ final class AuthorizedKeysStore: Sendable {
     }
     private let cache = Mutex<[String: Entry]>([:])
     private let logger: Logger
+    /// Set when the daemon dropped root: users' files are then opened by the
+    /// spawner, as their users (the daemon can no longer read a 0600 file in a
+    /// 0700 home), and read here from the descriptors it passes.
+    private let spawner: SpawnerLink?
 
-    init(logger: Logger) {
+    init(logger: Logger, spawner: SpawnerLink? = nil) {
         self.logger = logger
+        self.spawner = spawner
     }
 
     /// All keys authorized for `user` by the configured file patterns.
@@ -56,9 +61,18 @@ final class AuthorizedKeysStore: Sendable {
         lookup(for: user, patterns: patterns).keys
     }
 
-    /// The keys authorized for `user` by the configured file patterns, with an
-    /// account of which files were read, missing, unsafe or unreadable.
-    func lookup(for user: String, patterns: [String]) -> AuthorizedKeysLookup {
+    /// The keys of files that are fived's own configuration (the fleet's
+    /// peers_authorized_keys), read by the daemon itself, never through the spawner.
+    func ownKeys(for user: String, patterns: [String]) -> [AuthorizedKey] {
+        lookup(for: user, patterns: patterns, direct: true).keys
+    }
+
+    /// The keys authorized for `user` by the configured `authorized_keys`
+    /// patterns, with an account of which files were read, missing, unsafe or
+    /// unreadable. After root was dropped, the spawner opens them (it applies
+    /// the same patterns from its own copy of the configuration).
+    func lookup(for user: String, patterns: [String], direct: Bool = false) -> AuthorizedKeysLookup {
+        if let spawner, !direct { return lookup(for: user, through: spawner) }
         let account = PasswordEntry(named: user)
         var owners: Set<uid_t> = [0, geteuid()]
         if let account { owners.insert(account.uid) }
@@ -92,6 +106,35 @@ final class AuthorizedKeysStore: Sendable {
             }
             found.read.append(path)
             found.keys += keys
+        }
+        return found
+    }
+
+    /// The files the spawner opened for `user` (it applies the patterns of its own
+    /// copy of the configuration, and StrictModes), read from their descriptors.
+    /// A spawner that does not answer reads as no file at all (fail closed).
+    private func lookup(for user: String, through spawner: SpawnerLink) -> AuthorizedKeysLookup {
+        var found = AuthorizedKeysLookup()
+        guard let files = spawner.openFiles(user: user, principals: false) else {
+            found.unreadable.append("(the spawner did not answer)")
+            return found
+        }
+        for (entry, descriptor) in files {
+            switch entry.status {
+            case .missing: found.missing.append(entry.reason.isEmpty ? entry.path : "\(entry.path) (\(entry.reason))")
+            case .unsafe: found.unsafe.append("\(entry.path) (\(entry.reason))")
+            case .unreadable: found.unreadable.append("\(entry.path) (\(entry.reason))")
+            case .opened:
+                guard let descriptor else { continue }
+                defer { descriptor.close() }
+                var st = stat()
+                guard fstat(descriptor.rawValue, &st) == 0, let keys = keys(atPath: entry.path, st, from: descriptor.rawValue) else {
+                    found.unreadable.append("\(entry.path) (\(st.st_size > Self.maximumFileSize ? "larger than 4 MiB" : "cannot be read"))")
+                    continue
+                }
+                found.read.append(entry.path)
+                found.keys += keys
+            }
         }
         return found
     }
@@ -136,8 +179,9 @@ final class AuthorizedKeysStore: Sendable {
     }
 
     /// The keys of the regular file at `path` (whose stat is `st`), from the cache
-    /// when it has not changed; nil when it is too large or cannot be read.
-    private func keys(atPath path: String, _ st: stat) -> [AuthorizedKey]? {
+    /// when it has not changed; nil when it is too large or cannot be read. With
+    /// `descriptor`, the file is read from it rather than opened by path.
+    private func keys(atPath path: String, _ st: stat, from descriptor: Int32? = nil) -> [AuthorizedKey]? {
         let stamp = Stamp(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
                           mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp {
@@ -147,8 +191,14 @@ final class AuthorizedKeysStore: Sendable {
             logger.warning("authorized_keys file too large, ignored", metadata: ["file": "\(path)", "size": "\(st.st_size)"])
             return nil
         }
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let text = String(decoding: data, as: UTF8.self)
+        let bytes: [UInt8]?
+        if let descriptor {
+            bytes = FileContents.read(descriptor, limit: Self.maximumFileSize)
+        } else {
+            bytes = FileManager.default.contents(atPath: path).map { Array($0) }
+        }
+        guard let bytes else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
         let parsed = AuthorizedKeysParser.parseFile(text, path: path)
         for problem in parsed.problems {
             logger.warning("authorized_keys line not honoured", metadata: ["reason": "\(problem.message)"])

@@ -58,55 +58,79 @@ final class BackendConnection {
     }
 }
 
-/// A service's process (exec backends): its pid, and a pidfd that polls readable once it exits.
+/// What a service's process tells when it ends.
+protocol ProcessOwner: AnyObject {
+    /// The process exited; its `status` is set.
+    func processExited()
+}
+
+/// A service's process (exec backends), a child of the spawner: fived cannot
+/// wait for it or signal it itself (it runs as another user), so its exit
+/// arrives as the spawner's report and signals go through the spawner. Used on
+/// its worker's thread only.
 final class ServiceProcess {
     let pid: pid_t
-    /// Readable once the process exited; nil once closed.
-    private(set) var pidFD: Descriptor?
-    private(set) var reaped = false
+    private let spawner: SpawnerLink
+    /// Its wait(2) status, once the spawner reported the exit.
+    private(set) var status: Int32?
+    /// Told of the exit (the channel or TCPMUX connection using the process).
+    weak var owner: ProcessOwner?
 
-    init(pid: pid_t, pidFD: Descriptor) {
+    init(pid: pid_t, spawner: SpawnerLink) {
         self.pid = pid
-        self.pidFD = pidFD
+        self.spawner = spawner
     }
 
-    /// True while the process has not been reaped.
-    var isRunning: Bool { !reaped }
+    /// True until the spawner reported its exit.
+    var isRunning: Bool { status == nil }
 
-    /// Reaps the process if it has exited; returns its wait status.
-    func reap() -> Int32? {
-        guard !reaped else { return nil }
-        var status: Int32 = 0
-        let rc = waitpid(pid, &status, WNOHANG)
-        if rc == pid {
-            reaped = true
-            return status
-        }
-        if rc < 0 && errno == ECHILD {
-            reaped = true  // already reaped elsewhere: nothing left to wait for
-            return 0
-        }
-        return nil
+    /// The spawner reaped it.
+    func exited(_ status: Int32) {
+        guard self.status == nil else { return }
+        self.status = status
+        owner?.processExited()
     }
 
-    /// Signals the process group (the child leads its own session, see `BackendConnector.spawn`).
+    /// Signals the process group (the child leads its own session).
     func signalGroup(_ sig: Int32) {
-        guard !reaped else { return }
-        _ = Glibc.kill(-pid, sig)
+        guard isRunning else { return }
+        spawner.signal(pid, sig)
     }
 
-    /// Kills the child and reaps it at once (it was never handed to a channel).
-    func kill() {
-        _ = Glibc.kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
-        reaped = true
-        closePidFD()
+    /// fived is done with it: SIGHUP now, SIGKILL 2 s later (by the spawner).
+    func retire() {
+        guard isRunning else { return }
+        spawner.retire(pid)
+    }
+}
+
+/// An exec service being started by the spawner: the daemon's ends of the
+/// descriptors it handed over (the stream, the stderr pipe or the terminal's
+/// master), waiting for the spawner's answer by `id`.
+final class PendingProcess: @unchecked Sendable {
+    let service: ServiceName
+    let stream: Descriptor
+    let errors: Descriptor?
+    let isTerminal: Bool
+    let deadline: Int64
+    /// The worker that waits; it hears the answer in its inbox.
+    unowned let worker: Worker
+    /// Set when the answer came (or the wait was given up), so a late answer retires the process.
+    var settled = false
+
+    init(service: ServiceName, stream: Descriptor, errors: Descriptor?, isTerminal: Bool, deadline: Int64, worker: Worker) {
+        self.service = service
+        self.stream = stream
+        self.errors = errors
+        self.isTerminal = isTerminal
+        self.deadline = deadline
+        self.worker = worker
     }
 
-    func closePidFD() {
-        pidFD?.close()
-        pidFD = nil
+    func cancel() {
+        settled = true
+        stream.close()
+        errors?.close()
     }
 }
 
@@ -216,11 +240,14 @@ enum PendingBackend {
     case connect(PendingConnect)
     /// A forwarded-tcpip open toward a publisher (its worker answers).
     case publisher(PublisherOpen)
+    /// An exec service the spawner is starting (its answer comes to the worker's inbox).
+    case process(PendingProcess)
 
     var deadline: Int64 {
         switch self {
         case .connect(let connect): return connect.deadline
         case .publisher(let open): return open.deadline
+        case .process(let process): return process.deadline
         }
     }
 
@@ -229,6 +256,7 @@ enum PendingBackend {
         switch self {
         case .connect(let connect): connect.cancel()
         case .publisher(let open): open.stream.close()
+        case .process(let process): process.cancel()
         }
     }
 }
@@ -243,10 +271,8 @@ enum BackendConnector {
         case pending(PendingBackend)
     }
 
-    /// Opens `backend`; `terminal` applies to exec backends only (see `spawn`).
-    static func start(_ backend: Backend, environment: [String], timeoutMilliseconds: Int64, terminal: TerminalRequest? = nil)
-        throws(BackendFailure) -> Start
-    {
+    /// Opens a socket `backend` (exec backends go through `Worker.startProcess`).
+    static func start(_ backend: Backend, timeoutMilliseconds: Int64) throws(BackendFailure) -> Start {
         switch backend {
         case .tcp(let host, let port):
             let addresses: [SocketAddress]
@@ -266,8 +292,9 @@ enum BackendConnector {
             }
         case .unix(let path):
             return .ready(try connectUnix(path: path))
-        case .exec(let argv):
-            return .ready(try spawn(argv: argv, environment: environment, terminal: terminal))
+        case .exec:
+            // Exec services are started by the spawner: see `Worker.startProcess`.
+            throw BackendFailure(.spawn, "an exec service is started through the spawner")
         }
     }
 
@@ -291,115 +318,6 @@ enum BackendConnector {
         } catch {
             if error.errno == ENAMETOOLONG { throw BackendFailure(.tooLong, "unix:\(path): path too long") }
             throw BackendFailure(.connect, "unix:\(path): \(error.reason)")
-        }
-    }
-
-    /// Starts an exec backend as inetd does: stdin and stdout are one end of a
-    /// socketpair, stderr a pipe, a new session (so the whole group can be signalled),
-    /// default signal dispositions, cwd "/", exactly `environment`, and no other descriptor.
-    /// With `terminal` (a `pty = true` service whose client was granted a pty),
-    /// stdin, stdout and stderr are instead the slave of a new pseudo-terminal
-    /// with the client's modes and size, which becomes the child's controlling
-    /// terminal, and `TERM` is the client's.
-    static func spawn(argv: [String], environment: [String], terminal: TerminalRequest? = nil) throws(BackendFailure) -> BackendConnection {
-        guard let program = argv.first else { throw BackendFailure(.spawn, "exec: empty command") }
-        if let terminal { return try spawnOnTerminal(program: program, argv: argv, environment: environment, terminal: terminal) }
-        let pair: (Descriptor, Descriptor)
-        let errPipe: (read: Descriptor, write: Descriptor)
-        do {
-            pair = try Syscall.socketPair(nonBlocking: false)
-            errPipe = try Syscall.pipe(nonBlocking: false)
-        } catch {
-            throw BackendFailure(.spawn, "exec \(program): \(error)")
-        }
-        defer {
-            pair.1.close()
-            errPipe.write.close()
-        }
-        let process = try start(program: program, argv: argv, environment: environment) { actions in
-            posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 0)
-            posix_spawn_file_actions_adddup2(&actions, pair.1.rawValue, 1)
-            posix_spawn_file_actions_adddup2(&actions, errPipe.write.rawValue, 2)
-        }
-        do {
-            try Syscall.setNonBlocking(pair.0.rawValue)
-            try Syscall.setNonBlocking(errPipe.read.rawValue)
-        } catch {
-            process.kill()
-            throw BackendFailure(.spawn, "exec \(program): \(error)")
-        }
-        return BackendConnection(stream: pair.0, errors: errPipe.read, process: process)
-    }
-
-    /// The `terminal` form of `spawn`: the child, leading a new session, opens
-    /// the slave by path as descriptor 0 (its first terminal, so its controlling
-    /// one) and duplicates it to 1 and 2; glibc's posix_spawn runs `setsid`
-    /// before the file actions (spawni.c).
-    private static func spawnOnTerminal(program: String, argv: [String], environment: [String], terminal: TerminalRequest)
-        throws(BackendFailure) -> BackendConnection
-    {
-        let pty: PseudoTerminal
-        do {
-            pty = try PseudoTerminal()
-            try pty.updateAttributes { terminal.modes.apply(to: &$0) }
-            let size = terminal.clampedSize
-            try pty.setWindowSize(rows: size.rows, columns: size.columns, widthPixels: size.widthPixels, heightPixels: size.heightPixels)
-        } catch {
-            throw BackendFailure(.spawn, "exec \(program): pseudo-terminal: \(error)")
-        }
-        defer { pty.closeSlave() }
-        var environment = environment
-        if !terminal.term.isEmpty { environment.append("TERM=\(terminal.term)") }
-        let process: ServiceProcess
-        do {
-            process = try start(program: program, argv: argv, environment: environment) { actions in
-                _ = fived_spawn_addopen(&actions, 0, pty.slavePath, O_RDWR)
-                posix_spawn_file_actions_adddup2(&actions, 0, 1)
-                posix_spawn_file_actions_adddup2(&actions, 0, 2)
-            }
-        } catch {
-            pty.master.close()
-            throw error
-        }
-        return BackendConnection(stream: pty.master, process: process, isTerminal: true)
-    }
-
-    /// posix_spawn with the file actions `setUp` adds, then: every descriptor
-    /// from 3 up closed, cwd "/", a new session, default signals; and a pidfd
-    /// for the child (without one its exit could not be noticed, so it is killed).
-    private static func start(
-        program: String, argv: [String], environment: [String], _ setUp: (inout posix_spawn_file_actions_t) -> Void
-    ) throws(BackendFailure) -> ServiceProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        setUp(&actions)
-        _ = fived_spawn_addclosefrom(&actions, 3)
-        _ = fived_spawn_addchdir(&actions, "/")
-
-        var attr = ChildAttributes(newSession: true)
-        defer { attr.destroy() }
-
-        var pid: pid_t = 0
-        let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup($0) } + [nil]
-        defer {
-            cArgv.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        let rc = posix_spawn(&pid, program, &actions, &attr.value, cArgv, cEnv)
-        guard rc == 0 else {
-            throw BackendFailure(.spawn, "exec \(program): \(errnoText(rc))")
-        }
-        do {
-            let pidFD = Descriptor(try Syscall.retrying("pidfd_open") { fived_pidfd_open(pid) })
-            Syscall.setCloseOnExec(pidFD.rawValue)
-            return ServiceProcess(pid: pid, pidFD: pidFD)
-        } catch {
-            _ = Glibc.kill(pid, SIGKILL)
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
-            throw BackendFailure(.spawn, "exec \(program): \(error)")
         }
     }
 }

@@ -22,9 +22,13 @@ final class CertificateTrust: Sendable {
     /// Messages already logged, so a broken file is reported once, not per attempt.
     private let logged = Mutex<Set<String>>([])
     private let logger: Logger
+    /// Set when the daemon dropped root: principals files (often in users'
+    /// homes) are opened by the spawner, as their users.
+    private let spawner: SpawnerLink?
 
-    init(logger: Logger) {
+    init(logger: Logger, spawner: SpawnerLink? = nil) {
         self.logger = logger
+        self.spawner = spawner
     }
 
     /// The CA keys of every `trusted_user_ca_keys` file, in order. A missing or
@@ -51,6 +55,23 @@ final class CertificateTrust: Sendable {
     /// through `trusted_user_ca_keys` for that user, as with sshd.
     func principals(pattern: String?, user: String, home: String?) -> AuthorizedPrincipalsFile? {
         guard let pattern else { return nil }
+        if let spawner {
+            guard let files = spawner.openFiles(user: user, principals: true), let (entry, descriptor) = files.first else {
+                return AuthorizedPrincipalsFile(path: pattern, entries: [])
+            }
+            guard entry.status == .opened, let descriptor else {
+                if entry.status != .missing { warnOnce("authorized_principals_file unreadable", "\(entry.path): \(entry.reason)") }
+                return AuthorizedPrincipalsFile(path: entry.path, entries: [])
+            }
+            defer { descriptor.close() }
+            guard let contents = FileContents.read(descriptor.rawValue, limit: 4 << 20), contents.count <= 4 << 20 else {
+                warnOnce("authorized_principals_file unreadable", "\(entry.path): cannot be read or larger than 4 MiB")
+                return AuthorizedPrincipalsFile(path: entry.path, entries: [])
+            }
+            let parsed = AuthorizedPrincipalsParser.parseFile(contents, path: entry.path)
+            parsed.problems.forEach { warnOnce("authorized_principals_file line not honoured", $0.message) }
+            return AuthorizedPrincipalsFile(path: entry.path, entries: parsed.entries)
+        }
         guard var path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else {
             return AuthorizedPrincipalsFile(path: pattern, entries: [])
         }

@@ -16,7 +16,7 @@ public enum ConfigurationPreflight {
     /// The longest a check may take.
     static let timeoutMilliseconds: Int64 = 10_000
 
-    /// Runs this executable with `arguments` plus `--check`; throws the child's
+    /// Runs this executable with `arguments` plus `--internal-parse-only`; throws the child's
     /// one-line error, or says it crashed or hung.
     public static func check(arguments: [String]) throws(FivedCoreError) {
         let errPipe: (read: Descriptor, write: Descriptor)
@@ -35,7 +35,9 @@ public enum ConfigurationPreflight {
         var attr = ChildAttributes(newSession: false)
         defer { attr.destroy() }
 
-        let argv = ["fived"] + arguments.filter { $0 != "--check" && $0 != "-t" } + ["--check"]
+        // Parse only: the running daemon (maybe `nobody` by now) cannot and need
+        // not check host keys or accounts; the spawner checks the accounts.
+        let argv = ["fived"] + arguments.filter { $0 != "--check" && $0 != "-t" && $0 != "--internal-spawner" } + ["--internal-parse-only"]
         let cArgv = argv.map { strdup($0) } + [nil]
         defer { cArgv.forEach { free($0) } }
         var pid: pid_t = 0

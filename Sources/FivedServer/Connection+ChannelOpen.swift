@@ -329,9 +329,14 @@ extension Connection {
     ) throws(BackendFailure) -> (BackendConnector.Start, [UInt8]) {
         let handOff = given ?? handOff(service: name, caller: caller, channelID: channelID)
         if let service = config.services[name] ?? exportedService(name, config) {
-            let start = try BackendConnector.start(
-                service.backend, environment: handOff.environment,
-                timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service), terminal: service.pty ? terminal : nil)
+            let timeout = config.connectTimeoutMilliseconds(for: service)
+            if service.backend.isExec {
+                let pending = try worker.startProcess(
+                    service, environment: handOff.environment, source: handOff.clientAddress, terminal: terminal,
+                    timeoutMilliseconds: timeout)
+                return (.pending(pending), [])
+            }
+            let start = try BackendConnector.start(service.backend, timeoutMilliseconds: timeout)
             var preamble: [UInt8] = []
             if service.proxyProtocol, !service.backend.isExec {
                 preamble = proxyHeader(handOff)

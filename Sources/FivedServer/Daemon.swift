@@ -16,7 +16,7 @@ public final class Daemon: @unchecked Sendable {
     public struct StartupError: Error, CustomStringConvertible {
         /// What failed, stable for matching.
         public enum Code: String, Sendable {
-            case listen, hostKey, signals, workers, fleet
+            case listen, hostKey, signals, workers, fleet, accounts, spawner, privileges
         }
         public let code: Code
         public let description: String
@@ -31,7 +31,7 @@ public final class Daemon: @unchecked Sendable {
     /// The configuration fived started with: its listeners and host keys stay in force until restart.
     private let startedWith: Configuration
     private let reload: @Sendable () throws(FivedCoreError) -> Configuration
-    private let logger: Logger
+    let logger: Logger
     private let startups = StartupLimiter(wakes: true)
     private let tcpmuxSources = StartupLimiter()
     /// A connection accepted while its startup slots were all taken.
@@ -55,10 +55,25 @@ public final class Daemon: @unchecked Sendable {
     /// - Parameters:
     ///   - configuration: the validated configuration to start with.
     ///   - reload: reads the configuration again (SIGHUP); throws to keep the old one.
-    public init(configuration: Configuration, reload: @escaping @Sendable () throws(FivedCoreError) -> Configuration, logger: Logger) {
+    /// The arguments the spawner is started with (`fived --internal-spawner ARGUMENTS`),
+    /// so that it reads the same configuration.
+    private let spawnerArguments: [String]
+    private(set) var spawner: SpawnerLink!
+    /// The daemon was started as root and is now `daemon_user`.
+    var droppedRoot = false
+
+    /// - Parameters:
+    ///   - configuration: the validated configuration to start with.
+    ///   - reload: reads the configuration again (SIGHUP); throws to keep the old one.
+    ///   - spawnerArguments: fived's own command line without the program name.
+    public init(
+        configuration: Configuration, reload: @escaping @Sendable () throws(FivedCoreError) -> Configuration,
+        spawnerArguments: [String], logger: Logger
+    ) {
         self.config = ConfigStore(configuration)
         self.startedWith = configuration
         self.reload = reload
+        self.spawnerArguments = spawnerArguments
         self.logger = logger
     }
 
@@ -75,6 +90,7 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw StartupError(.hostKey, error.description)
         }
+        if let problem = ServiceAccounts.problems(configuration).first { throw StartupError(.accounts, problem) }
         return notes + (try checkFleet(configuration))
     }
 
@@ -83,14 +99,30 @@ public final class Daemon: @unchecked Sendable {
         LibSSH.initialize()
         let snapshot = config.snapshot
         if snapshot.logLevel == .trace { LibSSH.setLogVerbosity(3) }
-        for address in snapshot.listen {
+        // Accounts first: a service that could not run as its user stops fived
+        // before it listens or generates a host key.
+        if let problem = ServiceAccounts.problems(snapshot).first { throw StartupError(.accounts, problem) }
+        let activated: (ssh: [Listener], tcpmux: [Listener])?
+        do {
+            activated = try Listener.inherited()
+        } catch {
+            throw StartupError(.listen, "\(error.subject): \(error.reason)")
+        }
+        if let activated {
+            // Socket activation: systemd's sockets replace `listen` (and, named
+            // tcpmux in the .socket unit, the tcpmux listeners).
+            listeners = activated.ssh
+            tcpmuxListeners = activated.tcpmux
+            logger.info("socket activation", metadata: ["sockets": "\(activated.ssh.count + activated.tcpmux.count)"])
+        }
+        for address in activated == nil ? snapshot.listen : [] {
             do {
                 listeners += try Listener.open(address)
             } catch {
                 throw StartupError(.listen, "cannot listen on \(address): \(error.call): \(error.reason)")
             }
         }
-        for address in snapshot.tcpmux {
+        for address in activated == nil ? snapshot.tcpmux : [] {
             do {
                 tcpmuxListeners += try Listener.open(address)
             } catch {
@@ -113,17 +145,25 @@ public final class Daemon: @unchecked Sendable {
             throw StartupError(.hostKey, "\(error)")
         }
         do {
+            spawner = try SpawnerLink.start(executable: Self.executablePath, arguments: spawnerArguments, logger: logger)
+        } catch {
+            throw StartupError(.spawner, "cannot start the spawner: \(error)")
+        }
+        try dropPrivileges(snapshot)
+        do {
             try SignalPipe.install([SIGHUP, SIGTERM, SIGINT])
         } catch {
             throw StartupError(.signals, "cannot create the signal pipe: \(error)")
         }
-        let authorizedKeys = AuthorizedKeysStore(logger: logger)
-        let certificateTrust = CertificateTrust(logger: logger)
+        // After dropping root, users' files are opened by the spawner as their users.
+        let opener = droppedRoot ? spawner : nil
+        let authorizedKeys = AuthorizedKeysStore(logger: logger, spawner: opener)
+        let certificateTrust = CertificateTrust(logger: logger, spawner: opener)
         let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
         for i in 0..<count {
             do {
                 let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
-                                        certificateTrust: certificateTrust, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
+                                        certificateTrust: certificateTrust, spawner: spawner, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
                                         peers: peers)
                 worker.fleet = fleet
                 try worker.start()
@@ -147,6 +187,8 @@ public final class Daemon: @unchecked Sendable {
         for l in listeners + tcpmuxListeners { l.socket.close() }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
+        // The spawner retires whatever still runs (SIGHUP, SIGKILL 2 s later) and exits.
+        spawner.close()
         logger.info("stopped")
     }
 
@@ -290,6 +332,12 @@ public final class Daemon: @unchecked Sendable {
             let fresh = try reload()
             if fresh.listen != startedWith.listen || fresh.tcpmux != startedWith.tcpmux || fresh.hostKeys != startedWith.hostKeys {
                 logger.warning("listen addresses, tcpmux listeners and host keys change only on restart; still using those fived started with")
+            }
+            // The spawner reads it too and checks its users and groups; only a
+            // configuration it accepted is taken, so the two never disagree.
+            if let problem = spawner.reloadWaiting() {
+                logger.error("configuration reload failed, keeping the old one", metadata: ["reason": "\(problem)"])
+                return
             }
             config.replace(with: fresh)
             if let fleet {

@@ -1,5 +1,6 @@
 import FivedCore
 import FivedSystem
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,5 +32,35 @@ struct Listener {
         }
         if out.isEmpty { throw lastError ?? SystemError("bind", errno: EADDRNOTAVAIL, subject: "\(listen)") }
         return out
+    }
+
+    /// The listening sockets systemd passed (socket activation, sd_listen_fds(3)):
+    /// descriptors 3 to 3 + LISTEN_FDS - 1 when LISTEN_PID is this process,
+    /// split by LISTEN_FDNAMES into SSH listeners and those named `tcpmux`. nil
+    /// without socket activation. The variables are removed so that no child
+    /// takes the sockets for its own. Each must be a listening stream socket.
+    static func inherited() throws(SystemError) -> (ssh: [Listener], tcpmux: [Listener])? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let pid = environment["LISTEN_PID"].flatMap({ pid_t($0) }), pid == getpid(),
+            let count = environment["LISTEN_FDS"].flatMap({ Int32($0) }), count > 0, count <= 64
+        else { return nil }
+        let names = environment["LISTEN_FDNAMES"]?.split(separator: ":", omittingEmptySubsequences: false).map(String.init) ?? []
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
+        var ssh: [Listener] = [], tcpmux: [Listener] = []
+        for i in 0..<count {
+            let fd = 3 + i
+            var accepting: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0, accepting == 1 else {
+                throw SystemError("socket activation", errno: ENOTSOCK, subject: "descriptor \(fd) is not a listening socket")
+            }
+            Syscall.setCloseOnExec(fd)
+            try Syscall.setNonBlocking(fd)
+            let listener = Listener(socket: Descriptor(fd), address: Endpoint.local(of: fd) ?? Endpoint(address: "?", port: 0))
+            if Int(i) < names.count && names[Int(i)] == "tcpmux" { tcpmux.append(listener) } else { ssh.append(listener) }
+        }
+        return (ssh, tcpmux)
     }
 }

@@ -59,6 +59,15 @@ final class ParsedFiles<Value: Sendable>: Sendable {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
+        return FileContents.read(fd, limit: limit)
+    }
+}
+
+/// Whole-file reads from a descriptor, bounded.
+enum FileContents {
+    /// Reads from `fd` to its end, at most `limit` + 1 bytes (so a caller can tell
+    /// "too large"); nil (errno set) on a read error.
+    static func read(_ fd: Int32, limit: Int) -> [UInt8]? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while bytes.count <= limit {

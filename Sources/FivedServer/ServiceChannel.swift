@@ -16,7 +16,7 @@ import Glibc
 /// what happened and mark the channel dirty; the worker calls `pump()` between
 /// polls, where libssh may safely be re-entered. Memory per channel is bounded:
 /// one `chunkSize` buffer each way plus what libssh buffers within the window.
-final class ServiceChannel: SSHChannelDelegate {
+final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     /// Largest read from a backend or from libssh's buffer in one go. 256 KiB
     /// rather than 64: per GiB downloaded, a quarter of the reads, channel writes
     /// and socket flushes (64 KiB cost ~15% more CPU in 1 GiB downloads through
@@ -86,7 +86,6 @@ final class ServiceChannel: SSHChannelDelegate {
     // removed by token before its descriptor closes.
     var registeredMain = PollRegistration.none
     var registeredStderr = PollRegistration.none
-    var registeredPid: UInt64 = 0
     /// A backend connect in flight for this channel (session forms).
     var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
@@ -153,6 +152,10 @@ final class ServiceChannel: SSHChannelDelegate {
         // Bytes libssh took for the channel before it had a backend: read them first.
         inbound.sourceReady = true
         apply(.attached(awaitsExit: backend.process != nil))
+        if let process = backend.process {
+            process.owner = self
+            if !process.isRunning { processExited() }
+        }
         connection.worker.markDirty(self)
     }
 
@@ -362,8 +365,9 @@ final class ServiceChannel: SSHChannelDelegate {
         connection.worker.markDirty(self)
     }
 
-    func processExitEvent(_ revents: UInt32) {
-        if let status = backend?.process?.reap() {
+    /// The spawner reported the program's exit.
+    func processExited() {
+        if let status = backend?.process?.status {
             // A terminal's master reads EIO only once every holder of the slave
             // closed it; a program's background children may hold it for ever. As
             // sshd does, what the terminal holds at the exit is sent, then its output ends.
@@ -556,12 +560,6 @@ final class ServiceChannel: SSHChannelDelegate {
         guard !finished, errorsSource != nil, !errors.sourceEnded, !errors.sourceReady else { return 0 }
         if isSessionChannel && (channel.windowSize <= 0 || errors.hasPending) { return 0 }
         return PollEvents.readable
-    }
-
-    /// Whether the child's pidfd should be watched.
-    var wantsProcessEvents: Bool {
-        guard !finished, let process = backend?.process else { return false }
-        return process.isRunning && machine.exit == nil
     }
 
     /// True once the child's stderr reached EOF (its descriptor may be closed after unregistering).

@@ -43,8 +43,10 @@ extension Worker {
                 service: name, caller: nil, clientAddress: t.client.address, clientPort: t.client.port,
                 localAddress: t.local.address, localPort: t.local.port, channelID: nil)
             do {
-                let start = try BackendConnector.start(
-                    service.backend, environment: handOff.environment, timeoutMilliseconds: config.connectTimeoutMilliseconds(for: service))
+                let timeout = config.connectTimeoutMilliseconds(for: service)
+                let start: BackendConnector.Start = service.backend.isExec
+                    ? .pending(try startProcess(service, environment: handOff.environment, source: t.client.address, terminal: nil, timeoutMilliseconds: timeout))
+                    : try BackendConnector.start(service.backend, timeoutMilliseconds: timeout)
                 var preamble: [UInt8] = []
                 if service.proxyProtocol, !service.backend.isExec, let header = try? handOff.proxyHeader?.encoded() {
                     preamble = header

@@ -29,9 +29,7 @@ final class Worker: @unchecked Sendable {
         case session(Connection)
         case backend(ServiceChannel)
         case stderr(ServiceChannel)
-        case process(ServiceChannel)
         case connecting(any AwaitsBackend)
-        case orphan(ServiceProcess)
         case lingering(LingeringClose)
         case tcpmuxClient(TCPMUXConnection)
         case tcpmuxBackend(TCPMUXConnection)
@@ -56,6 +54,8 @@ final class Worker: @unchecked Sendable {
     let startups: StartupLimiter
     let authorizedKeys: AuthorizedKeysStore
     let certificateTrust: CertificateTrust
+    /// The privileged process that starts exec services (Privilege/).
+    let spawner: SpawnerLink
     let publications: Publications
     let keyUsage: KeyUsage
     let tcpmuxSources: StartupLimiter
@@ -71,7 +71,8 @@ final class Worker: @unchecked Sendable {
     private var watchedOnSSH: [ObjectIdentifier: ServiceChannel] = [:]
     private var closingConnections: [Connection] = []
     private var finishedChannels: [ServiceChannel] = []
-    private var orphans: [(process: ServiceProcess, killAt: Int64, token: UInt64)] = []
+    /// Exec services being started by the spawner, by their pending start.
+    var awaitingProcesses: [ObjectIdentifier: any AwaitsBackend] = [:]
     private var connecting: [ObjectIdentifier: any AwaitsBackend] = [:]
     /// Opens waiting for a publisher's answer, by token.
     private var awaitingPublishers: [UInt64: any AwaitsBackend] = [:]
@@ -94,7 +95,7 @@ final class Worker: @unchecked Sendable {
     var peerLinks: [NodeName: PeerLink] = [:]
 
     init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
-         certificateTrust: CertificateTrust, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
+         certificateTrust: CertificateTrust, spawner: SpawnerLink, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
          peers: WorkerDirectory) throws(SystemError) {
         self.index = index
         self.publications = publications
@@ -104,6 +105,7 @@ final class Worker: @unchecked Sendable {
         self.startups = startups
         self.authorizedKeys = authorizedKeys
         self.certificateTrust = certificateTrust
+        self.spawner = spawner
         self.logger = logger
         self.peers = peers
         self.nextConnectionID = UInt64(index) << 40
@@ -139,6 +141,11 @@ final class Worker: @unchecked Sendable {
     /// Runs `body` on this worker's thread at its next loop pass.
     func perform(_ body: @escaping @Sendable (Worker) -> Void) {
         send(.perform(body))
+    }
+
+    /// Hands `command` to this worker from any thread.
+    func post(_ command: Command) {
+        send(command)
     }
 
     /// Asks the worker to close everything and stop.
@@ -201,12 +208,8 @@ final class Worker: @unchecked Sendable {
                     channel.backendEvent(events)
                 case .stderr(let channel):
                     channel.stderrEvent(events)
-                case .process(let channel):
-                    channel.processExitEvent(events)
                 case .connecting(let waiter):
                     advanceConnect(waiter, now: MonotonicClock.now)
-                case .orphan:
-                    reapOrphans(force: false)
                 case .lingering(let socket):
                     if socket.drain(now: MonotonicClock.now) { endLingering(socket) }
                 case .tcpmuxClient(let t):
@@ -226,7 +229,7 @@ final class Worker: @unchecked Sendable {
             handleInbox()
             advancePendingForwards()
             advancePeerLinks()
-            if stopping && connections.isEmpty && orphans.isEmpty && tcpmux.isEmpty && lingering.isEmpty { break }
+            if stopping && connections.isEmpty && tcpmux.isEmpty && lingering.isEmpty { break }
             runDirty()
             recheckWaitingChannels()
             reapFinished()
@@ -394,7 +397,6 @@ final class Worker: @unchecked Sendable {
                 stopping = true
                 for c in connections.values { c.close(reason: .stopping) }
                 for t in tcpmux.values { t.stop(); settle(t) }
-                for i in orphans.indices { orphans[i].killAt = 0 }
             }
         }
     }
@@ -517,17 +519,6 @@ final class Worker: @unchecked Sendable {
                 backend.closeErrors()
             }
         }
-        if let process = backend.process, let pidFD = process.pidFD {
-            let wanted = channel.wantsProcessEvents
-            if wanted != (channel.registeredPid != 0) {
-                if channel.registeredPid != 0 {
-                    poller.remove(channel.registeredPid)
-                    channel.registeredPid = 0
-                } else {
-                    channel.registeredPid = poller.add(pidFD.rawValue, events: PollEvents.readable, target: .process(channel))
-                }
-            }
-        }
         if channel.waitsOnSSH {
             watchedOnSSH[ObjectIdentifier(channel)] = channel
         } else {
@@ -548,6 +539,8 @@ final class Worker: @unchecked Sendable {
                           target: .connecting(waiter))
         case .publisher(let open):
             awaitingPublishers[open.token] = waiter
+        case .process(let process):
+            awaitingProcesses[ObjectIdentifier(process)] = waiter
         }
     }
 
@@ -573,6 +566,11 @@ final class Worker: @unchecked Sendable {
             if now >= open.deadline {
                 finishPending(waiter, .failure(BackendFailure(.published, "the publisher did not answer in time")))
             }
+        case .process(let process)?:
+            if now >= process.deadline {
+                process.cancel()  // a late start is retired (Worker+Processes)
+                finishPending(waiter, .failure(BackendFailure(.timeout, "the spawner did not start \(process.service) in time")))
+            }
         case nil:
             break
         }
@@ -593,6 +591,7 @@ final class Worker: @unchecked Sendable {
         poller.remove(&waiter.registeredConnect)
         connecting.removeValue(forKey: ObjectIdentifier(waiter))
         if case .publisher(let open)? = waiter.pendingBackend { awaitingPublishers.removeValue(forKey: open.token) }
+        if case .process(let process)? = waiter.pendingBackend { awaitingProcesses.removeValue(forKey: ObjectIdentifier(process)) }
         waiter.backendConnectEnded(result)
         if let channel = waiter as? ServiceChannel {
             touched[ObjectIdentifier(channel.connection)] = channel.connection
@@ -603,11 +602,17 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// The spawner answered a pending exec start (Worker+Processes).
+    func finishProcess(_ waiter: any AwaitsBackend, _ result: Result<BackendConnection, BackendFailure>) {
+        finishPending(waiter, result)
+    }
+
     /// Gives up a backend open whose channel or connection went away.
     func cancelConnect(_ waiter: any AwaitsBackend) {
         guard connecting.removeValue(forKey: ObjectIdentifier(waiter)) != nil else { return }
         poller.remove(&waiter.registeredConnect)
         if case .publisher(let open)? = waiter.pendingBackend { awaitingPublishers.removeValue(forKey: open.token) }
+        if case .process(let process)? = waiter.pendingBackend { awaitingProcesses.removeValue(forKey: ObjectIdentifier(process)) }
         waiter.pendingBackend?.cancel()
     }
 
@@ -641,41 +646,18 @@ final class Worker: @unchecked Sendable {
         cancelConnect(channel)
         poller.remove(&channel.registeredMain)
         poller.remove(&channel.registeredStderr)
-        poller.remove(channel.registeredPid)
-        channel.registeredPid = 0
         if let backend = channel.takeBackend() { retire(backend) }
         channel.connection.forget(channel)
         channel.channel.release()
     }
 
     /// Closes a backend's descriptors; a child still running gets SIGHUP (its
-    /// stream is closed, so it sees EOF/EPIPE anyway) and SIGKILL 2 s later.
+    /// stream is closed, so it sees EOF/EPIPE anyway) and SIGKILL 2 s later, from
+    /// the spawner, which reaps it.
     func retire(_ backend: BackendConnection) {
         backend.closeStream()
         backend.closeErrors()
-        guard let process = backend.process else { return }
-        if process.isRunning, process.reap() == nil, let pidFD = process.pidFD {
-            process.signalGroup(SIGHUP)
-            let token = poller.add(pidFD.rawValue, events: PollEvents.readable, target: .orphan(process))
-            orphans.append((process, MonotonicClock.now + 2000, token))
-        } else {
-            process.closePidFD()
-        }
-    }
-
-    private func reapOrphans(force: Bool) {
-        let now = MonotonicClock.now
-        orphans.removeAll { entry in
-            if entry.process.reap() != nil {
-                poller.remove(entry.token)
-                entry.process.closePidFD()
-                return true
-            }
-            if force || now >= entry.killAt {
-                entry.process.signalGroup(SIGKILL)
-            }
-            return false
-        }
+        backend.process?.retire()
     }
 
     private func teardown(_ connection: Connection) {
@@ -739,7 +721,7 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Timers: the login grace time, connect deadlines, channel drain deadlines
-    /// and idle buffers, the kill deadline of orphaned children, TCPMUX name timeouts.
+    /// and idle buffers, TCPMUX name timeouts.
     private func tick(now: Int64) {
         for c in connections.values where !c.isAuthenticated && !c.closing && now >= c.loginDeadline {
             logger.info("login grace time exceeded", metadata: ["client": "\(c.client)"])
@@ -748,7 +730,6 @@ final class Worker: @unchecked Sendable {
         for waiter in connecting.values where now >= (waiter.pendingBackend?.deadline ?? .max) {
             advanceConnect(waiter, now: now)
         }
-        if !orphans.isEmpty { reapOrphans(force: false) }
         for c in connections.values {
             for channel in c.channels.values where !channel.finished {
                 channel.tick(now: now)

@@ -67,6 +67,13 @@ public final class PseudoTerminal {
         }
     }
 
+    /// Hands the slave descriptor over (to be passed to the process that makes
+    /// it a controlling terminal); the pair keeps none.
+    public func takeSlave() -> Descriptor? {
+        defer { slave = nil }
+        return slave
+    }
+
     /// Closes the parent's slave descriptor (once the child has opened its own).
     public func closeSlave() {
         slave?.close()

@@ -67,6 +67,13 @@ public enum Socket {
     }
 
     /// setsockopt(2) with an int value; failures are ignored (options are tuning, not correctness).
+    /// True when `fd` is a SOCK_SEQPACKET socket (getsockopt SO_TYPE).
+    public static func isSeqPacket(_ fd: Int32) -> Bool {
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == Int32(SOCK_SEQPACKET.rawValue)
+    }
+
     public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
         var v = value
         _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))

@@ -90,6 +90,11 @@ public final class SSHKey: @unchecked Sendable {
     }
 
     /// A duplicate that libssh may take ownership of (see `SSHBind.addHostKey`).
+    /// An independent copy (ssh_key_dup), for use on another thread.
+    public func copy() throws(LibSSHError) -> SSHKey {
+        SSHKey(owning: try duplicate())
+    }
+
     func duplicate() throws(LibSSHError) -> ssh_key {
         guard let copy = ssh_key_dup(key) else {
             throw LibSSHError(.allocation, "could not duplicate a key")

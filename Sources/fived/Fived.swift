@@ -1,6 +1,7 @@
 import ArgumentParser
 import FivedCore
 import FivedServer
+import FivedSystem
 import Foundation
 import Logging
 
@@ -39,6 +40,16 @@ struct Fived: ParsableCommand {
     @Flag(name: [.customShort("t"), .long], help: "Load and validate everything, print the service table, exit 0 or 1.")
     var check = false
 
+    /// The daemon starts its privileged half as `fived --internal-spawner ARGS`
+    /// with the socketpair on descriptor 3 (docs/security.md, "Who runs what").
+    @Flag(name: .customLong("internal-spawner"), help: .hidden)
+    var internalSpawner = false
+
+    /// A reload's first step (ConfigurationPreflight): read the configuration in
+    /// a child, where a parser crash cannot take the daemon down, and exit.
+    @Flag(name: .customLong("internal-parse-only"), help: .hidden)
+    var internalParseOnly = false
+
     var overrides: ConfigurationOverrides {
         var o = ConfigurationOverrides()
         o.configFile = config
@@ -59,6 +70,7 @@ struct Fived: ParsableCommand {
         } catch {
             Self.fail(error.message)
         }
+        if internalParseOnly { return }
         if check {
             do {
                 let notes = try Daemon.check(configuration) + AuthorizedKeysCheck.notes(patterns: configuration.authorizedKeys)
@@ -73,15 +85,31 @@ struct Fived: ParsableCommand {
         let format = configuration.logFormat
         LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "fived")
+        if internalSpawner { Self.runSpawner(overrides: overrides, logger: logger) }
         let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in
             // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
             try ConfigurationPreflight.check(arguments: Array(CommandLine.arguments.dropFirst()))
             return try ConfigurationLoader.load(overrides)
-        }, logger: logger)
+        }, spawnerArguments: Array(CommandLine.arguments.dropFirst()), logger: logger)
         do {
             try daemon.run()
         } catch {
             Self.fail("\(error)")
+        }
+    }
+
+    /// The spawner's life: serve the daemon on descriptor 3 until it goes away.
+    static func runSpawner(overrides: ConfigurationOverrides, logger: Logger) -> Never {
+        guard Socket.isSeqPacket(3) else { fail("--internal-spawner is started by fived itself, with its socket as descriptor 3") }
+        let arguments = Array(CommandLine.arguments.dropFirst().filter { $0 != "--internal-spawner" })
+        do {
+            let spawner = try Spawner(socket: 3, load: { () throws(FivedCoreError) -> Configuration in
+                try ConfigurationPreflight.check(arguments: arguments)
+                return try ConfigurationLoader.load(overrides)
+            }, logger: logger)
+            Foundation.exit(spawner.run())
+        } catch {
+            fail("spawner: \(error.message)")
         }
     }
 

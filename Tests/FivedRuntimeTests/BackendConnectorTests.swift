@@ -31,7 +31,7 @@ struct BackendConnectorTests {
     @Test func aListeningServiceIsConnected() throws {
         let (socket, port) = try listener()
         defer { socket.close() }
-        switch try BackendConnector.start(.tcp(host: "127.0.0.1", port: port), environment: [], timeoutMilliseconds: 2000) {
+        switch try BackendConnector.start(.tcp(host: "127.0.0.1", port: port), timeoutMilliseconds: 2000) {
         case .ready(let backend):
             #expect(backend.stream != nil)
         case .pending(let pending):
@@ -44,7 +44,7 @@ struct BackendConnectorTests {
         let (socket, port) = try listener()
         socket.close()
         do {
-            switch try BackendConnector.start(.tcp(host: "127.0.0.1", port: port), environment: [], timeoutMilliseconds: 2000) {
+            switch try BackendConnector.start(.tcp(host: "127.0.0.1", port: port), timeoutMilliseconds: 2000) {
             case .ready: Issue.record("connected to a closed port")
             case .pending(let pending):
                 guard case .failed(let failure) = settle(pending) else { Issue.record("not refused"); return }
@@ -68,7 +68,7 @@ struct BackendConnectorTests {
         usleep(100_000)
         let started = MonotonicClock.now
         guard case .pending(let pending) = try BackendConnector.start(
-            .tcp(host: "127.0.0.1", port: port), environment: [], timeoutMilliseconds: 500)
+            .tcp(host: "127.0.0.1", port: port), timeoutMilliseconds: 500)
         else { Issue.record("a black hole answered"); return }
         #expect(MonotonicClock.now - started < 100, "start() waited")
         guard case .failed(let failure) = settle(pending) else { Issue.record("a black hole connected"); return }
@@ -88,32 +88,5 @@ struct BackendConnectorTests {
         #expect { try BackendConnector.connectUnix(path: "/" + String(repeating: "p", count: 120)) } throws: {
             ($0 as? BackendFailure)?.code == .tooLong
         }
-    }
-
-    @Test func anExecServiceGetsExactlyItsEnvironmentAndItsStreams() throws {
-        guard case .ready(let backend) = try BackendConnector.start(
-            .exec(argv: ["/bin/sh", "-c", "cat; echo \"$FIVED_SERVICE $HOME\" >&2; exit 3"]),
-            environment: ["FIVED_SERVICE=web"], timeoutMilliseconds: 1000)
-        else { Issue.record("exec did not start at once"); return }
-        let process = try #require(backend.process)
-        let stream = try #require(backend.stream)
-        _ = try Syscall.setNonBlocking(stream.rawValue, false)
-        _ = try Array("ping".utf8).withUnsafeBytes { try Syscall.send(stream.rawValue, $0) }
-        Syscall.shutdownWrite(stream.rawValue)
-        var echoed = [UInt8](repeating: 0, count: 16)
-        let n = recv(stream.rawValue, &echoed, 16, 0)
-        #expect(n == 4 && Array(echoed[0..<4]) == Array("ping".utf8))
-        let errors = try #require(backend.errors)
-        var line = [UInt8](repeating: 0, count: 64)
-        var pfd = pollfd(fd: errors.rawValue, events: Int16(POLLIN), revents: 0)
-        _ = poll(&pfd, 1, 2000)
-        let m = read(errors.rawValue, &line, 64)
-        #expect(String(decoding: line[0..<max(m, 0)], as: UTF8.self) == "web \n")
-        var status: Int32?
-        for _ in 0..<200 where status == nil {
-            status = process.reap()
-            if status == nil { usleep(10_000) }
-        }
-        #expect(status.map { ExitReport(waitStatus: $0) } == .status(3))
     }
 }

@@ -11,7 +11,7 @@ import Testing
 @Suite("--check notes on authorized_keys", .timeLimit(.minutes(2)))
 struct CheckNotesTests {
     func check(_ environment: TestEnvironment, _ authorizedKeys: [String]) async throws -> ProcessResult {
-        var arguments = ["--listen", "127.0.0.1:0", "--host-key", environment.directory.file("host_key"), "--service", "echo=exec:/bin/cat", "--check"]
+        var arguments = ["--listen", "127.0.0.1:0", "--host-key", environment.directory.file("host_key"), "--service", "echo=tcp:127.0.0.1:7", "--check"]
         for path in authorizedKeys { arguments += ["--authorized-keys", path] }
         return try await environment.runFived(arguments)
     }

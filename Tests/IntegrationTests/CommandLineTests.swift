@@ -71,7 +71,7 @@ struct CommandLineTests {
         chmod(key.privatePath, 0o644)
         let result = try await environment.runFived([
             "--listen", "127.0.0.1:0", "--host-key", key.privatePath,
-            "--authorized-keys", environment.authorizedKeysPath, "--service", "echo=exec:/bin/cat",
+            "--authorized-keys", environment.authorizedKeysPath, "--service", "echo=tcp:127.0.0.1:7",
         ])
         #expect(result.exitStatus == 1, "\(result)")
         #expect(nonEmptyLines(result.stderr).count == 1, "\(result)")

@@ -350,8 +350,23 @@ private final class ConnectWorld {
         var listenPort = requested
         if listenPort == 0 && services.contains(where: { $0.contains("PORT") }) { listenPort = try Self.freePort() }
         var arguments = ["--listen", "127.0.0.1:\(listenPort)", "--host-key", "\(home)/hk", "--authorized-keys", "\(home)/authorized_keys"]
+        // Started as root, fived refuses exec services given as flags (they cannot
+        // name a user): those go in a config file, as root's, explicitly.
+        var config = geteuid() == 0 ? "daemon_user = \"daemon\"\n" : ""
         for service in services {
-            arguments += ["--service", service.replacingOccurrences(of: "PORT", with: String(listenPort))]
+            let flag = service.replacingOccurrences(of: "PORT", with: String(listenPort))
+            if geteuid() == 0, let equals = flag.firstIndex(of: "="), flag[flag.index(after: equals)...].hasPrefix("exec:") {
+                let argv = flag[flag.index(after: equals)...].dropFirst("exec:".count).split(separator: " ").map { "\"\($0)\"" }
+                config += "[services.\(flag[..<equals])]\nexec = [\(argv.joined(separator: ", "))]\nuser = \"root\"\n"
+            } else {
+                arguments += ["--service", flag]
+            }
+        }
+        if !config.isEmpty {
+            let path = "\(home)/fived.toml"
+            try config.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o644)
+            arguments += ["--config", path]
         }
         let background = try start(executable: ConnectBinaries.fived, arguments: arguments, stderrPath: logPath)
         fived = background

@@ -300,6 +300,7 @@ struct FleetTests {
             [services.web]
             exec = ["/bin/cat"]
             export = true
+            \(TestService.rootUser)
             [cluster]
             node_name = "Host7"
             etcd_endpoints = ["http://127.0.0.1:2379"]

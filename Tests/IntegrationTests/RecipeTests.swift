@@ -36,7 +36,18 @@ struct RecipeTests {
         let head = try await run(["rev-parse", "HEAD"], in: dir.file("work")).stdoutText
         _ = try await run(["clone", "-q", "--bare", dir.file("work"), dir.file("srv/project.git")])
 
-        let recipe = try Examples.text("recipes/git.toml", replacing: [("/srv/git", dir.file("srv"))])
+        // The recipe's git user, or nobody where there is none (as root); fived's own user otherwise.
+        let serveAs = geteuid() != 0 ? nil : getpwnam("git") == nil ? "nobody" : "git"
+        let gitUser = serveAs.map { #"user = "\#($0)""# } ?? ""
+        if let serveAs, let account = getpwnam(serveAs) {
+            // git refuses a repository owned by another user (safe.directory): the
+            // served repositories belong to the account git daemon runs as.
+            let uid = account.pointee.pw_uid, gid = account.pointee.pw_gid
+            for path in [dir.file("srv"), dir.file("srv/project.git")] + (FileManager.default.subpaths(atPath: dir.file("srv/project.git")) ?? []).map({ dir.file("srv/project.git/\($0)") }) {
+                chown(path, uid, gid)
+            }
+        }
+        let recipe = try Examples.text("recipes/git.toml", replacing: [("/srv/git", dir.file("srv")), (#"user = "git""#, gitUser)])
         try await environment.withFived(FivedOptions(services: [], extraTOML: recipe)) { fived in
             let ssh = fived.sshArguments(["-W", "git:1"], command: [], key: environment.key, user: nil).joined(separator: " ")
             let clone = try await run([

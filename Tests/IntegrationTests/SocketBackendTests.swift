@@ -46,20 +46,40 @@ struct SocketBackendTests {
         let tcpServer = try EchoServer.tcp()
         let unixServer = try EchoServer.unix(path: environment.directory.file("u.sock"))
         defer { tcpServer.stop(); unixServer.stop() }
+        // As root, an exec service given as a flag has no user to run as: that
+        // is refused (the next test), so the exec flag is tried unprivileged only.
+        let execFlag: [TestService] = TestDirectory.asRoot ? [] : [.exec("upper", "/usr/bin/tr", "a-z", "A-Z")]
         var options = FivedOptions(services: [
             .connect("t", "127.0.0.1:\(tcpServer.port)"),
             .connect("u", "unix:\(unixServer.path!)"),
-            .exec("upper", "/usr/bin/tr", "a-z", "A-Z"),
-        ])
+        ] + execFlag)
         options.useConfigFile = false
         try await environment.withFived(options) { fived in
             let data = Array("hello fived\n".utf8)
             let viaTCP = try await fived.stdio("t", data)
             let viaUnix = try await fived.stdio("u", data)
-            let upper = try await fived.stdio("upper", data)
             expectBytes(viaTCP.stdout, data, "\(viaTCP)")
             expectBytes(viaUnix.stdout, data, "\(viaUnix)")
-            #expect(upper.stdoutText == "HELLO FIVED\n", "\(upper)")
+            if !execFlag.isEmpty {
+                let upper = try await fived.stdio("upper", data)
+                #expect(upper.stdoutText == "HELLO FIVED\n", "\(upper)")
+            }
+        }
+    }
+
+    @Test("as root, an exec service given as a flag (no user to run it as) is refused in one line naming it")
+    func rootRefusesExecFlag() async throws {
+        guard TestDirectory.asRoot else { return }
+        let environment = try await TestEnvironment.make()
+        let hostKey = try await environment.newKey(.ed25519, name: "flag_host_key")
+        for extra in [[], ["--check"]] {
+            let result = try await environment.runFived([
+                "--listen", "127.0.0.1:0", "--host-key", hostKey.privatePath,
+                "--authorized-keys", environment.authorizedKeysPath, "--service", "upper=exec:/usr/bin/tr a-z A-Z",
+            ] + extra)
+            #expect(result.exitStatus == 1, "\(result)")
+            #expect(nonEmptyLines(result.stderr).count == 1, "\(result)")
+            #expect(result.stderr.contains("--service upper") && result.stderr.contains("user"), "\(result)")
         }
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -33,9 +36,12 @@ struct SystemdTests {
     func hardening() throws {
         let unit = try Examples.text("fived.service")
         let settings = Set(unit.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init))
+        // Started as root for the spawner; the daemon drops it (PrivilegeTests shows it).
+        #expect(!settings.contains { $0.hasPrefix("User=") }, "the unit must start fived as root")
         for line in [
-            "User=fived", "StateDirectory=fived", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "NoNewPrivileges=yes", "ProtectSystem=strict",
+            "StateDirectory=fived",
+            "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL CAP_CHOWN",
+            "NoNewPrivileges=yes", "ProtectSystem=strict",
             "ProtectHome=yes", "PrivateTmp=yes", "ExecReload=/bin/kill -HUP $MAINPID",
             "ExecStart=/usr/local/bin/fived --config /etc/fived/fived.toml",
         ] {
@@ -49,6 +55,10 @@ struct SystemdTests {
         // --check needs the exec programs to exist; git may be absent here.
         var text = try Examples.text("fived.toml")
         if access("/usr/bin/git", X_OK) != 0 { text = text.replacingOccurrences(of: "/usr/bin/git", with: "/bin/cat") }
+        // --check checks the service's user: run git's as daemon (not nobody: that is the example's daemon_user) where there is no git user.
+        if getpwnam("git") == nil { text = text.replacingOccurrences(of: #"user = "git""#, with: #"user = "daemon""#) }
+        // Not started as root, fived cannot switch users at all.
+        if geteuid() != 0 { text = text.replacingOccurrences(of: #"user = "daemon""#, with: "") }
         let path = try environment.directory.write("fived.toml", text)
         let checked = try await environment.runFived(["--config", path, "--check"])
         #expect(checked.exitStatus == 0, "\(checked)")
@@ -77,4 +87,45 @@ struct SystemdTests {
             #expect(rendered.stdoutText.contains("\n\(section)\n"), "\(page) has no \(section)")
         }
     }
+
+    static let activation = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Peers/socket_activation.py").path
+
+    @Test("socket activation: the sockets systemd passes (LISTEN_FDS, LISTEN_FDNAMES) are served, `listen` is ignored, one named tcpmux serves TCPMUX")
+    func socketActivation() async throws {
+        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 is needed")
+        let environment = try await TestEnvironment.make()
+        var upper = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
+        upper.extra = ["tcpmux = true"]
+        var options = FivedOptions(services: [.exec("echo", "/bin/cat"), upper])
+        options.launcher = [python, Self.activation, "ssh:tcpmux"]
+        // Under activation `listen` (here 127.0.0.1:0) binds nothing: every
+        // listening line names a socket the launcher made.
+        try await environment.withFived(options) { fived in
+            #expect(await fived.waitForLog { $0.message == "socket activation" && $0["sockets"] == "2" } != nil, "\(fived.logText)")
+            let listening = fived.logLines.filter { $0.message == "listening" }
+            #expect(listening.count == 1, "\(fived.logText)")
+            let echo = try await fived.stdio("echo", Array("activated\n".utf8))
+            #expect(echo.stdoutText == "activated\n", "\(echo)")
+            let tcpmux = try #require(
+                fived.logLines.first { $0.message == "listening for tcpmux" }?["address"].flatMap { $0.split(separator: ":").last }.flatMap { UInt16($0) },
+                "\(fived.logText)")
+            let reply = try await onThread {
+                let fd = try Sockets.connectTCP(port: tcpmux)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 15, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                return try Sockets.exchange(fd, Array("upper\r\nsocket\n".utf8))
+            }
+            #expect(String(decoding: reply, as: UTF8.self) == "+\r\nSOCKET\n")
+            // The spawner did not inherit the listeners.
+            if let spawner = fived.logLines.first(where: { $0.message == "privileges dropped" })?["spawner"] {
+                let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(spawner)/fd")) ?? []
+                let sockets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(spawner)/fd/\($0)") }
+                    .filter { $0.hasPrefix("socket:") }
+                #expect(sockets.count == 1, "the spawner holds more than its socketpair end: \(sockets)")
+            }
+        }
+    }
+
 }

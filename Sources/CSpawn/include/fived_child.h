@@ -51,6 +51,18 @@ struct fived_child_spec {
 // exited with status 127.
 pid_t fived_start_child(const struct fived_child_spec *spec);
 
+// The daemon's privilege drop, from the main thread before the worker threads
+// start: clears the capability bounding set (while CAP_SETPCAP is still
+// held), sets no supplementary groups, then real, effective and saved gid and
+// uid to `gid` and `uid`, checks that uid 0 cannot be regained, and sets
+// no_new_privs. 0 on success, -1 with errno (the process must then exit).
+int fived_become(uid_t uid, gid_t gid);
+
+// For a process that is not root but holds capabilities (systemd's
+// AmbientCapabilities): empties its effective, permitted, inheritable and
+// ambient sets and sets no_new_privs. 0 on success, -1 with errno.
+int fived_drop_capabilities(void);
+
 // Temporarily takes the identity of a user for file access (groups, egid,
 // euid), as sshd's temporarily_use_uid; fived_restore_identity goes back to
 // root. 0 on success, -1 with errno.

@@ -82,7 +82,7 @@ public enum SpawnerEvent: Sendable, Equatable {
         public enum Status: UInt8, Sendable {
             /// Opened read-only; its descriptor follows.
             case opened = 1
-            /// Does not exist.
+            /// Does not exist (or, with a reason, its pattern names a home the user lacks).
             case missing = 2
             /// Not read: it or a directory above it could be changed by someone else (StrictModes).
             case unsafe = 3

@@ -33,7 +33,7 @@ extension Connection {
     /// false when the key is not a peer's (ordinary authentication follows).
     func authenticatePeer(_ message: SSHMessage, user: String, blob: PublicKeyBlob, verified: Bool) -> Bool {
         guard let fleet = worker.fleet else { return false }
-        let candidates = worker.authorizedKeys.keys(for: user, patterns: [fleet.cluster.peersAuthorizedKeys])
+        let candidates = worker.authorizedKeys.ownKeys(for: user, patterns: [fleet.cluster.peersAuthorizedKeys])
         guard case .accepted(let entry) = KeyMatcher.match(
             presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
         else { return false }

@@ -38,7 +38,7 @@ extension Daemon {
             "node": "\(cluster.nodeName)", "advertise": "\(advertise)", "node_key": "\(nodeFingerprint)",
             "etcd": "\(cluster.etcdEndpoints.joined(separator: ","))",
         ])
-        return Fleet(cluster: cluster, registry: registry, advertise: advertise, workers: workers)
+        return Fleet(cluster: cluster, registry: registry, advertise: advertise, nodeKey: nodeKey, workers: workers)
     }
 
     /// Starts the registry once the workers run: exports registered, released

@@ -1,6 +1,7 @@
 import FivedCore
 import FivedFleet
 import FivedSystem
+import LibSSH
 import Logging
 import Synchronization
 
@@ -12,15 +13,19 @@ final class Fleet: Sendable {
     let registry: Registry
     /// `HOST:PORT` other nodes reach this node at.
     let advertise: String
+    /// This node's key toward its peers, loaded at start (the daemon cannot read
+    /// the key file once it has dropped root).
+    let nodeKey: SSHKey
     private let workers: WorkerDirectory
     private let peers = Mutex<[NodeName: FleetStatus.Peer]>([:])
 
     var me: NodeName { cluster.nodeName }
 
-    init(cluster: ClusterConfig, registry: Registry, advertise: String, workers: WorkerDirectory) {
+    init(cluster: ClusterConfig, registry: Registry, advertise: String, nodeKey: SSHKey, workers: WorkerDirectory) {
         self.cluster = cluster
         self.registry = registry
         self.advertise = advertise
+        self.nodeKey = nodeKey
         self.workers = workers
     }
 

@@ -82,7 +82,7 @@ extension Worker {
             $0.address = link.dialedAddress
         }
         do {
-            switch try BackendConnector.start(.tcp(host: host, port: port), environment: [], timeoutMilliseconds: link.dialDeadline - now) {
+            switch try BackendConnector.start(.tcp(host: host, port: port), timeoutMilliseconds: link.dialDeadline - now) {
             case .ready(let backend):
                 peerConnected(link, .success(backend))
             case .pending(let pending):
@@ -151,9 +151,12 @@ extension Worker {
             return linkFailed(link, "host key \(client.serverKey()?.fingerprint ?? "(none)") of \(link.dialedAddress) is not one node \(link.node) registered")
         }
         do {
-            link.nodeKey = try SSHKey.importPrivateKey(path: fleet?.cluster.nodeKey ?? "")
+            guard let key = fleet?.nodeKey else { return linkFailed(link, "this node has no node key") }
+            link.nodeKey = try key.copy()
+        } catch let error as LibSSHError {
+            return linkFailed(link, "cannot copy the node key: \(error.message)")
         } catch {
-            return linkFailed(link, "cannot read the node key: \(error.message)")
+            return linkFailed(link, "cannot copy the node key: \(error)")
         }
         link.phase = .authenticating
         authenticate(link, now: now)

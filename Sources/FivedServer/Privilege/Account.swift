@@ -81,14 +81,10 @@ enum ServiceAccounts {
     /// The daemon's account after it drops root: `daemon_user`, else `nobody`.
     static func daemonUser(_ configuration: Configuration) -> String { configuration.daemonUser ?? "nobody" }
 
-    /// The account an exec service runs as: its `user`; for a service given as a
-    /// `--service` flag (which cannot name one) while fived runs as root,
-    /// `daemon_user`, the least privileged account fived knows; else nil,
-    /// fived's own (when not root).
+    /// The account an exec service runs as: its `user`; nil, fived's own (only
+    /// when fived is not root: `problems` refuses it otherwise).
     static func user(of service: ServiceConfig, in configuration: Configuration, privileged: Bool) -> String? {
-        if let user = service.user { return user }
-        if privileged && service.origin == ServiceConfig.flagOrigin { return daemonUser(configuration) }
-        return nil
+        service.user
     }
 
     /// One line per problem: an exec service without `user` while fived runs as
@@ -98,10 +94,14 @@ enum ServiceAccounts {
         var problems: [String] = []
         let privileged = euid == 0
         let me = Account.current
+        let daemonAccount = privileged ? Account.resolve(user: daemonUser(configuration)) : nil
         for service in configuration.sortedServices where service.backend.isExec {
             let key = "\(service.origin): services.\(service.name.value)"
             guard let user = user(of: service, in: configuration, privileged: privileged) else {
-                if privileged {
+                if privileged && service.origin == ServiceConfig.flagOrigin {
+                    problems.append(
+                        "--service \(service.name.value): an exec service given as a flag names no user, and fived runs as root: define it in the config file with user = \"...\"")
+                } else if privileged {
                     problems.append("\(key): an exec service needs 'user' when fived runs as root (user = \"root\" runs it as root, explicitly)")
                 }
                 continue
@@ -116,6 +116,10 @@ enum ServiceAccounts {
             if !privileged, account.uid != euid {
                 problems.append(
                     "\(key).user: fived runs as \(me?.name ?? String(euid)) and cannot switch to '\(ServiceName.printable(user))': start it as root, or remove 'user'")
+            }
+            if let daemonAccount, account.uid == daemonAccount.uid {
+                problems.append(
+                    "\(key).user: '\(ServiceName.printable(user))' is also daemon_user: a service must not run as the user fived serves as (it could signal or trace fived); give one of them another account")
             }
         }
         if let commandUser = configuration.authorizedKeysCommandUser {

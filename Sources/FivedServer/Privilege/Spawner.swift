@@ -213,8 +213,8 @@ public final class Spawner {
         let env = environment + ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
         if terminal && privileged {
             // The program's terminal belongs to its user, as login(1) leaves it.
+            _ = fchmod(fds[0].rawValue, 0o620)  // while still its owner (no CAP_FOWNER needed)
             _ = fchown(fds[0].rawValue, account.uid, gid_t(bitPattern: -1))
-            _ = fchmod(fds[0].rawValue, 0o620)
         }
         let stdio = fds[0].rawValue
         let stderr = terminal ? stdio : fds[1].rawValue
@@ -390,6 +390,24 @@ public final class Spawner {
 
     // MARK: Files
 
+    /// True when `path` is `account`'s own file: inside its home, or owned by
+    /// it, or in a directory it owns (where it could put a link).
+    static func belongs(_ path: String, to account: Account) -> Bool {
+        guard account.uid != 0 else { return false }
+        func real(_ p: String) -> String? {
+            guard let r = realpath(p, nil) else { return nil }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        let resolved = real(path) ?? path
+        if let home = real(account.home), home != "/", resolved == home || resolved.hasPrefix(home + "/") { return true }
+        var st = stat()
+        if lstat(path, &st) == 0, st.st_uid == account.uid { return true }
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if stat(directory.isEmpty ? "/" : directory, &st) == 0, st.st_uid == account.uid { return true }
+        return false
+    }
+
     /// The authorized_keys files (or principals file) the configuration names for `user`.
     private func openFiles(user: String, principals: Bool) -> ([SpawnerEvent.FileEntry], [Descriptor]) {
         let patterns = principals ? configuration.authorizedPrincipalsFile.map { [$0] } ?? [] : configuration.authorizedKeys
@@ -398,12 +416,13 @@ public final class Spawner {
         var opened: [Descriptor] = []
         for pattern in patterns.prefix(SpawnerProtocol.maximumFiles) {
             guard let path = AuthorizedKeysStore.resolve(pattern, user: user, home: account?.home) else {
-                entries.append(.init(path: pattern, status: .unreadable, reason: "\(ServiceName.printable(user)) has no home directory"))
+                entries.append(.init(path: pattern, status: .missing, reason: "\(DisplayText.escaped(user)) has no home directory"))
                 continue
             }
-            // A user's own files are opened as that user (sshd's temporarily_use_uid);
-            // fived's own (for names that are no account here) as fived.
-            let asUser = privileged && account.map { $0.uid != 0 } == true
+            // A user's own files are opened as that user (sshd's temporarily_use_uid),
+            // so a link in them reaches nothing the user could not read; fived's
+            // own (/etc/fived/..., or for names that are no account here) as fived.
+            let asUser = privileged && account.map { Self.belongs(path, to: $0) } == true
             if asUser, let account {
                 let rc = account.groups.withUnsafeBufferPointer {
                     fived_assume_identity(account.uid, account.gid, $0.baseAddress, Int32($0.count))

@@ -143,6 +143,19 @@ public final class SpawnerLink: @unchecked Sendable {
         if !sent { done("the spawner is gone") }
     }
 
+    /// `reload`, waiting up to `timeoutMilliseconds` for the answer: nil when the
+    /// spawner took the new configuration, else why not.
+    func reloadWaiting(timeoutMilliseconds: Int = 15000) -> String? {
+        let answer = Mutex<String?>("the spawner did not answer")
+        let done = DispatchSemaphore(value: 0)
+        reload { problem in
+            answer.withLock { $0 = problem }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else { return "the spawner did not answer" }
+        return answer.withLock { $0 }
+    }
+
     /// Opens the authorized_keys files (or principals file) of SSH user `user`
     /// through the spawner, waiting at most `timeoutMilliseconds`: each entry
     /// with its descriptor when opened. nil when the spawner did not answer.

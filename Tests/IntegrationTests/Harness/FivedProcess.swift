@@ -75,6 +75,10 @@ struct TestService: Sendable {
         TestService(name: name, backend: .connect(target), allow: allow)
     }
 
+    /// The line an exec service needs when the tests run as root (fived refuses
+    /// one without a user then), empty otherwise.
+    static var rootUser: String { TestDirectory.asRoot ? #"user = "root""# : "" }
+
     /// The `[services.NAME]` table.
     var toml: String {
         var lines = ["[services.\(tomlString(name))]"]
@@ -83,6 +87,11 @@ struct TestService: Sendable {
         case .connect(let target): lines.append("connect = \(tomlString(target))")
         }
         if let allow { lines.append("allow = \(tomlArray(allow))") }
+        // fived started as root refuses an exec service without a user (fail
+        // closed): the tests that do not name one run theirs as root, explicitly.
+        if case .exec = backend, TestDirectory.asRoot, !extra.contains(where: { $0.hasPrefix("user") }) {
+            lines.append("user = \"root\"")
+        }
         lines += extra
         return lines.joined(separator: "\n") + "\n"
     }
@@ -129,6 +138,9 @@ struct FivedOptions: Sendable {
     var useConfigFile = true
     /// Names the config file (`NAME.toml`) and the output files, so several daemons share a test directory.
     var name = "fived"
+    /// A program fived is started through (it execs fived, with fived's path and
+    /// arguments after these), e.g. a socket-activation launcher.
+    var launcher: [String] = []
 
     init(services: [TestService] = [.exec("echo", "/bin/cat")], extraTOML: String = "", arguments: [String] = []) {
         self.services = services
@@ -185,6 +197,9 @@ final class TestEnvironment: Sendable {
             log_level = \(tomlString(options.logLevel))
 
             """
+        // Started as root, fived serves as daemon_user, which no service may share:
+        // the tests' services run as root or nobody, so fived serves as daemon.
+        if TestDirectory.asRoot && !options.extraTOML.contains("daemon_user") { text += "daemon_user = \"daemon\"\n" }
         if !options.extraTOML.isEmpty { text += options.extraTOML + "\n" }
         for service in options.services { text += "\n" + service.toml }
         return text
@@ -291,8 +306,10 @@ final class Fived: Sendable {
             arguments = environment.flagArguments(options) + options.arguments
         }
         let tcpmux = options.tcpmux ? ["--tcpmux", "127.0.0.1:0"] : []
+        let fived = try Binaries.fived()
+        let command = options.launcher.isEmpty ? [fived] + arguments + tcpmux : options.launcher + [fived] + arguments + tcpmux
         let process = try ChildProcess.spawn(
-            try Binaries.fived(), arguments + tcpmux,
+            command[0], Array(command.dropFirst()),
             environment: Tools.environment(home: environment.directory.path, extra: options.environment),
             outputPrefix: environment.directory.file(options.name))
         do {
@@ -451,7 +468,14 @@ final class Fived: Sendable {
             found += next
             frontier = Set(next)
         }
-        return found.sorted()
+        // fived's spawner lives as long as fived: its children count, not it.
+        return found.filter { !Self.isSpawner($0) }.sorted()
+    }
+
+    /// True for `fived --internal-spawner`.
+    static func isSpawner(_ pid: pid_t) -> Bool {
+        guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
+        return cmdline.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "--internal-spawner" }
     }
 
     /// The descriptors fived holds open, by number, with what they point to.

@@ -36,7 +36,8 @@ final class FleetNodes: Sendable {
             let key = try await environment.newKey(.ed25519, name: "node_\(name)", comment: "node-\(name)")
             lines.append(key.publicLine)
         }
-        try environment.directory.write("peers_authorized_keys", lines.joined(separator: "\n") + "\n", mode: 0o600)
+        // fived's own file (public keys), read by the daemon after it dropped root, as from /etc/fived.
+        try environment.directory.write("peers_authorized_keys", lines.joined(separator: "\n") + "\n", mode: 0o644)
         let fleet = FleetNodes(environment: environment, etcd: etcd, names: names, leaseSeconds: leaseSeconds, services: services)
         do {
             for name in names { try await fleet.start(name) }

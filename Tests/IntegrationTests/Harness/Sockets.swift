@@ -46,6 +46,8 @@ enum Sockets {
             close(fd)
             throw HarnessError("bind/listen \(path): \(text)")
         }
+        // fived started as root connects as its daemon_user: connect(2) needs write permission.
+        chmod(path, 0o666)
         return fd
     }
 

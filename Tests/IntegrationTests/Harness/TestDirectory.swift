@@ -14,8 +14,14 @@ final class TestDirectory: Sendable {
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else { throw HarnessError("mkdtemp: \(errnoText())") }
         path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        chmod(path, 0o700)
+        // fived started as root serves as its daemon_user: it must reach the
+        // config, the CA and revocation files and the Unix sockets a test makes
+        // here, as it would in /etc/fived and /run (the sockets are made mode 0666).
+        chmod(path, Self.asRoot ? 0o755 : 0o700)
     }
+
+    /// The tests run as root (CI): fived drops to its daemon_user after starting.
+    static let asRoot = geteuid() == 0
 
     deinit {
         if ProcessInfo.processInfo.environment["FIVED_IT_KEEP"] == nil {
