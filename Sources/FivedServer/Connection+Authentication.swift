@@ -59,9 +59,55 @@ extension Connection {
         switch result {
         case .accepted(let entry):
             admit(message, user: request.user, key: entry, certificate: nil, signed: state == .verified)
+        case .notListed where config.authorizedKeysCommand != nil:
+            authenticateByCommand(message, user: request.user, blob: blob, signed: state == .verified, lookup: lookup)
         case .notListed, .refused:
             let reason = lookup.read.isEmpty && result == .notListed ? "no authorized_keys file could be read" : "\(result)"
             refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: reason, lookup: lookup)
+        }
+    }
+
+    /// A key no authorized_keys file lists, with `authorized_keys_command`
+    /// configured: the command's output is read as one more authorized_keys
+    /// file (sshd reads the files first, then the command). The request waits
+    /// off the event loop (`AuthorizedKeysCommandRun`); this connection reads
+    /// nothing meanwhile, the others are not held up. Any failure refuses the key.
+    private func authenticateByCommand(_ message: SSHMessage, user: String, blob: PublicKeyBlob, signed: Bool, lookup: AuthorizedKeysLookup) {
+        awaitingKeysCommand = true
+        let waiting = WaitingAuthentication(connection: self, message: message)
+        let worker = worker
+        AuthorizedKeysCommandRun.start(spawner: worker.spawner, user: user, key: blob) { outcome in
+            worker.post(.perform { _ in
+                guard let connection = waiting.connection else { return }
+                connection.keysCommandAnswered(waiting.message, user: user, blob: blob, signed: signed, lookup: lookup, outcome: outcome)
+            })
+        }
+    }
+
+    private func keysCommandAnswered(
+        _ message: SSHMessage, user: String, blob: PublicKeyBlob, signed: Bool, lookup: AuthorizedKeysLookup,
+        outcome: AuthorizedKeysCommandRun.Outcome
+    ) {
+        awaitingKeysCommand = false
+        defer { worker.touched[ObjectIdentifier(self)] = self }
+        guard !closing else { return }
+        var lookup = lookup
+        lookup.read.append("authorized_keys_command")
+        switch outcome {
+        case .failure(let failure):
+            refuse(message, user: user, fingerprint: blob.fingerprint, reason: "\(failure)", lookup: lookup)
+        case .success(let output):
+            let parsed = AuthorizedKeysParser.parseFile(String(decoding: output, as: UTF8.self), path: "authorized_keys_command")
+            for problem in parsed.problems {
+                logger.warning("authorized_keys line not honoured", metadata: ["reason": "\(problem.message)"])
+            }
+            let result = KeyMatcher.match(presented: blob, candidates: parsed.keys, clientAddress: client.address, now: Int64(time(nil)))
+            switch result {
+            case .accepted(let entry):
+                admit(message, user: user, key: entry, certificate: nil, signed: signed)
+            case .notListed, .refused:
+                refuse(message, user: user, fingerprint: blob.fingerprint, reason: "\(result)", lookup: lookup)
+            }
         }
     }
 
@@ -152,5 +198,17 @@ extension Connection {
         if failedAttempts >= Self.maximumAuthAttempts {
             close(reason: .tooManyAuthenticationFailures)
         }
+    }
+}
+
+/// An authentication request held while authorized_keys_command runs. Only the
+/// connection's worker thread touches either; the box only carries them across.
+private final class WaitingAuthentication: @unchecked Sendable {
+    weak var connection: Connection?
+    let message: SSHMessage
+
+    init(connection: Connection, message: SSHMessage) {
+        self.connection = connection
+        self.message = message
     }
 }

@@ -368,7 +368,8 @@ final class Worker: @unchecked Sendable {
                 c.close(reason: c.isAuthenticated ? .clientDisconnected : .disconnectedBeforeAuthentication)
                 continue
             }
-            let wanted = PollEvents.readable | (c.session.flushOutput() ? 0 : PollEvents.writable)
+            let reading = c.awaitingKeysCommand ? 0 : PollEvents.readable
+            let wanted = reading | (c.session.flushOutput() ? 0 : PollEvents.writable)
             if wanted != c.registeredEvents {
                 poller.modify(c.pollerToken, events: wanted)
                 c.registeredEvents = wanted
