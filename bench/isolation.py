@@ -107,6 +107,8 @@ class Fived:
         self.stall.listen(64)
         self.stalled = []
         threading.Thread(target=self._accept_stalled, daemon=True).start()
+        # fived started as root runs an exec service only with a user: root, as the clients log in.
+        exec_user = 'user = "root"\n' if os.geteuid() == 0 else ""
         config = f"""
 listen = ["127.0.0.1:0"]
 host_keys = ["{work}/host_key"]
@@ -116,7 +118,7 @@ log_level = "info"
 connect_timeout_seconds = 3
 [services.echo]
 exec = ["/bin/cat"]
-[services.hole]
+{exec_user}[services.hole]
 connect = "127.0.0.1:{self.hole.getsockname()[1]}"
 [services.stall]
 connect = "127.0.0.1:{self.stall.getsockname()[1]}"

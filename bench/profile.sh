@@ -73,9 +73,11 @@ if [[ -n $callgrind_out ]]; then
     cp "$fived_bin" "$work/fived" && strip --strip-debug "$work/fived" && fived_bin=$work/fived || exit 1
     under=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" --dump-instr=no --separate-threads=no)
 fi
-"${under[@]}" "$fived_bin" --listen "127.0.0.1:$port" --host-key "$work/host_key" --authorized-keys "$work/authorized_keys" \
-    --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
-    --service "src=exec:/usr/bin/head -c $bytes /dev/zero" --service "source=tcp:127.0.0.1:$source_port" --log-level warning 2>"$work/fived.log" &
+# The exec service runs as this script's user (as sshd runs a command as the user logged in).
+printf '[services.src]\nexec = ["/usr/bin/head", "-c", "%s", "/dev/zero"]\nuser = "%s"\n' "$bytes" "$(id -un)" >"$work/fived.toml"
+"${under[@]}" "$fived_bin" --config "$work/fived.toml" --listen "127.0.0.1:$port" --host-key "$work/host_key" \
+    --authorized-keys "$work/authorized_keys" --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
+    --service "source=tcp:127.0.0.1:$source_port" --log-level warning 2>"$work/fived.log" &
 fived_pid=$!
 pids+=($fived_pid)
 SSH+=(-p "$port")
@@ -97,8 +99,8 @@ if [[ $direction == up ]]; then
     wait_for 10 test -s "$work/sink.record"
     got=$(cat "$work/sink.record")
 elif [[ -n $callgrind_out ]]; then
-    # valgrind 3.19 has no pidfd_open, so fived refuses exec services under it:
-    # the download comes from a socket backend through the same pump.
+    # Under valgrind the download comes from a socket backend through the same
+    # pump (an exec service's program would be the spawner's child, outside the profile).
     got=$("${SSH[@]}" -c "$cipher" -W source:1 127.0.0.1 </dev/null | wc -c)
     t1=$EPOCHREALTIME
 else

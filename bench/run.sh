@@ -130,8 +130,12 @@ MUX=(ssh -F /dev/null -o ControlMaster=no -o ProxyCommand=false -o LogLevel=ERRO
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/sshload" "$repo/bench/sshload.go" \
     || { say "could not build bench/sshload.go"; exit 1; }
 
-# One key may hold every connection of the many-idle test (default 256).
+# One key may hold every connection of the many-idle test (default 256). The
+# exec services run as the user sshd runs its commands as (the one logged in,
+# this script's), so both servers start the same program as the same user.
 printf '[limits]\nmax_connections_per_key = %d\n' $((many_idle + warm + 100)) >"$work/fived.toml"
+printf '[services.%s]\nexec = ["/usr/bin/head", "-c", "%s", "/dev/zero"]\nuser = "%s"\n' \
+    src "$bytes" "$(id -un)" stream "$stream_bytes" "$(id -un)" >>"$work/fived.toml"
 
 fived_port= sshd_port= fived_pid= sshd_pid=
 start_fived() {
@@ -140,8 +144,6 @@ start_fived() {
     "$fived_bin" --config "$work/fived.toml" --listen "127.0.0.1:$fived_port" --host-key "$work/fived_host" \
         --authorized-keys "$work/authorized_keys" \
         --service "sink=tcp:127.0.0.1:$sink_port" --service "echo=tcp:127.0.0.1:$echo_port" \
-        --service "src=exec:/usr/bin/head -c $bytes /dev/zero" \
-        --service "stream=exec:/usr/bin/head -c $stream_bytes /dev/zero" \
         --log-level warning 2>>"$work/fived.log" &
     fived_pid=$!
     started+=($fived_pid)
@@ -222,9 +224,21 @@ download() {  # download SERVER CIPHER
     rates "$t0" "$t1" "$c0" "$1" "$n0"
 }
 server_pid() { [[ $1 == fived ]] && echo "$fived_pid" || echo "$sshd_pid"; }
-# utime + stime + cutime + cstime of the server process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$(server_pid "$1")/stat"; }
-children() { pgrep -c -P "$1"; }
+# fived's privileged spawner (its child, `fived --internal-spawner`), which
+# starts and reaps the exec services: its CPU and its children count as fived's.
+spawners() { pgrep -P "$1" -f -- --internal-spawner; }
+# utime + stime + cutime + cstime of the server process (and fived's spawner), in clock ticks.
+cpu_ticks() {
+    local pid; pid=$(server_pid "$1")
+    cat "/proc/$pid/stat" $(for s in $(spawners "$pid"); do echo "/proc/$s/stat"; done) \
+        | awk '{ sum += $14 + $15 + $16 + $17 } END { print sum }'
+}
+# Children still to be reaped: the server's own, and its spawner's.
+children() {
+    local n; n=$(pgrep -c -P "$1")
+    for s in $(spawners "$1"); do n=$((n + $(pgrep -c -P "$s"))); done
+    echo "$n"
+}
 children_at_most() { (($(children "$1") <= $2)); }
 rates() {  # rates T0 T1 TICKS0 SERVER CHILDREN0: prints "MB/s CPU-s-per-GiB"
     # The connection's process (sshd) or child (fived's head) must be reaped

@@ -31,6 +31,8 @@ subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{work}/id
 with open(f"{work}/authorized_keys", "w") as f:
     f.write(open(f"{work}/id.pub").read())
 port, backend_port = free_port(), free_port()
+# fived started as root runs an exec service only with a user: root, as the clients log in.
+exec_user = 'user = "root"\n' if os.geteuid() == 0 else ""
 with open(f"{work}/fived.toml", "w") as f:
     f.write(f"""listen = ["127.0.0.1:{port}"]
 host_keys = ["{work}/host_key"]
@@ -42,11 +44,11 @@ max_startups = 512
 max_startups_per_source = 256
 [services.cat]
 exec = ["/bin/cat"]
-[services.tcpecho]
+{exec_user}[services.tcpecho]
 connect = "127.0.0.1:{backend_port}"
 [services.sleeper]
 exec = ["/bin/sleep", "600"]
-""")
+{exec_user}""")
 
 # --- the TCP echo backend, killed and restarted at random --------------------------
 BACKEND = r'''
