@@ -13,8 +13,8 @@ the same thing.
   or concurrent channels cost one process.
 - source (127.0.0.1:SOURCE_PORT, when given): sends SOURCE_BYTES zero bytes to
   each connection in 1 MiB sends, then closes; what it receives is ignored. A
-  download through a socket backend (bench/profile.sh --callgrind: valgrind
-  cannot follow fived's pidfd-watched exec children).
+  download through a socket backend (bench/profile.sh --callgrind: an exec
+  service's program is the spawner's child, outside the profiled process).
 
 Loopback only. Prints "ready" on stdout once both listen.
 """
