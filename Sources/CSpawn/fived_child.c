@@ -78,7 +78,8 @@ static void child(const struct fived_child_spec *s) {
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(status, FIVED_STEP_NO_NEW_PRIVS);
     umask(s->umask);
-    if (chdir(s->directory) < 0) fail(status, FIVED_STEP_DIRECTORY);
+    // A home the user cannot enter (or that is hidden) falls back to /, as login(1) does.
+    if (chdir(s->directory) < 0 && !(s->directory_optional && chdir("/") == 0)) fail(status, FIVED_STEP_DIRECTORY);
     // Every descriptor from 3 up closes at exec (the status pipe among them).
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         for (int fd = 3; fd < 65536; fd++) {

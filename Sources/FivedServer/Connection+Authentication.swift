@@ -8,6 +8,8 @@ import Glibc
 extension Connection {
     /// sshd's MaxAuthTries default: failed attempts before the connection is dropped.
     static let maximumAuthAttempts = 6
+    /// The longest SSH user name looked up (bytes).
+    static let maximumUserNameBytes = 256
 
     /// One SSH_MSG_USERAUTH_REQUEST. Public keys only: a probe is answered "this
     /// key would do" when a line admits it; a signed request (libssh verified the
@@ -30,6 +32,12 @@ extension Connection {
         }
         guard let bytes = message.authenticationKeyBlob else {
             failed(message)
+            return
+        }
+        // No account has a longer name (LOGIN_NAME_MAX is 256): refused before
+        // any file or command is looked up for it.
+        guard request.user.utf8.count <= Self.maximumUserNameBytes else {
+            refuse(message, user: String(request.user.prefix(64)), fingerprint: "-", reason: "user name longer than \(Self.maximumUserNameBytes) bytes")
             return
         }
         guard state != .wrong else {

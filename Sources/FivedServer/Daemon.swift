@@ -150,6 +150,7 @@ public final class Daemon: @unchecked Sendable {
             throw StartupError(.spawner, "cannot start the spawner: \(error)")
         }
         try dropPrivileges(snapshot)
+        spawner.startReading()
         do {
             try SignalPipe.install([SIGHUP, SIGTERM, SIGINT])
         } catch {

@@ -41,9 +41,11 @@ struct Listener {
     /// takes the sockets for its own. Each must be a listening stream socket.
     static func inherited() throws(SystemError) -> (ssh: [Listener], tcpmux: [Listener])? {
         let environment = ProcessInfo.processInfo.environment
-        guard let pid = environment["LISTEN_PID"].flatMap({ pid_t($0) }), pid == getpid(),
-            let count = environment["LISTEN_FDS"].flatMap({ Int32($0) }), count > 0, count <= 64
-        else { return nil }
+        guard let pid = environment["LISTEN_PID"].flatMap({ pid_t($0) }), pid == getpid() else { return nil }
+        // Meant for fived: a count it cannot use is an error, not a reason to bind `listen` instead.
+        guard let count = environment["LISTEN_FDS"].flatMap({ Int32($0) }), count > 0, count <= 64 else {
+            throw SystemError("socket activation", errno: EINVAL, subject: "LISTEN_FDS=\(environment["LISTEN_FDS"] ?? "") is not 1 to 64")
+        }
         let names = environment["LISTEN_FDNAMES"]?.split(separator: ":", omittingEmptySubsequences: false).map(String.init) ?? []
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")

@@ -23,7 +23,8 @@ extension Worker {
         let ours: Descriptor
         let oursErrors: Descriptor?
         let theirs: [Descriptor]
-        var environment = environment
+        // The spawner sets PATH itself (it takes none from the daemon).
+        var environment = environment.filter { !$0.hasPrefix("PATH=") }
         let onTerminal = terminal != nil && service.pty
         do {
             if let terminal, service.pty {

@@ -70,6 +70,19 @@ struct PrivilegeTests {
                     #expect(mask.map { $0 & (1 << UInt64(cap.bit)) == 0 } == true, "\(field) holds \(cap.name): \(status[field] ?? "")")
                 }
             }
+            // Every thread, not only the main one: the bounding set and
+            // no_new_privs are per thread.
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(fived.pid)/task")) ?? []
+            #expect(tasks.count > 2)
+            for task in tasks {
+                let text = (try? String(contentsOfFile: "/proc/\(fived.pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+                let fields = Dictionary(text.split(separator: "\n").compactMap { line -> (String, String)? in
+                    guard let colon = line.firstIndex(of: ":") else { return nil }
+                    return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+                }, uniquingKeysWith: { a, _ in a })
+                #expect(fields["CapBnd"] == "0000000000000000" && fields["NoNewPrivs"] == "1" && fields["CapEff"] == "0000000000000000",
+                        "thread \(task) (\(fields["Name"] ?? "")): CapBnd \(fields["CapBnd"] ?? "") NoNewPrivs \(fields["NoNewPrivs"] ?? "")")
+            }
             // The spawner is the daemon's child and root.
             let spawner = try #require(dropped["spawner"].flatMap { pid_t($0) })
             #expect(Self.status(of: spawner)["PPid"] == String(fived.pid))
@@ -132,15 +145,16 @@ struct PrivilegeTests {
             let sent = try await runProcess(
                 python, [Self.forge, String(fived.pid), socket, "echo"],
                 environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path)
-            #expect(sent.stdoutText.contains("SENT 6"), "\(sent)")
+            #expect(sent.stdoutText.contains("SENT 7"), "\(sent)")
             #expect(
-                await eventually { fived.logLines.filter { $0.message.hasPrefix("spawner refused") || $0.message == "service not started" }.count >= 6 },
+                await eventually { fived.logLines.filter { $0.message.hasPrefix("spawner refused") || $0.message == "service not started" }.count >= 7 },
                 "\(fived.logText)")
             let lines = fived.logLines
             let reasons = lines.compactMap { $0["reason"] }
             #expect(reasons.contains { $0.contains("unknown request kind 255") }, "\(reasons)")
             #expect(reasons.contains { $0.contains("/bin/sh is not a configured exec service") }, "\(reasons)")
             #expect(reasons.contains { $0.contains("LD_PRELOAD") }, "\(reasons)")
+            #expect(reasons.contains { $0.contains("PATH") }, "\(reasons)")
             #expect(reasons.contains { $0.contains("terminal") }, "\(reasons)")
             #expect(reasons.contains { $0.contains("descriptors") }, "\(reasons)")
             #expect(lines.contains { $0.message == "spawner refused a signal" && $0["pid"] == "1" }, "\(fived.logText)")

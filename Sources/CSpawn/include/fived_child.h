@@ -40,6 +40,7 @@ struct fived_child_spec {
     int drop_capabilities;       // clear the bounding and ambient sets (needs CAP_SETPCAP)
     mode_t umask;
     const char *directory;       // chdir target
+    int directory_optional;      // 1: on failure, chdir("/") instead (the user's home)
     int has_limit[FIVED_LIMIT_COUNT];
     unsigned long long limit[FIVED_LIMIT_COUNT];
     int status_fd;               // close-on-exec pipe: {step, errno} written on failure

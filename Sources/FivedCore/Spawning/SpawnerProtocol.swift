@@ -142,6 +142,15 @@ extension SpawnerRequest {
         return w.bytes
     }
 
+    /// For a datagram that does not parse: the kind and id of the request it
+    /// starts like, when that kind is answered (spawn, open files, run command,
+    /// reload), so that a refusal can still be sent and no waiter waits in vain.
+    public static func answerable(_ bytes: [UInt8]) -> (kind: UInt8, id: UInt64)? {
+        guard bytes.count >= 9, [1, 4, 5, 6].contains(bytes[0]) else { return nil }
+        let id = bytes[1...8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (bytes[0], id)
+    }
+
     /// Parses one datagram that came with `descriptors` descriptors. Throws on
     /// anything malformed, oversized, trailing, or with the wrong descriptor count.
     public init(decoding bytes: [UInt8], descriptors: Int) throws(SpawnerProtocolError) {
@@ -251,10 +260,15 @@ private struct SpawnerWriter {
     mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
     mutating func u32(_ v: UInt32) { bytes += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
     mutating func u64(_ v: UInt64) { u32(UInt32(v >> 32)); u32(UInt32(v & 0xFFFF_FFFF)) }
-    /// Strings longer than the bound are cut (the writer's side never sends more than the reader accepts).
+    /// Strings longer than the bound are cut at a character boundary, NULs
+    /// dropped: the writer's side never sends what the reader refuses.
     mutating func string(_ s: String) {
-        var utf8 = Array(s.utf8.prefix(SpawnerProtocol.maximumStringLength))
-        utf8.removeAll { $0 == 0 }
+        var utf8: [UInt8] = []
+        for scalar in s.unicodeScalars where scalar != "\0" {
+            let encoded = Array(String(scalar).utf8)
+            if utf8.count + encoded.count > SpawnerProtocol.maximumStringLength { break }
+            utf8 += encoded
+        }
         u16(UInt16(utf8.count))
         bytes += utf8
     }
@@ -292,26 +306,29 @@ private struct SpawnerReader {
     }
 }
 
-/// The environment a spawn request may carry: the names SPEC.md lists for exec
-/// services (`PATH`, `FIVED_*`, the UCSPI names, `TERM` on a terminal), each
-/// once, printable, no `=` in the name. The spawner refuses a request with any
-/// other, and adds `HOME`, `USER`, `LOGNAME` and `SHELL` itself from the
-/// password database.
+/// The environment a spawn request may carry: the caller's identity as SPEC.md
+/// lists it for exec services (`FIVED_*`, the UCSPI names) and, for a program
+/// on a terminal only, `TERM`; each once, printable, no `=` in the name. The
+/// spawner refuses a request with any other (a daemon choosing `PATH` or
+/// `LD_PRELOAD` would choose the program), and adds `PATH`, `HOME`, `USER`,
+/// `LOGNAME` and `SHELL` itself.
 public enum SpawnerEnvironment {
     /// The names the daemon may pass.
     public static let allowedNames: Set<String> = [
-        "PATH", "FIVED_SERVICE", "FIVED_USER", "FIVED_KEY_FINGERPRINT", "FIVED_KEY_COMMENT", "FIVED_CLIENT_ADDR",
+        "FIVED_SERVICE", "FIVED_USER", "FIVED_KEY_FINGERPRINT", "FIVED_KEY_COMMENT", "FIVED_CLIENT_ADDR",
         "FIVED_CLIENT_PORT", "FIVED_CERT_KEY_ID", "FIVED_CERT_SERIAL", "FIVED_CERT_PRINCIPAL",
         "FIVED_CERT_CA_FINGERPRINT", "PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT", "TERM",
     ]
 
-    /// Checks `entries` (`NAME=value` strings): nil when acceptable, else why not.
-    public static func problem(in entries: [String]) -> String? {
+    /// Checks `entries` (`NAME=value` strings) for a program started on a
+    /// terminal or not: nil when acceptable, else why not.
+    public static func problem(in entries: [String], terminal: Bool) -> String? {
         var seen: Set<String> = []
         for entry in entries {
             guard let equals = entry.firstIndex(of: "=") else { return "environment entry without '='" }
             let name = String(entry[..<equals])
             guard allowedNames.contains(name) else { return "environment name \(ServiceName.printable(name)) is not one fived passes" }
+            guard name != "TERM" || terminal else { return "TERM for a program without a terminal" }
             guard seen.insert(name).inserted else { return "environment name \(name) given twice" }
             guard !entry.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else {
                 return "environment entry \(name) has a control character"

@@ -110,6 +110,15 @@ public final class Spawner {
             request = try SpawnerRequest(decoding: Array(buffer[..<n]), descriptors: received.count)
         } catch {
             logger.warning("spawner refused a request", metadata: ["reason": "\(error)"])
+            if let (kind, id) = SpawnerRequest.answerable(Array(buffer[..<n])) {
+                let why = "refused by the spawner: \(error)"
+                switch kind {
+                case 1: send(.spawnFailed(id: id, reason: why))
+                case 4: send(.files(id: id, entries: []))
+                case 5: send(.commandFailed(id: id, reason: why))
+                default: send(.reloaded(id: id, reason: why))
+                }
+            }
             return true
         }
         handle(request, received)
@@ -187,9 +196,11 @@ public final class Spawner {
         guard let name = ServiceName(rawName), let service = configuration.services[name], case .exec(let argv) = service.backend else {
             return .failure(Refusal("\(ServiceName.printable(rawName)) is not a configured exec service"))
         }
-        if let problem = SpawnerEnvironment.problem(in: environment) { return .failure(Refusal(problem)) }
+        if let problem = SpawnerEnvironment.problem(in: environment, terminal: terminal) { return .failure(Refusal(problem)) }
         guard !terminal || service.pty else { return .failure(Refusal("a terminal for a service without pty = true")) }
-        let running = children.values.filter { $0.service == name && $0.killAt == nil }
+        // Every copy not yet reaped counts, retired ones too: a program that
+        // ignores SIGHUP still runs for its 2 s of grace.
+        let running = children.values.filter { $0.service == name }
         if let limit = service.instances, running.count >= limit {
             return .failure(Refusal("instances (\(limit)) reached"))
         }
@@ -210,17 +221,23 @@ public final class Spawner {
             account = me
         }
         let directory = service.workingDirectory ?? (Self.isDirectory(account.home) ? account.home : "/")
-        let env = environment + ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
-        if terminal && privileged {
-            // The program's terminal belongs to its user, as login(1) leaves it.
-            _ = fchmod(fds[0].rawValue, 0o620)  // while still its owner (no CAP_FOWNER needed)
-            _ = fchown(fds[0].rawValue, account.uid, gid_t(bitPattern: -1))
+        let env = [CallerHandOff.path] + environment + ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
+        if terminal {
+            // Only a pseudo-terminal's slave is made the program's (root's fchown
+            // would otherwise give away any file the daemon can open).
+            guard Self.isTerminalSlave(fds[0].rawValue) else { return .failure(Refusal("the terminal descriptor is not a pseudo-terminal")) }
+            if privileged {
+                // The program's terminal belongs to its user, as login(1) leaves it.
+                _ = fchmod(fds[0].rawValue, 0o620)  // while still its owner (no CAP_FOWNER needed)
+                _ = fchown(fds[0].rawValue, account.uid, gid_t(bitPattern: -1))
+            }
         }
         let stdio = fds[0].rawValue
         let stderr = terminal ? stdio : fds[1].rawValue
         let started = start(
             program: argv[0], argv: argv, environment: env, stdin: stdio, stdout: stdio, stderr: stderr, terminal: terminal,
-            account: account, umask: mode_t(service.umask), directory: directory, limits: service.processLimits)
+            account: account, umask: mode_t(service.umask), directory: directory, directoryOptional: service.workingDirectory == nil,
+            limits: service.processLimits)
         if case .success(let pid) = started { children[pid] = Child(service: name, source: source) }
         return started
     }
@@ -231,8 +248,14 @@ public final class Spawner {
         }
         guard let account = Account.resolve(user: commandUser) else { return .failure(Refusal("no user '\(commandUser)'")) }
         guard privileged || account.uid == geteuid() else { return .failure(Refusal("fived cannot switch to '\(commandUser)'")) }
+        // The key's type and fingerprint come from the key itself, not from the daemon.
+        guard let key = PublicKeyBlob(base64: keyBase64) else { return .failure(Refusal("the key is not a public key blob")) }
+        guard !user.isEmpty, user.utf8.count <= 256, !user.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            return .failure(Refusal("the user name is empty, too long or has a control character"))
+        }
         let home = Account.resolve(user: user)?.home ?? ""
-        let argv = AuthorizedKeysCommand.argv(command, user: user, home: home, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64)
+        let argv = AuthorizedKeysCommand.argv(
+            command, user: user, home: home, keyType: key.keyType, fingerprint: key.fingerprint, keyBase64: key.base64)
         let output: (read: Descriptor, write: Descriptor)
         let null: Int32
         do {
@@ -263,7 +286,7 @@ public final class Spawner {
     /// for exec (EOF) or the step that failed (then reaps the child).
     private func start(
         program: String, argv: [String], environment: [String], stdin: Int32, stdout: Int32, stderr: Int32, terminal: Bool,
-        account: Account, umask: mode_t, directory: String, limits: ProcessLimits
+        account: Account, umask: mode_t, directory: String, directoryOptional: Bool = false, limits: ProcessLimits
     ) -> Result<pid_t, Refusal> {
         let status: (read: Descriptor, write: Descriptor)
         do {
@@ -301,6 +324,7 @@ public final class Spawner {
                             spec.drop_capabilities = privileged ? 1 : 0
                             spec.umask = umask
                             spec.directory = dir
+                            spec.directory_optional = directoryOptional ? 1 : 0
                             withUnsafeMutableBytes(of: &spec.has_limit) { has in
                                 withUnsafeMutableBytes(of: &spec.limit) { limit in
                                     for (i, value) in values.enumerated() {
@@ -390,22 +414,33 @@ public final class Spawner {
 
     // MARK: Files
 
-    /// True when `path` is `account`'s own file: inside its home, or owned by
-    /// it, or in a directory it owns (where it could put a link).
+    /// True when `path` is `account`'s own file, so that it is opened as that
+    /// user: `path` lies inside its home as written, or a component of it (the
+    /// file, a directory, or a symbolic link, looked at with lstat, never
+    /// followed) belongs to the user, who could have put a link there. Decided
+    /// from the path as written: a link the user made (`~/.ssh -> /root/x`) makes
+    /// the open the user's, never root's.
     static func belongs(_ path: String, to account: Account) -> Bool {
-        guard account.uid != 0 else { return false }
-        func real(_ p: String) -> String? {
-            guard let r = realpath(p, nil) else { return nil }
-            defer { free(r) }
-            return String(cString: r)
+        guard account.uid != 0, path.hasPrefix("/") else { return account.uid != 0 }
+        let home = account.home.hasSuffix("/") ? String(account.home.dropLast()) : account.home
+        if !home.isEmpty, path == home || path.hasPrefix(home + "/") { return true }
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            var st = stat()
+            guard lstat(prefix, &st) == 0 else { return false }
+            if st.st_uid == account.uid { return true }
         }
-        let resolved = real(path) ?? path
-        if let home = real(account.home), home != "/", resolved == home || resolved.hasPrefix(home + "/") { return true }
-        var st = stat()
-        if lstat(path, &st) == 0, st.st_uid == account.uid { return true }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if stat(directory.isEmpty ? "/" : directory, &st) == 0, st.st_uid == account.uid { return true }
         return false
+    }
+
+    /// True for a Unix 98 pseudo-terminal slave (a character device of majors
+    /// 136–143, devices.txt).
+    static func isTerminalSlave(_ fd: Int32) -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFCHR else { return false }
+        let major = (st.st_rdev >> 8) & 0xFFF
+        return (136...143).contains(major)
     }
 
     /// The authorized_keys files (or principals file) the configuration names for `user`.

@@ -31,6 +31,8 @@ public final class SpawnerLink: @unchecked Sendable {
         /// Exit handlers registered with a request, moved to `exits` when the pid is known.
         var exitHandlers: [UInt64: @Sendable (Int32) -> Void] = [:]
         var closed = false
+        /// The daemon is stopping: the spawner's end closing is expected.
+        var stopping = false
     }
     private let state = Mutex(State())
     private var reader: Thread?
@@ -65,12 +67,18 @@ public final class SpawnerLink: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attr.value, cArgv, environ)
         guard rc == 0 else { throw SystemError("posix_spawn", errno: rc, subject: executable) }
-        let link = SpawnerLink(pid: pid, socket: ours, logger: logger)
-        let thread = Thread { link.readEvents() }
+        return SpawnerLink(pid: pid, socket: ours, logger: logger)
+    }
+
+    /// Starts the thread that takes the spawner's answers. Called after the
+    /// daemon dropped its privileges: a capability bounding set and
+    /// no_new_privs are per thread, and threads inherit them from their creator
+    /// (the authorized_keys_command readers are this thread's).
+    func startReading() {
+        let thread = Thread { self.readEvents() }
         thread.name = "fived-spawner-link"
         thread.start()
-        link.reader = thread
-        return link
+        reader = thread
     }
 
     // MARK: Requests
@@ -83,6 +91,14 @@ public final class SpawnerLink: @unchecked Sendable {
         _ make: (UInt64) -> SpawnerRequest, fds: [Int32] = [], onExit: (@Sendable (Int32) -> Void)? = nil,
         completion: (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? = nil
     ) -> Bool {
+        sendRequest(make, fds: fds, onExit: onExit, completion: completion) != nil
+    }
+
+    /// `send`, returning the request's id (nil when it could not be sent).
+    private func sendRequest(
+        _ make: (UInt64) -> SpawnerRequest, fds: [Int32] = [], onExit: (@Sendable (Int32) -> Void)? = nil,
+        completion: (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? = nil
+    ) -> UInt64? {
         let id: UInt64? = state.withLock { s in
             guard !s.closed else { return nil }
             s.nextID += 1
@@ -90,7 +106,7 @@ public final class SpawnerLink: @unchecked Sendable {
             if let onExit { s.exitHandlers[s.nextID] = onExit }
             return s.nextID
         }
-        guard let id else { return false }
+        guard let id else { return nil }
         let bytes = make(id).encoded()
         let n = bytes.withUnsafeBytes { b in fds.withUnsafeBufferPointer { f in
             fived_send_with_fds(socket.rawValue, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
@@ -101,9 +117,9 @@ public final class SpawnerLink: @unchecked Sendable {
                 s.exitHandlers.removeValue(forKey: id)
             }
             logger.error("the spawner cannot be reached", metadata: ["reason": "\(errnoText(errno))"])
-            return false
+            return nil
         }
-        return true
+        return id
     }
 
     /// Asks for configured exec service `service` to be started on `fds` (see
@@ -162,7 +178,7 @@ public final class SpawnerLink: @unchecked Sendable {
     func openFiles(user: String, principals: Bool, timeoutMilliseconds: Int = 5000) -> [(SpawnerEvent.FileEntry, Descriptor?)]? {
         let answer = Mutex<[(SpawnerEvent.FileEntry, Descriptor?)]?>(nil)
         let done = DispatchSemaphore(value: 0)
-        let sent = send({ .openFiles(id: $0, user: user, principals: principals) }, completion: { event, fds in
+        let sent = sendRequest({ .openFiles(id: $0, user: user, principals: principals) }, completion: { event, fds in
             if case .files(_, let entries) = event {
                 var remaining = fds[...]
                 let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
@@ -173,7 +189,16 @@ public final class SpawnerLink: @unchecked Sendable {
             }
             done.signal()
         })
-        guard sent, done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else { return nil }
+        guard let id = sent else { return nil }
+        guard done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else {
+            // Given up: a late answer finds no completion and its descriptors are closed.
+            state.withLock { _ = $0.waiting.removeValue(forKey: id) }
+            answer.withLock { $0?.forEach { $0.1?.close() }; $0 = nil }
+            logger.warning("the spawner did not open authorized_keys files in time", metadata: [
+                "user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)",
+            ])
+            return nil
+        }
         return answer.withLock { $0 }
     }
 
@@ -197,6 +222,7 @@ public final class SpawnerLink: @unchecked Sendable {
     /// Closes the link: the spawner retires its children and exits; waits up
     /// to `timeoutMilliseconds` for it.
     func close(timeoutMilliseconds: Int64 = 3000) {
+        state.withLock { $0.stopping = true }
         _ = Glibc.shutdown(socket.rawValue, Int32(SHUT_RDWR))
         let deadline = MonotonicClock.now + timeoutMilliseconds
         var status: Int32 = 0
@@ -237,10 +263,12 @@ public final class SpawnerLink: @unchecked Sendable {
             defer { s.waiting.removeAll() }
             return Array(s.waiting.values)
         }
-        if !orphaned.isEmpty || !state.withLock({ $0.exits.isEmpty }) {
-            logger.error("the spawner went away: exec services and authorized_keys lookups fail until fived restarts")
-        }
         for completion in orphaned { completion(.spawnFailed(id: 0, reason: "the spawner went away"), []) }
+        guard !state.withLock({ $0.stopping }) else { return }
+        // Without its spawner fived can start no service and read no user's
+        // authorized_keys: it stops, with a status a supervisor restarts on.
+        logger.critical("the spawner went away: fived stops", metadata: ["spawner": "\(pid)"])
+        _exit(70)  // EX_SOFTWARE
     }
 
     private func dispatch(_ event: SpawnerEvent, _ fds: [Descriptor]) {

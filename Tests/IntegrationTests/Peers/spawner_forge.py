@@ -51,15 +51,17 @@ def main():
         # Not a request at all.
         (bytes([0xFF, 1, 2, 3]), []),
         # A program that is not a configured service.
-        (spawn(9001, "/bin/sh", ["PATH=/bin"]), fds),
+        (spawn(9001, "/bin/sh", ["FIVED_USER=x"]), fds),
         # A configured service with an environment that would load a library into it.
         (spawn(9002, service, ["LD_PRELOAD=/tmp/evil.so"]), fds),
+        # A PATH of the daemon's choosing (the spawner sets PATH itself).
+        (spawn(9005, service, ["PATH=/tmp/evil"]), fds),
         # A terminal for a service without pty = true.
-        (spawn(9003, service, ["PATH=/bin"], terminal=1), fds[:1]),
+        (spawn(9003, service, ["FIVED_USER=x"], terminal=1), fds[:1]),
         # SIGKILL for a process that is not the spawner's child (init).
         (bytes([2]) + struct.pack(">ii", 1, 9), []),
         # The right shape with one descriptor too many.
-        (spawn(9004, service, ["PATH=/bin"]), fds + [r]),
+        (spawn(9004, service, ["FIVED_USER=x"]), fds + [r]),
     ]
     sent = 0
     for data, passed in datagrams:

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+import FivedSystem
+@testable import FivedServer
+
+/// Which authorized_keys files the root spawner opens as the user (sshd's
+/// temporarily_use_uid) rather than as root: decided from the path as written,
+/// so a link the user planted never makes root open what the user could not.
+@Suite("Spawner: whose file")
+struct SpawnerFilesTests {
+    static func account(uid: uid_t, home: String) -> Account {
+        Account(name: "u\(uid)", uid: uid, gid: uid, groups: [uid], home: home, shell: "/bin/sh")
+    }
+
+    @Test("a path inside the home as written is the user's, wherever a link in it points")
+    func insideHome() {
+        let alice = Self.account(uid: 4242, home: "/home/alice")
+        #expect(Spawner.belongs("/home/alice/.ssh/authorized_keys", to: alice))
+        #expect(Spawner.belongs("/home/alice/", to: alice) || Spawner.belongs("/home/alice", to: alice))
+        #expect(!Spawner.belongs("/home/alicex/.ssh/authorized_keys", to: alice))
+        // root's own files are never "a user's" (root opens them as root anyway).
+        #expect(!Spawner.belongs("/root/.ssh/authorized_keys", to: Self.account(uid: 0, home: "/root")))
+    }
+
+    @Test("a link owned by the user anywhere on the path makes it the user's; fived's own files are root's",
+          .enabled(if: geteuid() == 0, "needs root to give a link to another user"))
+    func plantedLink() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fived-belongs-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let secret = directory + "/rootonly"
+        try FileManager.default.createDirectory(atPath: secret, withIntermediateDirectories: true)
+        let link = directory + "/keys"
+        #expect(symlink(secret, link) == 0)
+        #expect(lchown(link, 4242, 4242) == 0)
+        let mallory = Self.account(uid: 4242, home: "/nonexistent")
+        #expect(Spawner.belongs(link + "/authorized_keys", to: mallory))
+        #expect(!Spawner.belongs(secret + "/authorized_keys", to: mallory))
+        #expect(!Spawner.belongs("/etc/fived/authorized_keys", to: mallory))
+    }
+
+    @Test("only a pseudo-terminal's slave passes as a terminal")
+    func terminalSlave() throws {
+        let pty = try PseudoTerminal()
+        let slave = try #require(pty.takeSlave())
+        defer { slave.close() }
+        #expect(Spawner.isTerminalSlave(slave.rawValue))
+        #expect(!Spawner.isTerminalSlave(pty.master.rawValue))
+        let file = open("/etc/hostname", O_RDONLY)
+        defer { close(file) }
+        #expect(!Spawner.isTerminalSlave(file))
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        #expect(!Spawner.isTerminalSlave(null))
+    }
+}
