@@ -130,10 +130,10 @@ MUX=(ssh -F /dev/null -o ControlMaster=no -o ProxyCommand=false -o LogLevel=ERRO
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/sshload" "$repo/bench/sshload.go" \
     || { say "could not build bench/sshload.go"; exit 1; }
 
-# One key may hold every connection of the many-idle test (default 256). The
+# One key may hold every connection of the many-idle test, and a channel on each at once (defaults 256 and 4096). The
 # exec services run as the user sshd runs its commands as (the one logged in,
 # this script's), so both servers start the same program as the same user.
-printf '[limits]\nmax_connections_per_key = %d\n' $((many_idle + warm + 100)) >"$work/fived.toml"
+printf '[limits]\nmax_connections_per_key = %d\nmax_channels_per_key = %d\n' $((many_idle + warm + 100)) $((many_idle + warm + 100)) >"$work/fived.toml"
 printf '[services.%s]\nexec = ["/usr/bin/head", "-c", "%s", "/dev/zero"]\nuser = "%s"\n' \
     src "$bytes" "$(id -un)" stream "$stream_bytes" "$(id -un)" >>"$work/fived.toml"
 
