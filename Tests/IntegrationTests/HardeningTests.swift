@@ -134,19 +134,27 @@ struct HardeningTests {
         let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 20\n")
         try await environment.withFived(options) { fived in
             let port = fived.port
-            var idle: [Int32] = []
-            defer { idle.forEach { close($0) } }
-            var firstStarted: ContinuousClock.Instant?
-            for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
-                let fd = try await onThread { try RawClient.connect(port: port, from: source) }
-                idle.append(fd)
-                _ = try await onThread { try RawClient.readBanner(fd) }
-                if firstStarted == nil { firstStarted = ContinuousClock.now }
+            // The whole opening on one thread of its own: with each step a hop
+            // through the test's cooperative threads, a loaded full suite spread
+            // the three connects over 15 s, past the first one's grace.
+            let (idle, waiting, held) = try await onThread { () throws -> ([Int32], Int32, RawClient.Outcome) in
+                var idle: [Int32] = []
+                var firstStarted: ContinuousClock.Instant?
+                for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+                    let fd = try RawClient.connect(port: port, from: source)
+                    idle.append(fd)
+                    _ = try RawClient.readBanner(fd)
+                    if firstStarted == nil { firstStarted = ContinuousClock.now }
+                }
+                let pause = firstStarted! + .seconds(5) - ContinuousClock.now
+                if pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18) }
+                let waiting = try RawClient.connect(port: port, from: "127.0.0.5")
+                return (idle, waiting, try RawClient.readToEnd(waiting, timeout: 1))
             }
-            try await Task.sleep(until: firstStarted! + .seconds(5), clock: .continuous)
-            let waiting = try await onThread { try RawClient.connect(port: port, from: "127.0.0.5") }
-            defer { close(waiting) }
-            let held = try await onThread { try RawClient.readToEnd(waiting, timeout: 1) }
+            defer {
+                idle.forEach { close($0) }
+                close(waiting)
+            }
             #expect(held.received.isEmpty && held.closedBy == .timeout, "\(held)")
             // The grace time closes the idle ones (EOF on each), and the slots come back.
             for fd in idle {

@@ -48,6 +48,11 @@ struct IsolationTests {
             let echo = try Sockets.connectUnix(path: socketPath)
             defer { close(echo) }
             _ = try await onThread { try Sockets.echoRoundTrips(echo, [0x78], timeout: .seconds(10)) }  // the channel is up
+            // The same 200 round trips with nothing pending: what this machine gives
+            // right now (the suite runs beside it), to judge the holes' effect by.
+            var baseline = try await onThread { try Sockets.echoRoundTrips(echo, [UInt8](repeating: 0x78, count: 200), timeout: .seconds(10)) }
+            baseline.sort()
+            let baselineP99 = baseline[baseline.count * 99 / 100]
 
             // Eight opens to the black hole, spread over the four connections, pending together.
             var holes: [ChildProcess] = []
@@ -66,7 +71,10 @@ struct IsolationTests {
             times.sort()
             let p99 = times[times.count * 99 / 100]
             let p50 = times[times.count / 2]
-            #expect(p99 < .milliseconds(50), "p50 \(p50), p99 \(p99), max \(times.last!)")
+            // Under 50 ms, or (a loaded machine) no worse than twice the same trips
+            // without the holes: a worker held by a pending connect stalls for seconds.
+            #expect(p99 < .milliseconds(50) || p99 <= baselineP99 * 2,
+                    "p50 \(p50), p99 \(p99), max \(times.last!); without the holes p99 \(baselineP99)")
             // The holes themselves are still waiting (their connect times out after 300 s).
             let waitingHoles = holes.filter { $0.isRunning }.count
             #expect(waitingHoles == 8, "a hole open ended before its connect timeout")
