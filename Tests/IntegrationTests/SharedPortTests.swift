@@ -136,7 +136,8 @@ struct SharedPortTests {
         try await environment.withFived(Self.options()) { fived in
             let (line, seconds, result) = try await Self.silent(fived)
             #expect(line.hasPrefix("SSH-2.0-") && line.hasSuffix("\r\n"), "\(result)")
-            #expect(seconds >= 0.9 && seconds < 5, "the banner came after \(seconds) s, want about 1 s")
+            // Not before the silence limit; the upper bound only catches "never" on a loaded machine.
+            #expect(seconds >= 0.9 && seconds < 15, "the banner came after \(seconds) s, want about 1 s")
             let (fingerprint, scan) = try await Self.keyscan(fived)
             #expect(fingerprint != nil && fingerprint == fived.hostKeyFingerprint, "\(scan)")
             // The first bytes were only looked at: an SSH client after all this still works.
@@ -179,7 +180,10 @@ struct SharedPortTests {
     @Test("connections not yet judged count against max_startups_per_source like SSH's before authentication; another address still gets in")
     func countedAsStartups() async throws {
         let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options(extraTOML: "[limits]\nmax_startups_per_source = 2")) { fived in
+        // A long login grace: on a starved machine the steps below have taken more than
+        // the default 30 s, and the grace time then freed the held slots by itself.
+        let limits = "[limits]\nmax_startups_per_source = 2\nlogin_grace_seconds = 150"
+        try await environment.withFived(Self.options(extraTOML: limits)) { fived in
             let port = fived.port
             // Two silent connections from 127.0.0.1: judged SSH after a second, and
             // holding both of its startup slots until they authenticate or go.
@@ -196,7 +200,7 @@ struct SharedPortTests {
                 try await onThread { () -> String in
                     let fd = try connectFrom("127.0.0.1", port: port)
                     defer { close(fd) }
-                    var timeout = timeval(tv_sec: 20, tv_usec: 0)
+                    var timeout = timeval(tv_sec: 90, tv_usec: 0)  // it waits for a slot first
                     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                     return String(decoding: try Sockets.exchange(fd, Array("upper\r\nthird\n".utf8)), as: UTF8.self)
                 }
