@@ -27,13 +27,13 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    private let config: ConfigStore
+    let config: ConfigStore
     /// The configuration fived started with: its listeners and host keys stay in force until restart.
     private let startedWith: Configuration
     private let reload: @Sendable () throws(FivedCoreError) -> Configuration
     let logger: Logger
-    private let startups = StartupLimiter(wakes: true)
-    private let tcpmuxSources = StartupLimiter()
+    let startups = StartupLimiter(wakes: true)
+    let tcpmuxSources = StartupLimiter()
     /// A connection accepted while its startup slots were all taken.
     private struct Waiting {
         let socket: Descriptor
@@ -46,11 +46,13 @@ public final class Daemon: @unchecked Sendable {
     private let keyUsage = KeyUsage()
     private let peers = WorkerDirectory()
     private var tcpmuxListeners: [Listener] = []
-    private var workers: [Worker] = []
+    private(set) var workers: [Worker] = []
     private var listeners: [Listener] = []
     private var bind: SSHBind!
     /// This node's fleet, with `[cluster]` (Fleet/).
     private var fleet: Fleet?
+    /// Connections on an SSH listener that also answers TCPMUX, until they speak (Daemon+SharedPort).
+    let sniffer = SharedPortSniffer()
 
     /// - Parameters:
     ///   - configuration: the validated configuration to start with.
@@ -199,12 +201,14 @@ public final class Daemon: @unchecked Sendable {
     private func acceptLoop() {
         let all = listeners + tcpmuxListeners
         var pfds = all.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        pfds.append(pollfd(fd: sniffer.descriptor, events: Int16(POLLIN), revents: 0))
         pfds.append(pollfd(fd: startups.wake?.rawValue ?? -1, events: Int16(POLLIN), revents: 0))
         pfds.append(pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0))
         waiting = StartupQueue(limits: config.snapshot.limits)
         while true {
             let grace = Int64(config.snapshot.limits.loginGraceSeconds) * 1000
-            let timeout = waiting.nextExpiry(maximumWait: grace).map { Int32(clamping: max(0, $0 - MonotonicClock.now)) } ?? -1
+            let next = [waiting.nextExpiry(maximumWait: grace), sniffer.nextDeadline].compactMap { $0 }.min()
+            let timeout = next.map { Int32(clamping: max(0, $0 - MonotonicClock.now)) } ?? -1
             let rc = poll(&pfds, nfds_t(pfds.count), timeout)
             if rc < 0 {
                 if errno == EINTR { continue }
@@ -218,6 +222,7 @@ public final class Daemon: @unchecked Sendable {
                     case SIGTERM, SIGINT:
                         logger.info("stopping", metadata: ["signal": "\(sig == SIGTERM ? "TERM" : "INT")"])
                         for entry in waiting.removeAll() { entry.socket.close() }
+                        closeSharedPortArrivals()
                         return
                     default: break
                     }
@@ -227,6 +232,7 @@ public final class Daemon: @unchecked Sendable {
             for i in all.indices where pfds[i].revents != 0 {
                 acceptAll(from: all[i], tcpmux: i >= listeners.count)
             }
+            decideSharedPort()
             admitWaiting()
         }
     }
@@ -265,22 +271,11 @@ public final class Daemon: @unchecked Sendable {
             }
             guard let (socket, peer) = accepted else { return }
             guard let client = peer.endpoint, let local = Endpoint.local(of: socket.rawValue) else { continue }
-            let limits = config.snapshot.limits
             if tcpmux {
-                // Plain TCPMUX connections never authenticate: the startup limits
-                // apply to them for their whole life, counted apart from SSH's.
-                let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
-                guard let slot = tcpmuxSources.admit(source: source, limits: limits) else {
-                    logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
-                    // RFC 1078's negative reply, and a lingering close so that it arrives.
-                    _ = Array("-too many connections from this address\r\n".utf8).withUnsafeBytes { try? Syscall.send(socket.rawValue, $0) }
-                    workers.min { $0.connectionCount < $1.connectionCount }!.lingerAfterReply(socket)
-                    continue
-                }
-                let worker = workers.min { $0.connectionCount < $1.connectionCount }!
-                worker.adoptTCPMUX(socket, client: client, local: local, slot: slot)
+                serveTCPMUX(socket, client: client, local: local)  // Daemon+SharedPort
                 continue
             }
+            let limits = config.snapshot.limits
             let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
             guard let slot = startups.admit(source: source, limits: limits) else {
                 // Every slot this source may take is in use: wait (no banner yet) rather than be dropped.
@@ -297,8 +292,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Wraps an accepted socket in a libssh session and hands it to the worker
-    /// with the fewest connections.
-    private func start(_ socket: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot) {
+    /// with the fewest connections; with tcpmux_on_ssh_port, once its first bytes
+    /// say SSH (`sniffed`).
+    func start(_ socket: Descriptor, client: Endpoint, local: Endpoint, slot: StartupSlot, sniffed: Bool = false) {
+        if !sniffed && sniff(socket, client: client, local: local, slot: slot) { return }
         configureAcceptedSocket(socket.rawValue)
         let session: SSHSession
         do {

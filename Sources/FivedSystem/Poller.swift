@@ -10,6 +10,8 @@ public enum PollEvents {
     public static let hangup = UInt32(EPOLLHUP.rawValue) | UInt32(EPOLLERR.rawValue) | UInt32(EPOLLRDHUP.rawValue)
     /// The peer closed its end entirely.
     public static let hungUp = UInt32(EPOLLHUP.rawValue)
+    /// Edge-triggered: reported once per change (new bytes), not while the state lasts.
+    public static let edgeTriggered = UInt32(EPOLLET.rawValue)
 }
 
 /// A poller registration as its owner keeps it: the token (0: none) and its events.
@@ -42,6 +44,10 @@ public final class Poller<Target> {
     public init() throws(SystemError) {
         epoll = Descriptor(try Syscall.retrying("epoll_create1") { fived_epoll_create() })
     }
+
+    /// The epoll descriptor: it polls readable while a registration is ready, so
+    /// a thread that waits in poll(2) on other descriptors can wait on this set too.
+    public var descriptor: Int32 { epoll.rawValue }
 
     /// Registers `fd` for `events`; returns the token, 0 when epoll refused it.
     @discardableResult

@@ -72,6 +72,12 @@ public enum Syscall {
         try nonBlocking("recv") { Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
     }
 
+    /// recv(2) with MSG_PEEK, without blocking: the bytes stay queued for the next
+    /// reader; `.processed(0)` is end of stream.
+    public static func peek(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try nonBlocking("recv") { Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) }
+    }
+
     /// shutdown(2) of the write side (a half-close); ENOTCONN (the peer is gone) is not an error.
     public static func shutdownWrite(_ fd: Int32) {
         _ = try? retrying("shutdown") { Glibc.shutdown(fd, Int32(SHUT_WR)) }

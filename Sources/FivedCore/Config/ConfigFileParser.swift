@@ -15,7 +15,7 @@ struct ConfigFileParser {
 
     /// Top-level keys (SPEC.md, config file).
     static let topLevelKeys = [
-        "listen", "host_keys", "authorized_keys", "tcpmux", "log_level", "log_format", "client_alive_interval_seconds",
+        "listen", "host_keys", "authorized_keys", "tcpmux", "tcpmux_on_ssh_port", "log_level", "log_format", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
         "authorized_keys_command_user", "host_certificates", "daemon_user", "cluster",
@@ -81,6 +81,8 @@ struct ConfigFileParser {
                 for (i, raw) in try strings(value, at: path).enumerated() {
                     config.tcpmux.append(try ListenAddress(parsing: raw, context: context(path, index: i)))
                 }
+            case "tcpmux_on_ssh_port":
+                config.tcpmuxOnSSHPort = try bool(value, at: path)
             case "host_keys":
                 for (i, raw) in try strings(value, at: path).enumerated() {
                     config.hostKeys.append(try ConfigurationLoader.checkedHostKeyPath(raw, context: context(path, index: i)))

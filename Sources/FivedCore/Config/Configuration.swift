@@ -13,6 +13,13 @@ public struct Configuration: Sendable, Equatable {
     public var authorizedKeys: [String]
     /// `tcpmux`, `--tcpmux`: plain RFC 1078 listeners, no authentication. Default none.
     public var tcpmux: [ListenAddress]
+    /// `tcpmux_on_ssh_port`: the SSH listeners answer RFC 1078 TCPMUX clients too,
+    /// on the same port. A client whose first bytes are `SSH-` speaks SSH, one that
+    /// sends anything else gets the TCPMUX listener's service (`tcpmux = true`
+    /// services only), and one that sends nothing for a second gets the SSH
+    /// identification string (`SharedPortOpening`). Default false. Read for each
+    /// new connection, so a reload changes it for the connections that follow.
+    public var tcpmuxOnSSHPort = false
     /// `log_level`, `--log-level`. Default info.
     public var logLevel: LogLevel
     /// `log_format`: `text` (one `TIMESTAMP LEVEL MESSAGE key=value` line per

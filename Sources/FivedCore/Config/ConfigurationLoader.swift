@@ -60,9 +60,10 @@ public enum ConfigurationLoader {
         for (i, plain) in config.tcpmux.enumerated() {
             guard let ssh = config.listen.first(where: { overlaps($0, plain) }) else { continue }
             let whence = i < fileTCPMUXCount ? (file?.context(["tcpmux"]) ?? "tcpmux") : "--tcpmux"
-            throw FivedCoreError(
-                .invalidListenAddress,
-                "\(whence): \(plain) would share a port with the SSH listener \(ssh): give the TCPMUX listener another port")
+            let fix = config.tcpmuxOnSSHPort
+                ? "tcpmux_on_ssh_port = true already answers TCPMUX there: remove it from tcpmux"
+                : "give the TCPMUX listener another port, or set tcpmux_on_ssh_port = true to answer TCPMUX on the SSH port"
+            throw FivedCoreError(.invalidListenAddress, "\(whence): \(plain) would share a port with the SSH listener \(ssh): \(fix)")
         }
 
         for service in config.sortedServices {

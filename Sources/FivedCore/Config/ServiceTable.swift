@@ -24,6 +24,9 @@ public enum ServiceTable {
         lines.append("")
         lines.append("listen: " + list(configuration.listen.map(\.description)))
         lines.append("tcpmux: " + list(configuration.tcpmux.map(\.description)))
+        lines.append(
+            "tcpmux on ssh port: "
+                + (configuration.tcpmuxOnSSHPort ? "yes (SSH- speaks SSH, a name line TCPMUX, 1 s of silence SSH)" : "no"))
         lines.append("host keys: " + list(configuration.hostKeys))
         lines.append("authorized_keys: " + list(configuration.authorizedKeys))
         lines.append("log level: " + configuration.logLevel.rawValue)
@@ -35,14 +38,30 @@ public enum ServiceTable {
                 + "client_alive_count_max=\(configuration.clientAliveCountMax)")
 
         let offered = configuration.sortedServices.filter(\.tcpmux)
-        if !offered.isEmpty && configuration.tcpmux.isEmpty {
+        if !offered.isEmpty && configuration.tcpmux.isEmpty && !configuration.tcpmuxOnSSHPort {
             let names = offered.map(\.name.value).joined(separator: ", ")
             lines.append("note: tcpmux = true on \(names), but there is no tcpmux listener")
         }
+        lines += sharedPortNotes(configuration, offered: offered)
         if configuration.statusAllow.isEmpty {
             lines.append("note: status has no allow list, so nobody may open it")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// What `tcpmux_on_ssh_port = true` will not do as one might expect: offer
+    /// nothing, or reach a name that a TCPMUX client sends as `SSH-...`.
+    private static func sharedPortNotes(_ configuration: Configuration, offered: [ServiceConfig]) -> [String] {
+        guard configuration.tcpmuxOnSSHPort else { return [] }
+        if offered.isEmpty {
+            return ["note: tcpmux_on_ssh_port = true, but no service has tcpmux = true: TCPMUX clients on the SSH port are refused"]
+        }
+        let sshLike = offered.filter { $0.name.value.lowercased().hasPrefix("ssh-") }.map(\.name.value)
+        guard !sshLike.isEmpty else { return [] }
+        return [
+            "note: on the SSH port, a TCPMUX request that begins with uppercase 'SSH-' is taken for SSH: "
+                + "clients must name \(sshLike.joined(separator: ", ")) in lowercase (or on the tcpmux listener)"
+        ]
     }
 
     /// Pads every column but the last to its widest cell plus two spaces.
