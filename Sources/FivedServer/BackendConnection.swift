@@ -63,11 +63,14 @@ final class ServiceProcess {
     let pid: pid_t
     /// Readable once the process exited; nil once closed.
     private(set) var pidFD: Descriptor?
-    private(set) var reaped = false
+    private(set) var reaped = false {
+        didSet { if reaped && !oldValue { DaemonMetrics.shared.execEnded() } }
+    }
 
     init(pid: pid_t, pidFD: Descriptor) {
         self.pid = pid
         self.pidFD = pidFD
+        DaemonMetrics.shared.execStarted()
     }
 
     /// True while the process has not been reaped.

@@ -97,6 +97,9 @@ public final class Daemon: @unchecked Sendable {
                 throw StartupError(.listen, "cannot listen for tcpmux on \(address): \(error.call): \(error.reason)")
             }
         }
+        if let address = snapshot.metricsListen {
+            do { try MetricsEndpoint.shared.listen(address, logger: logger) } catch { throw StartupError(.listen, error.description) }
+        }
         // Host keys after the listeners: a daemon that cannot listen leaves no
         // generated key behind ("nothing started").
         do {
@@ -133,6 +136,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         peers.set(workers)
+        do { try MetricsEndpoint.shared.startService(workers: workers, publications: publications, logger: logger) } catch { throw StartupError(.listen, error.description) }
         if let fleet { Self.startFleet(fleet, publications: publications, configuration: snapshot) }
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])
@@ -147,6 +151,7 @@ public final class Daemon: @unchecked Sendable {
         for l in listeners + tcpmuxListeners { l.socket.close() }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
+        MetricsEndpoint.shared.stop()
         logger.info("stopped")
     }
 
@@ -204,9 +209,11 @@ public final class Daemon: @unchecked Sendable {
         }
         for entry in waiting.expire(now: MonotonicClock.now, maximumWait: Int64(limits.loginGraceSeconds) * 1000) {
             logger.info("connection dropped: no startup slot within login_grace_seconds", metadata: ["client": "\(entry.client)"])
+            DaemonMetrics.shared.startupDropped(.waitExpired)
             entry.socket.close()
         }
         startups.hasWaiters = !waiting.isEmpty
+        DaemonMetrics.shared.startupsWaiting(waiting.count)
     }
 
     private func acceptAll(from listener: Listener, tcpmux: Bool) {
@@ -229,6 +236,7 @@ public final class Daemon: @unchecked Sendable {
                 let source = StartupSource.key(client.address, prefix6: limits.maxStartupsPerSourcePrefix6)
                 guard let slot = tcpmuxSources.admit(source: source, limits: limits) else {
                     logger.info("tcpmux connection dropped: too many from this address", metadata: ["client": "\(client)"])
+                    DaemonMetrics.shared.startupDropped(.tcpmuxPerSource)
                     // RFC 1078's negative reply, and a lingering close so that it arrives.
                     _ = Array("-too many connections from this address\r\n".utf8).withUnsafeBytes { try? Syscall.send(socket.rawValue, $0) }
                     workers.min { $0.connectionCount < $1.connectionCount }!.lingerAfterReply(socket)
@@ -243,9 +251,11 @@ public final class Daemon: @unchecked Sendable {
                 // Every slot this source may take is in use: wait (no banner yet) rather than be dropped.
                 if waiting.enqueue(Waiting(socket: socket, client: client, local: local), source: source, now: MonotonicClock.now) {
                     startups.hasWaiters = true
+                    DaemonMetrics.shared.startupQueued(waiting: waiting.count)
                     logger.debug("connection waits for a startup slot", metadata: ["client": "\(client)", "waiting": "\(waiting.count)"])
                 } else {
                     logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
+                    DaemonMetrics.shared.startupDropped(.queueFull)
                 }
                 continue
             }

@@ -58,6 +58,8 @@ final class ServiceChannel: SSHChannelDelegate {
     var pendingPreamble: [UInt8] = []
     /// Opened by the client (not toward a publisher): counted in `max_channels_per_key`.
     var countsAgainstKey = false
+    /// Its part in the metrics (Metrics/ChannelMeter.swift).
+    var meter = ChannelMeter()
 
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
@@ -110,6 +112,7 @@ final class ServiceChannel: SSHChannelDelegate {
         self.form = form
         self.service = service
         self.labelOverride = label
+        meterNamed()
     }
 
     /// The session request (exec/subsystem/shell) this channel answers once its
@@ -134,6 +137,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// Joins the channel to a ready backend (answering a waiting session request).
     func attach(_ backend: BackendConnection, preamble: [UInt8] = []) {
         self.backend = backend
+        meterAttached()
         pendingBackend = nil
         if peerStoppedReadingOutput { backend.shutdownOutput() }
         if let request = pendingRequest {
@@ -161,6 +165,7 @@ final class ServiceChannel: SSHChannelDelegate {
     func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
         self.form = form
         self.service = service
+        meterNamed()
         pendingBackend = nil
         if let request = pendingRequest {
             output.reply(request, success: true)
@@ -509,6 +514,7 @@ final class ServiceChannel: SSHChannelDelegate {
     /// no chunk memory.
     func tick(now: Int64) {
         apply(.tick(now: now))
+        meterTick()
         let moved = bytesIn + bytesOut
         if moved == bytesMovedAtLastTrim {
             inbound.queue.releaseIfEmpty()
