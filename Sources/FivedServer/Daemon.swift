@@ -136,7 +136,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         peers.set(workers)
-        do { try MetricsEndpoint.shared.startService(workers: workers, publications: publications, logger: logger) } catch { throw StartupError(.listen, error.description) }
+        MetricsEndpoint.shared.startService(workers: workers, publications: publications, logger: logger)
         if let fleet { Self.startFleet(fleet, publications: publications, configuration: snapshot) }
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])

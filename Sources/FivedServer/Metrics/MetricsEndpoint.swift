@@ -80,7 +80,22 @@ final class MetricsEndpoint: Sendable {
     /// Starts the server behind the `metrics` service, and the worker lag probe
     /// and scrape-time gauges. Call once the workers run (and, when fived drops
     /// root, after it has: the socket's directory belongs to the user that makes it).
-    func startService(workers: [Worker], publications: Publications, logger: Logger) throws(Failure) {
+    /// A failure is logged, not fatal: fived serves without it, and `metrics`
+    /// channels are refused as a backend that is down.
+    func startService(workers: [Worker], publications: Publications, logger: Logger) {
+        let probe = LoopLagProbe(workers: workers)
+        DaemonMetrics.shared.beforeEachScrape { [publications] in
+            DaemonMetrics.shared.publishedNames.set(publications.names.count)
+        }
+        state.withLock { $0.probe = probe }
+        do {
+            try startServer(logger: logger)
+        } catch {
+            logger.error("metrics service unavailable", metadata: ["reason": "\(error.description)"])
+        }
+    }
+
+    private func startServer(logger: Logger) throws(Failure) {
         let parent = ProcessInfo.processInfo.environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first.map(String.init)
             ?? ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array("\(parent)/fived-metrics.XXXXXX".utf8CString)
@@ -96,15 +111,10 @@ final class MetricsEndpoint: Sendable {
             rmdir(directory)
             throw Failure(description: "metrics: cannot listen on \(path): \(error)")
         }
-        let probe = LoopLagProbe(workers: workers)
-        DaemonMetrics.shared.beforeEachScrape { [publications] in
-            DaemonMetrics.shared.publishedNames.set(publications.names.count)
-        }
         state.withLock {
             $0.channelServer = server
             $0.directory = directory
             $0.socketPath = path
-            $0.probe = probe
         }
         logger.debug("metrics service ready", metadata: ["socket": "\(path)"])
     }
