@@ -126,6 +126,44 @@ enum Sockets {
         }
     }
 
+    /// A connected pair of Unix stream sockets, both close-on-exec: one end can be
+    /// a child's stdin and stdout (`StandardInput.socket` duplicates it there).
+    static func streamPair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, streamCloexec, 0, &fds) == 0 else { throw HarnessError("socketpair: \(errnoText())") }
+        return (fds[0], fds[1])
+    }
+
+    /// Sends `bytes` one at a time to an echo at the other end of `fd`, each only
+    /// after the previous one came back, and returns how long each round trip took.
+    /// Timed here, on the calling thread: run it in one `onThread { }` so that no
+    /// round also counts the wait for a cooperative thread (which other tests
+    /// running at the same time may keep busy for seconds). Throws when a byte is
+    /// not back within `timeout`, or comes back different.
+    static func echoRoundTrips(_ fd: Int32, _ bytes: [UInt8], timeout: Duration) throws -> [Duration] {
+        var times: [Duration] = []
+        for (index, byte) in bytes.enumerated() {
+            let started = ContinuousClock.now
+            try writeAll(fd, [byte])
+            var echoed: UInt8 = 0
+            while true {
+                let left = started + timeout - ContinuousClock.now
+                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+                let rc = poll(&ready, 1, Int32(milliseconds))
+                if rc < 0 && errno == EINTR { continue }
+                guard rc > 0 else { throw HarnessError("echo: byte \(index + 1) of \(bytes.count) not back within \(timeout)") }
+                let n = recv(fd, &echoed, 1, 0)
+                if n < 0 && errno == EINTR { continue }
+                guard n == 1 else { throw HarnessError("echo: byte \(index + 1) of \(bytes.count): \(n == 0 ? "end of stream" : errnoText())") }
+                break
+            }
+            times.append(ContinuousClock.now - started)
+            guard echoed == byte else { throw HarnessError("echo: byte \(index + 1) came back as \(echoed), not \(byte)") }
+        }
+        return times
+    }
+
     /// Reads until EOF.
     static func readAll(_ fd: Int32) throws -> [UInt8] {
         var result: [UInt8] = []
