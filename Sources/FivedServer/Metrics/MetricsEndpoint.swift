@@ -127,22 +127,16 @@ final class MetricsEndpoint: Sendable {
         return try BackendConnector.connectUnix(path: path)
     }
 
-    /// Stops both servers and the probe, and removes the socket and its directory.
+    /// Stops the probe and removes the socket and its directory (fived is
+    /// exiting). The servers are not waited for: FlyingFox's stop waits up to
+    /// its timeout for the accept loop, which would delay every SIGTERM, and
+    /// their sockets close with the process.
     func stop() {
         let old = state.withLock { s -> State in
             defer { s = State() }
             return s
         }
         old.probe?.cancel()
-        let servers = [old.channelServer, old.listenServer].compactMap { $0 }
-        if !servers.isEmpty {
-            let done = OneShot<Void>()
-            Task {
-                for server in servers { await server.stop(timeout: 1) }
-                done.fulfil(())
-            }
-            _ = done.wait(seconds: 2)
-        }
         if let path = old.socketPath { unlink(path) }
         if let directory = old.directory { rmdir(directory) }
     }
