@@ -16,7 +16,9 @@ import PackageDescription
 //                     and descriptors.
 //   FivedFleet        the fleet's name registry in etcd (its JSON gateway, URLSession):
 //                     lease, records, watch; no libssh, never on a worker thread.
-//   FivedServer       the daemon: acceptor, workers, connections, channels, backends.
+//   FivedServer       the daemon: acceptor, workers, connections, channels, backends,
+//                     and its metrics (Metrics/: swift-metrics into swift-prometheus,
+//                     served over HTTP by FlyingFox).
 //   FivedClient       fived-connect's runtime: dialing, stdio bridges, -L and -R.
 //   fived, fived-connect  thin executables: arguments in, a runtime started.
 let package = Package(
@@ -31,6 +33,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        // Metrics (issue 17): the swift-metrics API, swift-prometheus's registry
+        // and text exposition, and FlyingFox's small HTTP/1.1 server to serve it.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +84,10 @@ let package = Package(
             dependencies: [
                 "FivedCore", "FivedRuntime", "FivedSystem", "LibSSH", "CSystem", "CSpawn", "FivedFleet",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"),
             ]
         ),
         .target(
@@ -114,7 +125,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FivedRuntimeTests",
-            dependencies: ["FivedRuntime", "FivedServer", "FivedClient", "FivedSystem", "FivedCore", "LibSSH", "SSHTestSupport"]
+            dependencies: [
+                "FivedRuntime", "FivedServer", "FivedClient", "FivedSystem", "FivedCore", "LibSSH", "SSHTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -6,7 +6,8 @@
 # libssh-dev and pkg-config (the SSH transport), openssh-client (ssh, ssh-keygen,
 # ssh-agent, ssh-add: the integration tests' client), socat; for the recipe and systemd
 # tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
-# (systemd-analyze), groff-base (the man page check); for the package test, dpkg-dev,
+# (systemd-analyze), groff-base (the man page check); python3-prometheus-client (the
+# metrics test's parser); for the package test, dpkg-dev,
 # binutils, lintian and debootstrap; etcd-server (the fleet tests). Quiet when all is there.
 #
 # Environment:
@@ -47,6 +48,8 @@ command -v debootstrap >/dev/null 2>&1 || optional+=(debootstrap)
 [[ -f /usr/lib/python3/dist-packages/asyncssh/__init__.py ]] || optional+=(python3-asyncssh)
 [[ -x /usr/bin/go ]] || optional+=(golang-go)
 [[ -f /usr/share/gocode/src/golang.org/x/crypto/ssh/client.go ]] || optional+=(golang-golang-x-crypto-dev)
+# MetricsTests parse the Prometheus exposition with prometheus_client's own parser.
+[[ -f /usr/lib/python3/dist-packages/prometheus_client/__init__.py ]] || optional+=(python3-prometheus-client)
 # The fleet tests (FleetTests) start a real etcd; they skip, saying why, without it.
 command -v etcd >/dev/null 2>&1 || optional+=(etcd-server)
 if ((${#optional[@]})); then

@@ -79,6 +79,7 @@ final class ServiceProcess {
     init(pid: pid_t, spawner: SpawnerLink) {
         self.pid = pid
         self.spawner = spawner
+        DaemonMetrics.shared.execStarted()
     }
 
     /// True until the spawner reported its exit.
@@ -88,6 +89,7 @@ final class ServiceProcess {
     func exited(_ status: Int32) {
         guard self.status == nil else { return }
         self.status = status
+        DaemonMetrics.shared.execEnded()
         owner?.processExited()
     }
 

@@ -22,6 +22,7 @@ extension Connection {
         }
         guard request.method == .publicKey, let state = request.state else {
             // "none" asks which methods exist; it is not an attempt (RFC 4252 §5.2).
+            if request.method != .none { DaemonMetrics.shared.authentication(method: Self.authenticationMethodLabel(request.method), succeeded: false) }
             message.refuse()
             return
         }
@@ -169,6 +170,7 @@ extension Connection {
         }
         caller = Caller(user: user, key: key, address: client.address, port: client.port, certificate: certificate)
         message.acceptAuthentication()
+        DaemonMetrics.shared.authentication(method: certificate == nil ? "publickey" : "certificate", succeeded: true)
         releaseStartupSlot()
         var metadata: Logger.Metadata = [
             "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)",
@@ -201,6 +203,8 @@ extension Connection {
     }
 
     private func failed(_ message: SSHMessage) {
+        let certificate = message.authenticationKeyBlob.map { OpenSSHCertificate.isCertificate(blob: $0) } ?? false
+        DaemonMetrics.shared.authentication(method: certificate ? "certificate" : "publickey", succeeded: false)
         failedAttempts += 1
         message.refuse()
         if failedAttempts >= Self.maximumAuthAttempts {

@@ -44,6 +44,7 @@ final class PendingOpen: AwaitsBackend {
         case .success(let backend):
             connection.acceptDirect(message, backend: backend, name: name, channelID: channelID, preamble: preamble)
         case .failure(let failure):
+            connection.backendUnavailable(channelID, service: name.value)
             connection.releaseKeyChannel()
             connection.refuseOpen(message, requested: requested, form: .directTCPIP, why: "backend unavailable: \(failure)")
         }
@@ -61,6 +62,7 @@ extension ServiceChannel: AwaitsBackend {
         case .success(let backend):
             attach(backend, preamble: pendingPreamble)
         case .failure(let failure):
+            connection.backendUnavailable(id, service: service, on: self)
             connection.logRefusal(service, form: form ?? .exec, why: "backend unavailable: \(failure)")
             respond(form: form ?? .exec, service: service, stdout: "", stderr: "fived: \(AccessPolicy.refusalText)\n", exitStatus: 1)
         }
@@ -79,6 +81,7 @@ extension Connection {
             return
         }
         guard admitsAnotherChannel() else {
+            DaemonMetrics.shared.refused(.maxChannelsPerConnection)
             logger.info("channel refused", metadata: ["client": "\(client)", "reason": "max_channels_per_connection reached"])
             message.refuse()
             return
@@ -87,6 +90,7 @@ extension Connection {
         // at 10 (channels.c:1444): tiny packets would pin a worker. Refuse them, and
         // refuse when libssh's layout could not be checked (fail closed).
         guard let maxPacket = open.maxPacket, maxPacket >= Self.minimumMaxPacket else {
+            DaemonMetrics.shared.refused(.maxPacketTooSmall)
             logger.info("channel refused", metadata: [
                 "user": "\(caller?.user ?? "-")", "client": "\(client)",
                 "reason": "\(open.maxPacket.map { "maximum packet size \($0) is below \(Self.minimumMaxPacket)" } ?? "the peer's maximum packet size cannot be read")",
@@ -119,6 +123,7 @@ extension Connection {
             }
             openDirect(message, requested: destination.host, port: destination.port)
         case .unknown:
+            DaemonMetrics.shared.refused(.unsupportedChannelType)
             logger.info("channel refused", metadata: [
                 "client": "\(client)", "user": "\(caller?.user ?? "-")",
                 "reason": "unsupported channel type (direct-streamlocal?): libssh 0.10 cannot read it; use -L PORT:NAME:1 or fived-connect -L /PATH.sock:NAME",
@@ -133,7 +138,7 @@ extension Connection {
         guard let caller else { return }
         let config = worker.config.snapshot
         let decision = AccessPolicy.decide(caller: caller, form: .directTCPIP, requested: requested, requestedPort: port,
-                                           services: lookup(config), statusAllow: config.statusAllow)
+                                           services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
         switch decision {
         case .open(let name):
             guard takeKeyChannel() else {
@@ -144,8 +149,10 @@ extension Connection {
             let start: BackendConnector.Start
             let preamble: [UInt8]
             do {
+                backendConnectStarting(channelID)
                 (start, preamble) = try startBackend(name, caller: caller, config: config, channelID: channelID)
             } catch {
+                backendUnavailable(channelID, service: name.value)
                 releaseKeyChannel()
                 refuseOpen(message, requested: requested, form: .directTCPIP, why: "backend unavailable: \(error)")
                 return
@@ -177,6 +184,7 @@ extension Connection {
                 channel.respond(form: .directTCPIP, service: "help", stdout: helpText(caller: caller, config: config), exitStatus: 0)
             }
         case .refused(let refusal):
+            countRefusal(refusal)
             refuseOpen(message, requested: requested, form: .directTCPIP, why: "\(refusal)")
         }
     }
@@ -253,12 +261,13 @@ extension Connection {
         channel.holdRequest(message)
         let config = worker.config.snapshot
         let decision = AccessPolicy.decide(caller: caller, form: form, requested: requested, requestedPort: nil,
-                                           services: lookup(config), statusAllow: config.statusAllow)
+                                           services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
         let shownName = requested.map { ServiceName.printable($0) } ?? "-"
         switch decision {
         case .open(let name):
             channel.name(form: form, service: name.value)
             do {
+                backendConnectStarting(channel.id)
                 let (start, preamble) = try startBackend(name, caller: caller, config: config, channelID: channel.id, terminal: channel.terminal)
                 switch start {
                 case .ready(let backend):
@@ -269,6 +278,7 @@ extension Connection {
                     worker.watchPending(channel)
                 }
             } catch {
+                backendUnavailable(channel.id, service: name.value, on: channel)
                 logRefusal(shownName, form: form, why: "backend unavailable: \(error)")
                 channel.respond(form: form, service: name.value, stdout: "", stderr: "fived: \(AccessPolicy.refusalText)\n", exitStatus: 1)
             }
@@ -283,6 +293,7 @@ extension Connection {
         case .status:
             worker.answerStatus(channel, form: form)
         case .refused(let refusal):
+            countRefusal(refusal, on: channel)
             logRefusal(shownName, form: form, why: "\(refusal)")
             channel.respond(form: form, service: shownName, stdout: "", stderr: "fived: \(AccessPolicy.refusalText)\n", exitStatus: 1)
         }
@@ -315,7 +326,8 @@ extension Connection {
         var entries = config.sortedServices.map { ServiceAccess(name: $0.name, allow: $0.allow) }
         entries += worker.publications.names.filter { config.services[$0] == nil }.map { ServiceAccess(name: $0, allow: nil) }
         entries += fleetHelpEntries(config)
-        let names = AccessPolicy.visibleServices(caller: caller, services: entries, statusAllow: config.statusAllow)
+        let names = AccessPolicy.visibleServices(
+            caller: caller, services: entries, statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
         return names.sorted().map { $0.value + "\n" }.joined()
     }
 
@@ -327,6 +339,8 @@ extension Connection {
         _ name: ServiceName, caller: Caller, config: Configuration, channelID: UInt64, terminal: TerminalRequest? = nil,
         handOff given: CallerHandOff? = nil
     ) throws(BackendFailure) -> (BackendConnector.Start, [UInt8]) {
+        if name == .metrics { return (.ready(try MetricsEndpoint.shared.connect()), []) }
+
         let handOff = given ?? handOff(service: name, caller: caller, channelID: channelID)
         if let service = config.services[name] ?? exportedService(name, config) {
             let timeout = config.connectTimeoutMilliseconds(for: service)

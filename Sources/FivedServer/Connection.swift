@@ -43,6 +43,8 @@ final class Connection {
     private(set) var channels: [ObjectIdentifier: ServiceChannel] = [:]
     /// direct-tcpip opens waiting for their backend before they are answered.
     var pendingOpens: [ObjectIdentifier: PendingOpen] = [:]
+    /// When each backend connect in flight began, by channel id (ns; for `fived_backend_connect_seconds`).
+    var backendConnectStarts: [UInt64: UInt64] = [:]
     /// `no-more-sessions@openssh.com` arrived (OpenSSH PROTOCOL §2.2); session
     /// opens are refused from the next drain of libssh's queue on (`sessionsEnded`).
     private var noMoreSessionsRequested = false
@@ -144,6 +146,7 @@ final class Connection {
     func takeKeyChannel() -> Bool {
         guard let key = caller?.key.blob.fingerprint else { return false }
         guard worker.keyUsage.takeChannel(key, limit: worker.config.snapshot.limits.maxChannelsPerKey) else {
+            DaemonMetrics.shared.refused(.maxChannelsPerKey)
             logger.info("channel refused", metadata: [
                 "user": "\(caller?.user ?? "-")", "fingerprint": "\(key)", "client": "\(client)",
                 "reason": "max_channels_per_key reached",
@@ -253,6 +256,7 @@ final class Connection {
         meta["duration_ms"] = "\(MonotonicClock.now - channel.startedAt)"
         meta["reason"] = "\(reason)"
         logger.info("channel closed", metadata: meta)
+        meterClosed(channel, reason: reason)
         peerLinkChannelFinished(channel)
         worker.channelFinished(channel)
     }

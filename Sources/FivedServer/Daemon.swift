@@ -153,6 +153,11 @@ public final class Daemon: @unchecked Sendable {
         }
         try dropPrivileges(snapshot)
         spawner.startReading()
+        // After the drop: FlyingFox runs on the cooperative pool, whose threads
+        // must be born without privilege (the bounding set is per thread).
+        if let address = snapshot.metricsListen {
+            do { try MetricsEndpoint.shared.listen(address, logger: logger) } catch { throw StartupError(.listen, error.description) }
+        }
         do {
             try SignalPipe.install([SIGHUP, SIGTERM, SIGINT])
         } catch {
@@ -176,6 +181,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         peers.set(workers)
+        MetricsEndpoint.shared.startService(workers: workers, publications: publications, logger: logger)
         if let fleet { Self.startFleet(fleet, publications: publications, configuration: snapshot) }
         for l in listeners {
             logger.info("listening", metadata: ["address": "\(l.address)"])
@@ -190,6 +196,7 @@ public final class Daemon: @unchecked Sendable {
         for l in listeners + tcpmuxListeners { l.socket.close() }
         for w in workers { w.shutdown() }
         for w in workers { w.join() }
+        MetricsEndpoint.shared.stop()
         // The spawner retires whatever still runs (SIGHUP, SIGKILL 2 s later) and exits.
         spawner.close()
         logger.info("stopped")
@@ -253,9 +260,11 @@ public final class Daemon: @unchecked Sendable {
         }
         for entry in waiting.expire(now: MonotonicClock.now, maximumWait: Int64(limits.loginGraceSeconds) * 1000) {
             logger.info("connection dropped: no startup slot within login_grace_seconds", metadata: ["client": "\(entry.client)"])
+            DaemonMetrics.shared.startupDropped(.waitExpired)
             entry.socket.close()
         }
         startups.hasWaiters = !waiting.isEmpty
+        DaemonMetrics.shared.startupsWaiting(waiting.count)
     }
 
     private func acceptAll(from listener: Listener, tcpmux: Bool) {
@@ -281,9 +290,11 @@ public final class Daemon: @unchecked Sendable {
                 // Every slot this source may take is in use: wait (no banner yet) rather than be dropped.
                 if waiting.enqueue(Waiting(socket: socket, client: client, local: local), source: source, now: MonotonicClock.now) {
                     startups.hasWaiters = true
+                    DaemonMetrics.shared.startupQueued(waiting: waiting.count)
                     logger.debug("connection waits for a startup slot", metadata: ["client": "\(client)", "waiting": "\(waiting.count)"])
                 } else {
                     logger.info("connection dropped: too many unauthenticated connections", metadata: ["client": "\(client)"])
+                    DaemonMetrics.shared.startupDropped(.queueFull)
                 }
                 continue
             }

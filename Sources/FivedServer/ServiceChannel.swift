@@ -58,6 +58,8 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     var pendingPreamble: [UInt8] = []
     /// Opened by the client (not toward a publisher): counted in `max_channels_per_key`.
     var countsAgainstKey = false
+    /// Its part in the metrics (Metrics/ChannelMeter.swift).
+    var meter = ChannelMeter()
 
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
@@ -109,6 +111,7 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
         self.form = form
         self.service = service
         self.labelOverride = label
+        meterNamed()
     }
 
     /// The session request (exec/subsystem/shell) this channel answers once its
@@ -133,6 +136,7 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     /// Joins the channel to a ready backend (answering a waiting session request).
     func attach(_ backend: BackendConnection, preamble: [UInt8] = []) {
         self.backend = backend
+        meterAttached()
         pendingBackend = nil
         if peerStoppedReadingOutput { backend.shutdownOutput() }
         if let request = pendingRequest {
@@ -164,6 +168,7 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     func respond(form: ChannelForm, service: String, stdout: String, stderr: String = "", exitStatus: Int32) {
         self.form = form
         self.service = service
+        meterNamed()
         pendingBackend = nil
         if let request = pendingRequest {
             output.reply(request, success: true)
@@ -513,6 +518,7 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     /// no chunk memory.
     func tick(now: Int64) {
         apply(.tick(now: now))
+        meterTick()
         let moved = bytesIn + bytesOut
         if moved == bytesMovedAtLastTrim {
             inbound.queue.releaseIfEmpty()

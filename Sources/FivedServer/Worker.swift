@@ -415,6 +415,7 @@ final class Worker: @unchecked Sendable {
             try connection.event.add(session)
         } catch {
             logger.info("connection failed", metadata: ["client": "\(client)", "reason": "\(error)"])
+            DaemonMetrics.shared.connectionFailedToStart()
             startups.release(slot)
             session.disconnect()
             return
@@ -442,6 +443,7 @@ final class Worker: @unchecked Sendable {
         connectionsByID[connection.id] = connection
         touched[ObjectIdentifier(connection)] = connection
         liveConnections.store(connections.count, ordering: .relaxed)
+        DaemonMetrics.shared.connectionOpened()
     }
 
     /// Runs the pumps of channels that had events, until quiet or a bound of rounds.
@@ -664,6 +666,7 @@ final class Worker: @unchecked Sendable {
     private func teardown(_ connection: Connection) {
         let key = ObjectIdentifier(connection)
         guard connections[key] != nil else { return }
+        DaemonMetrics.shared.connectionEnded(connection.closeReason)
         for channel in connection.channels.values {
             channel.abort(.connectionEnded(connection.closeReason))
         }

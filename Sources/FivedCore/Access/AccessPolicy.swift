@@ -14,8 +14,9 @@
 ///    every other open, and so does a certificate without the
 ///    `permit-port-forwarding` extension; `permitopen` entries, when present,
 ///    limit the key to those names, comparing the port for direct-tcpip only.
-/// 4. The target must exist (`status` is built in) and its allow list must
-///    admit the caller; `status` is admitted only by `statusAllow`.
+/// 4. The target must exist (`status` and `metrics` are built in) and its allow
+///    list must admit the caller; `status` is admitted only by `statusAllow`,
+///    `metrics` (opened as a service, `.open(.metrics)`) only by `metricsAllow`.
 ///
 /// Each source of restriction (certificate, authorized_keys line, allow list)
 /// can only take away from what the others allow.
@@ -26,19 +27,27 @@ public enum AccessPolicy {
     /// Decides one channel open. `requested` is the name as it came off the wire
     /// (nil for a shell), `requestedPort` the direct-tcpip port (nil otherwise),
     /// `services` looks up configured services (nil for unknown names) and
-    /// `statusAllow` is the status table's allow list (empty admits nobody).
+    /// `statusAllow` is the status table's allow list and `metricsAllow` the
+    /// Prometheus endpoint's (empty admits nobody, so a caller that passes none
+    /// refuses `metrics`).
     public static func decide(
         caller: Caller, form: ChannelForm, requested: String?, requestedPort: UInt32?,
-        services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+        services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule], metricsAllow: [AllowRule] = []
     ) -> OpenDecision {
         decide(
             caller: caller, form: form, requested: requested, requestedPort: requestedPort, anyPort: false,
-            services: services, statusAllow: statusAllow)
+            services: services, builtIn: BuiltInAccess(status: statusAllow, metrics: metricsAllow))
+    }
+
+    /// The allow lists of the built-in services.
+    private struct BuiltInAccess {
+        let status: [AllowRule]
+        let metrics: [AllowRule]
     }
 
     private static func decide(
         caller: Caller, form: ChannelForm, requested: String?, requestedPort: UInt32?, anyPort: Bool,
-        services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+        services: (ServiceName) -> ServiceAccess?, builtIn: BuiltInAccess
     ) -> OpenDecision {
         let options = caller.key.options
         let certificate = caller.certificate?.restrictions
@@ -49,7 +58,7 @@ public enum AccessPolicy {
             guard let name = ServiceName(forced) else {
                 return .refused(.invalidForcedCommand(ServiceName.printable(forced)))
             }
-            return target(name, caller: caller, services: services, statusAllow: statusAllow)
+            return target(name, caller: caller, services: services, builtIn: builtIn)
         }
         if form == .shell { return .help }
         guard let raw = requested else { return .refused(.noServiceName) }
@@ -70,15 +79,18 @@ public enum AccessPolicy {
                 return .refused(.notInPermitOpen(name, port: form == .directTCPIP ? requestedPort : nil))
             }
         }
-        return target(name, caller: caller, services: services, statusAllow: statusAllow)
+        return target(name, caller: caller, services: services, builtIn: builtIn)
     }
 
     private static func target(
-        _ name: ServiceName, caller: Caller, services: (ServiceName) -> ServiceAccess?, statusAllow: [AllowRule]
+        _ name: ServiceName, caller: Caller, services: (ServiceName) -> ServiceAccess?, builtIn: BuiltInAccess
     ) -> OpenDecision {
         if name == .help { return .help }
         if name == .status {
-            return allowListAdmits(statusAllow, caller: caller) ? .status : .refused(.statusNotAllowed)
+            return allowListAdmits(builtIn.status, caller: caller) ? .status : .refused(.statusNotAllowed)
+        }
+        if name == .metrics {
+            return allowListAdmits(builtIn.metrics, caller: caller) ? .open(.metrics) : .refused(.metricsNotAllowed)
         }
         guard let service = services(name) else { return .refused(.unknownService(name)) }
         if let allow = service.allow, !allowListAdmits(allow, caller: caller) {
@@ -87,20 +99,21 @@ public enum AccessPolicy {
         return .open(name)
     }
 
-    /// The names `help` lists for `caller`, sorted: each service (and `status`)
-    /// that some form of open would reach, ignoring direct-tcpip ports.
+    /// The names `help` lists for `caller`, sorted: each service (and `status`,
+    /// `metrics`) that some form of open would reach, ignoring direct-tcpip ports.
     public static func visibleServices(
-        caller: Caller, services: [ServiceAccess], statusAllow: [AllowRule]
+        caller: Caller, services: [ServiceAccess], statusAllow: [AllowRule], metricsAllow: [AllowRule] = []
     ) -> [ServiceName] {
+        let builtIn = BuiltInAccess(status: statusAllow, metrics: metricsAllow)
         var byName: [ServiceName: ServiceAccess] = [:]
         for service in services where !service.name.isReserved { byName[service.name] = service }
         let lookup = { (name: ServiceName) in byName[name] }
         var visible: [ServiceName] = []
-        for name in byName.keys.sorted() + [.status] {
+        for name in byName.keys.sorted() + [.status, .metrics] {
             let reachable = [ChannelForm.directTCPIP, .exec].contains { form in
                 switch decide(
                     caller: caller, form: form, requested: name.value, requestedPort: nil, anyPort: true,
-                    services: lookup, statusAllow: statusAllow)
+                    services: lookup, builtIn: builtIn)
                 {
                 case .open(let opened): return opened == name
                 case .status: return name == .status

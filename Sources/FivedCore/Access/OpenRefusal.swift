@@ -19,6 +19,8 @@ public enum OpenRefusal: Sendable, Equatable, CustomStringConvertible {
     case notAllowed(ServiceName)
     /// The status table's allow list does not admit the caller.
     case statusNotAllowed
+    /// The Prometheus endpoint's allow list does not admit the caller.
+    case metricsNotAllowed
     /// The caller's certificate lacks the `permit-port-forwarding` extension,
     /// which every open but a forced one needs.
     case certificateForbidsForwarding
@@ -36,6 +38,7 @@ public enum OpenRefusal: Sendable, Equatable, CustomStringConvertible {
         case .unknownService(let name): return "no service named \(name)"
         case .notAllowed(let name): return "the allow list of \(name) does not admit the key"
         case .statusNotAllowed: return "the status allow list does not admit the key"
+        case .metricsNotAllowed: return "the metrics allow list does not admit the key"
         case .certificateForbidsForwarding:
             return "the certificate has no permit-port-forwarding extension, which opening services needs"
         case .forcedCommandsDiffer(let line, let cert):

@@ -18,7 +18,7 @@ struct ConfigFileParser {
         "listen", "host_keys", "authorized_keys", "tcpmux", "tcpmux_on_ssh_port", "log_level", "log_format", "client_alive_interval_seconds",
         "client_alive_count_max", "limits", "services",
         "trusted_user_ca_keys", "authorized_principals_file", "revoked_keys", "authorized_keys_command",
-        "authorized_keys_command_user", "host_certificates", "daemon_user", "cluster",
+        "authorized_keys_command_user", "host_certificates", "daemon_user", "cluster", "metrics_listen",
     ]
     /// Keys of a `[services.NAME]` table.
     static let serviceKeys = [
@@ -113,6 +113,9 @@ struct ConfigFileParser {
                 let raw = try string(value, at: path)
                 config.authorizedKeysCommandUser =
                     raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
+            case "metrics_listen":
+                let raw = try string(value, at: path)
+                config.metricsListen = raw.isEmpty ? nil : try ListenAddress(metricsParsing: raw, context: context(path))
             case "daemon_user":
                 let raw = try string(value, at: path)
                 config.daemonUser = raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
@@ -166,6 +169,8 @@ struct ConfigFileParser {
             let body = try self.table(value, at: path)
             if name == .status {
                 config.statusAllow = try statusAllow(body, at: path)
+            } else if name == .metrics {
+                config.metricsAllow = try builtInAllow(body, at: path, what: "the built-in Prometheus endpoint")
             } else if name == .help {
                 throw FivedCoreError(
                     .invalidServiceName,
@@ -177,10 +182,15 @@ struct ConfigFileParser {
     }
 
     private func statusAllow(_ table: TOMLTable, at path: [String]) throws(FivedCoreError) -> [AllowRule] {
+        try builtInAllow(table, at: path, what: "the built-in status table")
+    }
+
+    /// The table of a built-in service (`status`, `metrics`): only `allow`.
+    private func builtInAllow(_ table: TOMLTable, at path: [String], what: String) throws(FivedCoreError) -> [AllowRule] {
         for key in table.keys where Self.serviceKeys.contains(key) && !Self.statusKeys.contains(key) {
             throw error(
                 .configInvalidValue, path + [key],
-                "'status' is the built-in status table: its table takes only 'allow'")
+                "'\(path.last ?? "")' is \(what): its table takes only 'allow'")
         }
         try checkKeys(table, at: path, allowed: Self.statusKeys)
         guard let allow = table["allow"] else { return [] }

@@ -28,11 +28,18 @@ public struct Configuration: Sendable, Equatable {
     public var logFormat: LogFormat = .text
     /// `[limits]`.
     public var limits: Limits
-    /// `[services.NAME]` and `--service NAME=BACKEND`, by name; never `help` or `status`.
+    /// `[services.NAME]` and `--service NAME=BACKEND`, by name; never `help`, `status` or `metrics`.
     public var services: [ServiceName: ServiceConfig]
     /// `allow` of `[services.status]`: who may open the built-in status table.
     /// Default empty: nobody.
     public var statusAllow: [AllowRule]
+    /// `allow` of `[services.metrics]`: who may open the built-in Prometheus
+    /// endpoint (the `metrics` service). Default empty: nobody.
+    public var metricsAllow: [AllowRule] = []
+    /// `metrics_listen`: a loopback `HOST:PORT` where fived also serves its
+    /// Prometheus text over plain HTTP (no authentication, hence loopback only);
+    /// nil (the file's `""`, the default): none. Taken at start, not on reload.
+    public var metricsListen: ListenAddress?
     /// `client_alive_interval_seconds`: after this long without a packet from a
     /// client, fived sends it a keepalive (a `keepalive@openssh.com` global
     /// request wanting a reply), as sshd's ClientAliveInterval; 0 turns it off.

@@ -66,6 +66,14 @@ public enum ConfigurationLoader {
             throw FivedCoreError(.invalidListenAddress, "\(whence): \(plain) would share a port with the SSH listener \(ssh): \(fix)")
         }
 
+        if let metrics = config.metricsListen,
+            let taken = (config.listen + config.tcpmux).first(where: { overlaps($0, metrics) })
+        {
+            throw FivedCoreError(
+                .invalidListenAddress,
+                "\(file?.context(["metrics_listen"]) ?? "metrics_listen"): \(metrics) would share a port with the listener \(taken): give metrics_listen another port")
+        }
+
         for service in config.sortedServices {
             guard case .exec(let argv) = service.backend, !isExecutable(argv[0]) else { continue }
             let whence: String
@@ -111,6 +119,11 @@ public enum ConfigurationLoader {
             throw FivedCoreError(
                 .invalidServiceName,
                 "\(context): 'status' is the built-in status table: set who may open it with allow in [services.status] of the config file")
+        }
+        if name == .metrics {
+            throw FivedCoreError(
+                .invalidServiceName,
+                "\(context): 'metrics' is the built-in Prometheus endpoint: set who may open it with allow in [services.metrics] of the config file")
         }
         let backend = try Backend(flagValue: String(raw[raw.index(after: equals)...]), context: context)
         return ServiceConfig(name: name, backend: backend, origin: ServiceConfig.flagOrigin)

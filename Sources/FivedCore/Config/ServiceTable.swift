@@ -7,6 +7,7 @@ public enum ServiceTable {
         var rows: [(name: ServiceName, cells: [String])] = [
             (.help, ["help", "(built-in)", "no", "no", "no", "(any key)"]),
             (.status, ["status", "(built-in)", "no", "no", "no", allowCell(configuration.statusAllow)]),
+            (.metrics, ["metrics", "(built-in)", "no", "no", "no", allowCell(configuration.metricsAllow)]),
         ]
         for service in configuration.sortedServices {
             rows.append(
@@ -31,6 +32,7 @@ public enum ServiceTable {
         lines.append("authorized_keys: " + list(configuration.authorizedKeys))
         lines.append("log level: " + configuration.logLevel.rawValue)
         lines.append("log format: " + configuration.logFormat.rawValue)
+        lines.append("metrics_listen: " + (configuration.metricsListen.map(\.description) ?? "(none)"))
         let limits = configuration.limits
         lines.append("limits: " + Limits.keys.map { "\($0)=\(limits[key: $0]!)" }.joined(separator: " "))
         lines.append(

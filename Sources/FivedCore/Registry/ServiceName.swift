@@ -14,6 +14,8 @@ public struct ServiceName: Hashable, Sendable, Comparable, CustomStringConvertib
     public static let help = ServiceName(trusted: "help")
     /// The reserved name of the built-in status table.
     public static let status = ServiceName(trusted: "status")
+    /// The reserved name of the built-in Prometheus endpoint (HTTP `GET /metrics` over the channel).
+    public static let metrics = ServiceName(trusted: "metrics")
 
     /// Validates `raw`; returns nil when it is not a valid service name.
     public init?(_ raw: some StringProtocol) {
@@ -45,8 +47,8 @@ public struct ServiceName: Hashable, Sendable, Comparable, CustomStringConvertib
         }
     }
 
-    /// True for the names fived answers itself (`help`, `status`).
-    public var isReserved: Bool { self == .help || self == .status }
+    /// True for the names fived answers itself (`help`, `status`, `metrics`).
+    public var isReserved: Bool { self == .help || self == .status || self == .metrics }
 
     public var description: String { value }
 

@@ -1,0 +1,142 @@
+import CoreMetrics
+import FivedCore
+import FivedSystem
+import LibSSH
+
+/// A channel's part in the metrics, kept by the channel and touched on its
+/// worker's thread only: the labels it was counted under once it named its
+/// service (`fived_channels_open`), its byte counters, looked up once, and the
+/// bytes already added to them. Its bytes reach the counters every quarter
+/// second (the worker's tick) and at its close, as the difference from what
+/// was added before, so the relay itself never touches a metric.
+struct ChannelMeter {
+    /// `service` and `form` labels, once named.
+    private(set) var labels: (service: String, form: String)?
+    private var bytesIn: CoreMetrics.Counter?
+    private var bytesOut: CoreMetrics.Counter?
+    private var addedIn = 0
+    private var addedOut = 0
+    /// The channel was answered with a refusal (its outcome is `refused`).
+    var refused = false
+
+    /// Counts the channel open under `service` and `form` (once; later names are ignored).
+    mutating func named(service: String, form: String) {
+        guard labels == nil else { return }
+        labels = (service, form)
+        let metrics = DaemonMetrics.shared
+        metrics.meter(MetricCatalog.channelsOpen, service, form).increment()
+        bytesIn = metrics.counter(MetricCatalog.channelBytes, service, "in")
+        bytesOut = metrics.counter(MetricCatalog.channelBytes, service, "out")
+    }
+
+    /// Adds the bytes moved since the last call (`moved*` are the channel's running totals).
+    mutating func flush(movedIn: Int, movedOut: Int) {
+        if movedIn > addedIn, let bytesIn {
+            bytesIn.increment(by: movedIn - addedIn)
+            addedIn = movedIn
+        }
+        if movedOut > addedOut, let bytesOut {
+            bytesOut.increment(by: movedOut - addedOut)
+            addedOut = movedOut
+        }
+    }
+
+    /// The channel closed after `nanoseconds`: it leaves `fived_channels_open`
+    /// and is counted with its outcome and duration. A channel that never named
+    /// a service is counted under `(none)`.
+    mutating func closed(_ reason: ChannelEndReason, nanoseconds: UInt64, movedIn: Int, movedOut: Int, formLabel: String) {
+        let metrics = DaemonMetrics.shared
+        if labels == nil {
+            named(service: "(none)", form: MetricLabels.form(formLabel))
+        }
+        flush(movedIn: movedIn, movedOut: movedOut)
+        guard let (service, form) = labels else { return }
+        metrics.meter(MetricCatalog.channelsOpen, service, form).decrement()
+        let outcome = refused ? "refused" : MetricLabels.outcome(reason)
+        metrics.counter(MetricCatalog.channels, service, form, outcome).increment()
+        metrics.timer(MetricCatalog.channelDuration, service).recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+}
+
+extension ServiceChannel {
+    /// The channel has named its service (or fived answers it): count it open.
+    func meterNamed() {
+        meter.named(service: connection.serviceLabel(service), form: MetricLabels.form(formLabel))
+    }
+
+    /// A backend was joined to the channel: its connect time, if one was started for it.
+    func meterAttached() {
+        guard let began = connection.backendConnectStarts.removeValue(forKey: id) else { return }
+        DaemonMetrics.shared.backendConnect(
+            service: connection.serviceLabel(service), nanoseconds: MonotonicClock.nanoseconds &- began, succeeded: true)
+    }
+
+    /// The worker's quarter-second tick: bytes moved meanwhile.
+    func meterTick() {
+        meter.flush(movedIn: bytesIn, movedOut: bytesOut)
+    }
+}
+
+extension Connection {
+    /// The `service` label for `shown` (a channel's service as it logs it).
+    func serviceLabel(_ shown: String) -> String {
+        let config = worker.config.snapshot
+        let publications = worker.publications
+        return MetricLabels.service(
+            shown, configured: { config.services[$0] != nil }, published: { publications.lookup($0) != nil })
+    }
+
+    /// A backend connect for channel `channelID` begins now.
+    func backendConnectStarting(_ channelID: UInt64) {
+        backendConnectStarts[channelID] = MonotonicClock.nanoseconds
+    }
+
+    /// A backend could not be reached for channel `channelID` (to `service`): a
+    /// refusal, and a failed connect whose time is counted when one was started;
+    /// `channel`, when it is open already, is answered with a refusal.
+    func backendUnavailable(_ channelID: UInt64, service: String, on channel: ServiceChannel? = nil) {
+        let metrics = DaemonMetrics.shared
+        metrics.refused(.backendUnavailable)
+        channel?.meter.refused = true
+        if let began = backendConnectStarts.removeValue(forKey: channelID) {
+            metrics.backendConnect(
+                service: serviceLabel(service), nanoseconds: MonotonicClock.nanoseconds &- began, succeeded: false)
+        }
+    }
+
+    /// A refusal by the access decision; on a session channel it also marks the
+    /// channel's outcome `refused`.
+    func countRefusal(_ refusal: OpenRefusal, on channel: ServiceChannel? = nil) {
+        DaemonMetrics.shared.refused(refusal)
+        channel?.meter.refused = true
+    }
+
+    /// A channel of this connection closed: counted, and for a channel relayed
+    /// through another fleet node, counted for that peer too.
+    func meterClosed(_ channel: ServiceChannel, reason: ChannelEndReason) {
+        backendConnectStarts.removeValue(forKey: channel.id)
+        let elapsed = UInt64(max(0, MonotonicClock.now - channel.startedAt)) * 1_000_000
+        channel.meter.closed(
+            reason, nanoseconds: elapsed, movedIn: channel.bytesIn, movedOut: channel.bytesOut, formLabel: channel.formLabel)
+        guard let hop = fleetHops[channel.id]?.hop, let me = worker.fleet?.me.value,
+            let peer = MetricLabels.fleetPeer(hop: hop, me: me)
+        else { return }
+        let metrics = DaemonMetrics.shared
+        metrics.counter(MetricCatalog.fleetChannels, peer.node, peer.direction).increment()
+        metrics.counter(MetricCatalog.fleetBytes, peer.node, peer.direction, "in").increment(by: channel.bytesIn)
+        metrics.counter(MetricCatalog.fleetBytes, peer.node, peer.direction, "out").increment(by: channel.bytesOut)
+    }
+
+    /// The `method` label of `fived_authentications_total`.
+    static func authenticationMethodLabel(_ method: SSHMessage.AuthMethod, certificate: Bool = false) -> String {
+        switch method {
+        case .publicKey: return certificate ? "certificate" : "publickey"
+        case .none: return "none"
+        case .password: return "password"
+        case .hostBased: return "hostbased"
+        case .keyboardInteractive: return "keyboard-interactive"
+        case .gssapi: return "gssapi"
+        case .unknown: return "unknown"
+        }
+    }
+}
