@@ -22,7 +22,8 @@ public func fuzzAddressPattern(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
         if let address = IPAddress(addressText) { _ = pattern.matches(address) }
         // A negated copy of a pattern that matches can never admit the address.
         if a, !patternText.hasPrefix("!"), !patternText.contains(","),
-           let negated = try? AddressPattern(parsing: "!" + patternText, context: "fuzz") {
+            let negated = try? AddressPattern(parsing: "!" + patternText, context: "fuzz")
+        {
             precondition(!negated.matches(address: addressText), "!\(patternText) admits \(addressText)")
         }
     }

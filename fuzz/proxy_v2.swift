@@ -20,10 +20,12 @@ public func fuzzProxyV2(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             preconditionFailure("fived's own encoding does not decode")
         }
         precondition(length2 == encoded.count)
-        precondition(again.tlvs == header.tlvs && again.sourcePort == header.sourcePort
-            && again.destinationPort == header.destinationPort, "round trip changed the header")
-        precondition(again.sourceAddress == header.sourceAddress && again.destinationAddress == header.destinationAddress,
-                     "round trip changed an address: \(header.sourceAddress) \(again.sourceAddress)")
+        precondition(
+            again.tlvs == header.tlvs && again.sourcePort == header.sourcePort
+                && again.destinationPort == header.destinationPort, "round trip changed the header")
+        precondition(
+            again.sourceAddress == header.sourceAddress && again.destinationAddress == header.destinationAddress,
+            "round trip changed an address: \(header.sourceAddress) \(again.sourceAddress)")
     }
     return 0
 }

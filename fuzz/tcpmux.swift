@@ -20,7 +20,8 @@ public func fuzzTCPMUX(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     while offset < stream.count {
         let end = min(offset + chunk, stream.count)
         outcome = pieces.feed(stream[offset..<end])
-        if case .needMore = outcome {} else {
+        if case .needMore = outcome {
+        } else {
             // What followed the line end: the rest of this read plus later reads.
             if case .complete(let request, let remainder) = outcome {
                 outcome = .complete(request, remainder: remainder + Array(stream[end...]))

@@ -64,6 +64,14 @@ fi
 source scripts/packages.sh
 install_packages test.sh "${missing[@]}"
 
+# The code's layout: swift-format (shipped with the toolchain) with .swift-format;
+# `swift format format -i -r Sources Tests fuzz Package.swift` fixes what it finds.
+if ! lint=$(swift format lint --strict -r Sources Tests fuzz Package.swift 2>&1) || [[ -n $lint ]]; then
+    printf '%s\n' "$lint" | head -20 >&2
+    echo "test.sh: swift format lint found the above; run: swift format format -i -r Sources Tests fuzz Package.swift" >&2
+    exit 1
+fi
+
 scratch=(--scratch-path "${FIVED_SCRATCH:-.build}")
 swift build "${scratch[@]}" --build-tests
 # The integration tests find fived beside the test runner (the same build folder).

@@ -77,7 +77,9 @@ public struct Dialer: Sendable {
         let outcome = check.decide()
         if diagnostics.verbosity >= 1, let verdict = try? client.checkServerKey() {
             let agrees = Self.libssh(verdict, agreesWith: outcome)
-            if !agrees { diagnostics.debug("libssh reads known_hosts as '\(verdict)' here (it skips @ marker lines and ! negation); fived-connect's reading decides") }
+            if !agrees {
+                diagnostics.debug("libssh reads known_hosts as '\(verdict)' here (it skips @ marker lines and ! negation); fived-connect's reading decides")
+            }
         }
         switch outcome {
         case .known(let place):
@@ -152,7 +154,8 @@ public struct Dialer: Sendable {
                 if try accepted(client.authenticate(with: key), by: path, client) { return }
             case .identityCertificate(let keyPath, let certificatePath):
                 guard let certificate = readCertificate(certificatePath, explicit: false),
-                      let key = keys.privateKey(keyPath, reportMissing: false) else { continue }
+                    let key = keys.privateKey(keyPath, reportMissing: false)
+                else { continue }
                 guard let blob = try? key.publicKey().publicBlob(), certificate.certifies(publicBlob: blob) else {
                     diagnostics.debug("\(certificate.path) does not certify the key in \(keyPath); not offered")
                     continue
@@ -172,7 +175,9 @@ public struct Dialer: Sendable {
                     // not hold itself cannot be signed for by a plain key in the agent.
                     let why = "no identity file holds its key \(certificate.certificate.key.fingerprint)"
                     tried.append("\(certificate.shown) (not offered: \(why))")
-                    diagnostics.debug("\(certificate.shown): \(why); a key in ssh-agent cannot sign for it unless the agent holds the certificate too (ssh-add loads FILE-cert.pub beside FILE)")
+                    diagnostics.debug(
+                        "\(certificate.shown): \(why); a key in ssh-agent cannot sign for it unless the agent holds the certificate too (ssh-add loads FILE-cert.pub beside FILE)"
+                    )
                     continue
                 }
                 let shown = describe(certificate, key: signer)

@@ -217,8 +217,10 @@ public final class ForwardSession {
                     startChannel(conn.socket, forward: listener.forward, peer: (conn.host, conn.port))
                 } else {
                     diagnostics.debug("no SSH connection yet: holding a connection for '\(listener.forward.service)'")
-                    waiting.append(WaitingConnection(socket: conn.socket, forward: listener.forward, peer: (conn.host, conn.port),
-                                                     deadline: now + waitBound))
+                    waiting.append(
+                        WaitingConnection(
+                            socket: conn.socket, forward: listener.forward, peer: (conn.host, conn.port),
+                            deadline: now + waitBound))
                 }
             }
         }
@@ -240,8 +242,9 @@ public final class ForwardSession {
         }
         Socket.setOption(socket.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         let relay = Relayed(
-            channel: LocalChannel(channel: channel, service: forward.service.value, readFD: socket.rawValue, writeFD: socket.rawValue,
-                                  ownsDescriptors: true, originator: peer, opening: true),
+            channel: LocalChannel(
+                channel: channel, service: forward.service.value, readFD: socket.rawValue, writeFD: socket.rawValue,
+                ownsDescriptors: true, originator: peer, opening: true),
             socket: socket)
         relays[ObjectIdentifier(relay)] = relay
         diagnostics.debug("connection from \(peer.host):\(peer.port) -> '\(forward.service)'")
@@ -266,7 +269,8 @@ public final class ForwardSession {
         } catch {
             publishing = nil
             guard c.isConnected else { return }
-            let text = "\(dialer.shownHost) refused to publish '\(name)' (\(error.message)): the key needs "
+            let text =
+                "\(dialer.shownHost) refused to publish '\(name)' (\(error.message)): the key needs "
                 + "permitlisten=\"\(name):*\" in authorized_keys, and the name must not be a configured service or published by someone else"
             if firstConnection {
                 fatal = .refused(text)
@@ -306,10 +310,11 @@ public final class ForwardSession {
             }
             let origin = open.originator ?? (host: "", port: 0)
             let relay = Relayed(
-                channel: LocalChannel(channel: channel, service: publication.forward.name.value, readFD: connection.socket.rawValue,
-                                      writeFD: connection.socket.rawValue, ownsDescriptors: true,
-                                      originator: (origin.host, UInt16(truncatingIfNeeded: origin.port)),
-                                      opening: false, connectingLocally: !connection.done),
+                channel: LocalChannel(
+                    channel: channel, service: publication.forward.name.value, readFD: connection.socket.rawValue,
+                    writeFD: connection.socket.rawValue, ownsDescriptors: true,
+                    originator: (origin.host, UInt16(truncatingIfNeeded: origin.port)),
+                    opening: false, connectingLocally: !connection.done),
                 socket: connection.socket)
             relays[ObjectIdentifier(relay)] = relay
             diagnostics.debug("channel for '\(publication.forward.name)' from \(origin.host) -> \(target)")
@@ -330,8 +335,9 @@ public final class ForwardSession {
             }
             if channel.step() { again = true }
             if channel.isFinished {
-                diagnostics.debug("'\(channel.service)' from \(channel.originator.host):\(channel.originator.port) ended: \(channel.endDescription); "
-                    + "\(channel.bytesToServer) bytes sent, \(channel.bytesFromServer) received")
+                diagnostics.debug(
+                    "'\(channel.service)' from \(channel.originator.host):\(channel.originator.port) ended: \(channel.endDescription); "
+                        + "\(channel.bytesToServer) bytes sent, \(channel.bytesFromServer) received")
                 teardown(relay)
             }
         }

@@ -49,8 +49,10 @@ final class LocalChannel: SSHChannelDelegate {
     var bytesFromServer: Int { inbound.bytesMoved }
     var isFinished: Bool { machine.isFinished }
 
-    init(channel: SSHChannel, service: String, readFD: Int32?, writeFD: Int32, ownsDescriptors: Bool,
-         originator: (host: String, port: UInt16), opening: Bool, connectingLocally: Bool = false) {
+    init(
+        channel: SSHChannel, service: String, readFD: Int32?, writeFD: Int32, ownsDescriptors: Bool,
+        originator: (host: String, port: UInt16), opening: Bool, connectingLocally: Bool = false
+    ) {
         self.output = ChannelOutput(channel: channel)
         self.service = service
         self.readFD = readFD
@@ -76,8 +78,11 @@ final class LocalChannel: SSHChannelDelegate {
     func advanceOpen() -> Bool {
         guard opening else { return true }
         do {
-            guard try channel.openForward(host: service, port: 1, originatorHost: originator.host,
-                                          originatorPort: Int32(originator.port)) == .open else { return false }
+            guard
+                try channel.openForward(
+                    host: service, port: 1, originatorHost: originator.host,
+                    originatorPort: Int32(originator.port)) == .open
+            else { return false }
             opening = false
             apply(.attached(awaitsExit: false))
             if closeArrivedWhileOpening {
@@ -274,7 +279,8 @@ final class LocalChannel: SSHChannelDelegate {
         var r: Int16 = 0
         var w: Int16 = 0
         if localSource != nil && !outbound.sourceEnded && !outbound.sourceReady && !outbound.hasPending
-            && machine.maySend && channel.windowSize > 0 && channel.session.flushOutput() {
+            && machine.maySend && channel.windowSize > 0 && channel.session.flushOutput()
+        {
             r = Int16(POLLIN)
         }
         if !inbound.sinkClosed && !inbound.sinkReady && (inbound.hasPending || inbound.sourceReady) {

@@ -37,7 +37,7 @@ enum LocalSockets {
     static func removeStaleSocket(_ path: String) {
         var st = stat()
         guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK, let address = try? SocketAddress.unix(path: path),
-              let probe = try? Socket.stream(family: AF_UNIX)
+            let probe = try? Socket.stream(family: AF_UNIX)
         else { return }
         do {
             _ = try Socket.connect(probe.rawValue, to: address)

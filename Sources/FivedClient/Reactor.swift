@@ -53,4 +53,3 @@ final class Reactor {
         event.poll(timeoutMilliseconds: timeoutMilliseconds)
     }
 }
-

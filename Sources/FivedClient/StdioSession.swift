@@ -34,8 +34,9 @@ public struct StdioSession {
             client.disconnect()
             return 255
         }
-        let relay = LocalChannel(channel: channel, service: service, readFD: readsStdin ? 0 : nil, writeFD: 1,
-                                 ownsDescriptors: false, originator: ("127.0.0.1", 0), opening: true)
+        let relay = LocalChannel(
+            channel: channel, service: service, readFD: readsStdin ? 0 : nil, writeFD: 1,
+            ownsDescriptors: false, originator: ("127.0.0.1", 0), opening: true)
         // Blocking: one answer, bounded by ConnectTimeout.
         _ = relay.advanceOpen()
         if let refusal = relay.refusal {

@@ -51,13 +51,16 @@ final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private let onEnd: @Sendable (String) -> Void
 
     /// Starts watching every key under `prefix` from `revision` on, at `endpoint`.
-    init(endpoint: URL, prefix: String, fromRevision revision: Int64,
-         onEvents: @escaping @Sendable ([Event]) -> Void, onEnd: @escaping @Sendable (String) -> Void) {
+    init(
+        endpoint: URL, prefix: String, fromRevision revision: Int64,
+        onEvents: @escaping @Sendable ([Event]) -> Void, onEnd: @escaping @Sendable (String) -> Void
+    ) {
         self.onEvents = onEvents
         self.onEnd = onEnd
         super.init()
-        let body = CreateRequest(create_request: .init(
-            key: EtcdClient.b64(prefix), range_end: EtcdClient.rangeEnd(prefix), start_revision: String(revision), progress_notify: true))
+        let body = CreateRequest(
+            create_request: .init(
+                key: EtcdClient.b64(prefix), range_end: EtcdClient.rangeEnd(prefix), start_revision: String(revision), progress_notify: true))
         var request = URLRequest(url: endpoint.appendingPathComponent("v3/watch"))
         request.httpMethod = "POST"
         request.httpBody = try? JSONEncoder().encode(body)
@@ -123,8 +126,9 @@ final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             }
             let events = (result.events ?? []).compactMap { event -> Event? in
                 guard let kv = event.kv else { return nil }
-                return Event(key: String(decoding: EtcdClient.unb64(kv.key), as: UTF8.self), value: EtcdClient.unb64(kv.value),
-                             deleted: event.type == "DELETE")
+                return Event(
+                    key: String(decoding: EtcdClient.unb64(kv.key), as: UTF8.self), value: EtcdClient.unb64(kv.value),
+                    deleted: event.type == "DELETE")
             }
             if !events.isEmpty { onEvents(events) }
         }

@@ -31,8 +31,9 @@ public final class Registry: Sendable {
         self.cluster = cluster
         let view = SnapshotCell()
         self.view = view
-        loop = RegistryLoop(cluster: cluster, etcd: EtcdClient(endpoints: cluster.etcdEndpoints), view: view,
-                            nodeRecord: nodeRecord, logger: logger)
+        loop = RegistryLoop(
+            cluster: cluster, etcd: EtcdClient(endpoints: cluster.etcdEndpoints), view: view,
+            nodeRecord: nodeRecord, logger: logger)
     }
 
     /// What this node knows of the registry now.
@@ -100,8 +101,10 @@ actor RegistryLoop {
     private var resyncWanted = true
     private var lastDownReason = ""
 
-    init(cluster: ClusterConfig, etcd: EtcdClient, view: SnapshotCell, nodeRecord: @escaping @Sendable (Int64) -> NodeRecord,
-         logger: Logger) {
+    init(
+        cluster: ClusterConfig, etcd: EtcdClient, view: SnapshotCell, nodeRecord: @escaping @Sendable (Int64) -> NodeRecord,
+        logger: Logger
+    ) {
         self.cluster = cluster
         self.etcd = etcd
         self.view = view
@@ -177,9 +180,11 @@ actor RegistryLoop {
         try await registerNode(lease: lease)
         for (name, record) in desired where !registered.contains(name) {
             if case .taken(let holder) = try await create(name, record, lease: lease) {
-                logger.warning("name held by another node: this node serves it locally only", metadata: [
-                    "service": "\(name)", "owner": "\(holder.map { "\($0)" } ?? "?")",
-                ])
+                logger.warning(
+                    "name held by another node: this node serves it locally only",
+                    metadata: [
+                        "service": "\(name)", "owner": "\(holder.map { "\($0)" } ?? "?")",
+                    ])
                 if !exported.contains(name) { desired.removeValue(forKey: name) }
             }
         }
@@ -234,9 +239,11 @@ actor RegistryLoop {
             })
         view.withLock { $0 = RegistrySnapshot(live: true, reason: "", names: names, nodes: nodes) }
         resyncWanted = false
-        logger.info("registry connected", metadata: [
-            "node": "\(me)", "lease": "\(lease)", "names": "\(names.count)", "nodes": "\(nodes.count)", "revision": "\(revision)",
-        ])
+        logger.info(
+            "registry connected",
+            metadata: [
+                "node": "\(me)", "lease": "\(lease)", "names": "\(names.count)", "nodes": "\(nodes.count)", "revision": "\(revision)",
+            ])
     }
 
     func watchEnded(_ why: String) {
@@ -312,9 +319,11 @@ actor RegistryLoop {
         exported = Set(exports.keys)
         for (name, record) in exports where desired[name] != record {
             if case .taken(let holder) = await claim(name, record: record) {
-                logger.warning("name held by another node: this node serves it locally only", metadata: [
-                    "service": "\(name)", "owner": "\(holder.map { "\($0)" } ?? "?")",
-                ])
+                logger.warning(
+                    "name held by another node: this node serves it locally only",
+                    metadata: [
+                        "service": "\(name)", "owner": "\(holder.map { "\($0)" } ?? "?")",
+                    ])
             }
         }
     }

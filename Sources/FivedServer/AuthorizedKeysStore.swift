@@ -159,7 +159,9 @@ final class AuthorizedKeysStore: Sendable {
         var st = stat()
         guard stat(resolved, &st) == 0 else { return nil }
         if !owners.contains(st.st_uid) { return "owned by \(ownerName(st.st_uid)), not root or the user" }
-        if st.st_mode & 0o022 != 0 { return "file is writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))" }
+        if st.st_mode & 0o022 != 0 {
+            return "file is writable by \(st.st_mode & 0o020 != 0 ? "group" : "others") (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+        }
         let homeDirectory = home.flatMap { h -> String? in
             guard let r = realpath(h, nil) else { return nil }
             defer { free(r) }
@@ -182,8 +184,9 @@ final class AuthorizedKeysStore: Sendable {
     /// when it has not changed; nil when it is too large or cannot be read. With
     /// `descriptor`, the file is read from it rather than opened by path.
     private func keys(atPath path: String, _ st: stat, from descriptor: Int32? = nil) -> [AuthorizedKey]? {
-        let stamp = Stamp(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
-                          mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
+        let stamp = Stamp(
+            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
+            mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp {
             return hit.keys
         }
@@ -267,7 +270,8 @@ public enum AuthorizedKeysCheck {
                 continue
             }
             let relative = !pattern.hasPrefix("/")
-            let what = relative
+            let what =
+                relative
                 ? "authorized_keys \(shown) is a relative path, taken from each user's home directory (as sshd's AuthorizedKeysFile): for \(myName) that is \(DisplayText.escaped(path)), which"
                 : "authorized_keys \(shown)"
             var st = stat()

@@ -44,7 +44,8 @@ extension Connection {
         guard state != .wrong else {
             // libssh checked the signature against the presented key (for a
             // certificate, the certified key) and it did not verify.
-            let shown = PublicKeyBlob(bytes: bytes)?.fingerprint
+            let shown =
+                PublicKeyBlob(bytes: bytes)?.fingerprint
                 ?? (try? OpenSSHCertificate(bytes: bytes))?.key.fingerprint ?? "-"
             refuse(message, user: request.user, fingerprint: shown, reason: "the signature does not verify with the presented key")
             return
@@ -86,10 +87,11 @@ extension Connection {
         let waiting = WaitingAuthentication(connection: self, message: message)
         let worker = worker
         AuthorizedKeysCommandRun.start(spawner: worker.spawner, user: user, key: blob) { outcome in
-            worker.post(.perform { _ in
-                guard let connection = waiting.connection else { return }
-                connection.keysCommandAnswered(waiting.message, user: user, blob: blob, signed: signed, lookup: lookup, outcome: outcome)
-            })
+            worker.post(
+                .perform { _ in
+                    guard let connection = waiting.connection else { return }
+                    connection.keysCommandAnswered(waiting.message, user: user, blob: blob, signed: signed, lookup: lookup, outcome: outcome)
+                })
         }
     }
 
@@ -145,7 +147,9 @@ extension Connection {
         case .accepted(let acceptance):
             admit(message, user: user, key: acceptance.key, certificate: acceptance.identity, signed: signed)
         case .refused(let refusal):
-            refuse(message, user: user, fingerprint: certificate.key.fingerprint, reason: "certificate \(certificate.keyID.isEmpty ? "" : "'\(ServiceName.printable(certificate.keyID))' ")refused: \(refusal)")
+            refuse(
+                message, user: user, fingerprint: certificate.key.fingerprint,
+                reason: "certificate \(certificate.keyID.isEmpty ? "" : "'\(ServiceName.printable(certificate.keyID))' ")refused: \(refusal)")
         }
     }
 
@@ -156,10 +160,12 @@ extension Connection {
         let fingerprint = key.blob.fingerprint
         let limit = worker.config.snapshot.limits.maxConnectionsPerKey
         guard signed ? takeKeyConnection(fingerprint) : worker.keyUsage.takeConnection(fingerprint, limit: limit) else {
-            logger.info("authentication refused", metadata: [
-                "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)",
-                "reason": "max_connections_per_key (\(limit)) reached",
-            ])
+            logger.info(
+                "authentication refused",
+                metadata: [
+                    "user": "\(user)", "fingerprint": "\(fingerprint)", "client": "\(client)",
+                    "reason": "max_connections_per_key (\(limit)) reached",
+                ])
             failed(message)
             return
         }

@@ -26,8 +26,10 @@ final class PendingOpen: AwaitsBackend {
     private(set) var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
 
-    init(connection: Connection, message: SSHMessage, name: ServiceName, requested: String, channelID: UInt64,
-         preamble: [UInt8], pending: PendingBackend) {
+    init(
+        connection: Connection, message: SSHMessage, name: ServiceName, requested: String, channelID: UInt64,
+        preamble: [UInt8], pending: PendingBackend
+    ) {
         self.connection = connection
         self.message = message
         self.name = name
@@ -91,10 +93,13 @@ extension Connection {
         // refuse when libssh's layout could not be checked (fail closed).
         guard let maxPacket = open.maxPacket, maxPacket >= Self.minimumMaxPacket else {
             DaemonMetrics.shared.refused(.maxPacketTooSmall)
-            logger.info("channel refused", metadata: [
-                "user": "\(caller?.user ?? "-")", "client": "\(client)",
-                "reason": "\(open.maxPacket.map { "maximum packet size \($0) is below \(Self.minimumMaxPacket)" } ?? "the peer's maximum packet size cannot be read")",
-            ])
+            logger.info(
+                "channel refused",
+                metadata: [
+                    "user": "\(caller?.user ?? "-")", "client": "\(client)",
+                    "reason":
+                        "\(open.maxPacket.map { "maximum packet size \($0) is below \(Self.minimumMaxPacket)" } ?? "the peer's maximum packet size cannot be read")",
+                ])
             message.refuse()
             return
         }
@@ -124,10 +129,13 @@ extension Connection {
             openDirect(message, requested: destination.host, port: destination.port)
         case .unknown:
             DaemonMetrics.shared.refused(.unsupportedChannelType)
-            logger.info("channel refused", metadata: [
-                "client": "\(client)", "user": "\(caller?.user ?? "-")",
-                "reason": "unsupported channel type (direct-streamlocal?): libssh 0.10 cannot read it; use -L PORT:NAME:1 or fived-connect -L /PATH.sock:NAME",
-            ])
+            logger.info(
+                "channel refused",
+                metadata: [
+                    "client": "\(client)", "user": "\(caller?.user ?? "-")",
+                    "reason":
+                        "unsupported channel type (direct-streamlocal?): libssh 0.10 cannot read it; use -L PORT:NAME:1 or fived-connect -L /PATH.sock:NAME",
+                ])
             message.refuse()
         case .forwardedTCPIP, .x11, .authAgent:
             message.refuse()
@@ -137,8 +145,9 @@ extension Connection {
     private func openDirect(_ message: SSHMessage, requested: String, port: UInt32) {
         guard let caller else { return }
         let config = worker.config.snapshot
-        let decision = AccessPolicy.decide(caller: caller, form: .directTCPIP, requested: requested, requestedPort: port,
-                                           services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
+        let decision = AccessPolicy.decide(
+            caller: caller, form: .directTCPIP, requested: requested, requestedPort: port,
+            services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
         switch decision {
         case .open(let name):
             guard takeKeyChannel() else {
@@ -161,8 +170,9 @@ extension Connection {
             case .ready(let backend):
                 acceptDirect(message, backend: backend, name: name, channelID: channelID, preamble: preamble)
             case .pending(let backend):
-                let pending = PendingOpen(connection: self, message: message, name: name, requested: requested,
-                                          channelID: channelID, preamble: preamble, pending: backend)
+                let pending = PendingOpen(
+                    connection: self, message: message, name: name, requested: requested,
+                    channelID: channelID, preamble: preamble, pending: backend)
                 pendingOpens[ObjectIdentifier(pending)] = pending
                 worker.watchPending(pending)
             }
@@ -211,11 +221,13 @@ extension Connection {
     }
 
     func logRefusal(_ shownName: String, form: ChannelForm, why: String) {
-        logger.info("channel refused", metadata: [
-            "user": "\(caller?.user ?? "-")", "fingerprint": "\(caller?.key.blob.fingerprint ?? "-")",
-            "client": "\(client)", "service": "\(shownName)", "form": "\(form.rawValue)",
-            "reason": "\(why)",
-        ])
+        logger.info(
+            "channel refused",
+            metadata: [
+                "user": "\(caller?.user ?? "-")", "fingerprint": "\(caller?.key.blob.fingerprint ?? "-")",
+                "client": "\(client)", "service": "\(shownName)", "form": "\(form.rawValue)",
+                "reason": "\(why)",
+            ])
     }
 
     // MARK: Session channel requests
@@ -260,8 +272,9 @@ extension Connection {
         guard let caller, !closing else { return }
         channel.holdRequest(message)
         let config = worker.config.snapshot
-        let decision = AccessPolicy.decide(caller: caller, form: form, requested: requested, requestedPort: nil,
-                                           services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
+        let decision = AccessPolicy.decide(
+            caller: caller, form: form, requested: requested, requestedPort: nil,
+            services: lookup(config), statusAllow: config.statusAllow, metricsAllow: config.metricsAllow)
         let shownName = requested.map { ServiceName.printable($0) } ?? "-"
         switch decision {
         case .open(let name):
@@ -285,8 +298,9 @@ extension Connection {
         case .help:
             let list = helpText(caller: caller, config: config)
             if form == .shell {
-                channel.respond(form: form, service: "help", stdout: "",
-                                stderr: "fived: name a service, e.g. ssh -p PORT HOST SERVICE. You may open:\n" + list, exitStatus: 1)
+                channel.respond(
+                    form: form, service: "help", stdout: "",
+                    stderr: "fived: name a service, e.g. ssh -p PORT HOST SERVICE. You may open:\n" + list, exitStatus: 1)
             } else {
                 channel.respond(form: form, service: "help", stdout: list, exitStatus: 0)
             }

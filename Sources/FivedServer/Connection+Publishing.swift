@@ -64,7 +64,7 @@ extension Connection {
             // reconnecting while its old connection hangs)? Probe the holder: if it
             // does not answer within 5 s, this connection takes the name over.
             guard let holder = worker.publications.lookup(name), holder.fingerprint == caller.key.blob.fingerprint,
-                  holder.connectionID != id
+                holder.connectionID != id
             else {
                 logger.info("publish refused", metadata: meta.merging(["reason": "already published"]) { $1 })
                 message.refuse()
@@ -128,7 +128,8 @@ extension Connection {
         publication.worker.openForwarded(
             ForwardRequest(
                 connectionID: publication.connectionID, name: name, address: publication.address, port: publication.boundPort,
-                originator: Endpoint(address: handOff.clientAddress, port: handOff.clientPort), replyTo: worker, token: open.token, timeoutMilliseconds: timeout),
+                originator: Endpoint(address: handOff.clientAddress, port: handOff.clientPort), replyTo: worker, token: open.token, timeoutMilliseconds: timeout
+            ),
             fd: far.release())
         // A publisher asks for the caller's identity as a PROXY v2 header by
         // publishing on port 2 (`ssh -R NAME:2:...`); port 1 gives the raw stream.

@@ -87,8 +87,10 @@ final class Connection {
     /// Channels holding back client data, and until when.
     var heldDeliveries = HeldDeliveries<ServiceChannel>()
 
-    init(id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, startupSlot: StartupSlot?,
-         loginGraceSeconds: Int, logger: Logger) throws(LibSSHError) {
+    init(
+        id: UInt64, session: SSHSession, worker: Worker, client: Endpoint, local: Endpoint, startupSlot: StartupSlot?,
+        loginGraceSeconds: Int, logger: Logger
+    ) throws(LibSSHError) {
         self.id = id
         self.startupSlot = startupSlot
         self.session = session
@@ -147,10 +149,12 @@ final class Connection {
         guard let key = caller?.key.blob.fingerprint else { return false }
         guard worker.keyUsage.takeChannel(key, limit: worker.config.snapshot.limits.maxChannelsPerKey) else {
             DaemonMetrics.shared.refused(.maxChannelsPerKey)
-            logger.info("channel refused", metadata: [
-                "user": "\(caller?.user ?? "-")", "fingerprint": "\(key)", "client": "\(client)",
-                "reason": "max_channels_per_key reached",
-            ])
+            logger.info(
+                "channel refused",
+                metadata: [
+                    "user": "\(caller?.user ?? "-")", "fingerprint": "\(key)", "client": "\(client)",
+                    "reason": "max_channels_per_key reached",
+                ])
             return false
         }
         return true
@@ -216,9 +220,11 @@ final class Connection {
     /// The peer broke the SSH protocol: log it and drop the whole connection
     /// (every other connection is untouched).
     func protocolViolation(_ what: String) {
-        logger.info("protocol violation", metadata: [
-            "user": "\(caller?.user ?? "-")", "client": "\(client)", "reason": "\(what)",
-        ])
+        logger.info(
+            "protocol violation",
+            metadata: [
+                "user": "\(caller?.user ?? "-")", "client": "\(client)", "reason": "\(what)",
+            ])
         close(reason: .protocolViolation(what))
     }
 

@@ -170,9 +170,11 @@ public final class Daemon: @unchecked Sendable {
         let count = workerCount ?? max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 64))
         for i in 0..<count {
             do {
-                let worker = try Worker(index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
-                                        certificateTrust: certificateTrust, spawner: spawner, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources, logger: logger,
-                                        peers: peers)
+                let worker = try Worker(
+                    index: i, config: config, startups: startups, authorizedKeys: authorizedKeys,
+                    certificateTrust: certificateTrust, spawner: spawner, publications: publications, keyUsage: keyUsage, tcpmuxSources: tcpmuxSources,
+                    logger: logger,
+                    peers: peers)
                 worker.fleet = fleet
                 try worker.start()
                 workers.append(worker)

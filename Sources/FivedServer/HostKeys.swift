@@ -30,7 +30,8 @@ enum HostKeys {
             throw Failure(description: "\(path): host key is not a regular file")
         }
         if st.st_mode & 0o077 != 0 {
-            throw Failure(description: "\(path): private host key is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
+            throw Failure(
+                description: "\(path): private host key is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600 \(path)")
         }
         do {
             return try SSHKey.importPrivateKey(path: path)

@@ -110,9 +110,10 @@ public struct FivedLogHandler: LogHandler {
         var tmv = tm()
         gmtime_r(&t, &tmv)
         let ms = Int(ts.tv_nsec / 1_000_000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                      Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
-                      Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), ms)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
+            Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec), ms)
     }
 
     static func escapeMessage(_ s: String) -> String {

@@ -42,8 +42,9 @@ final class ParsedFiles<Value: Sendable>: Sendable {
             return e == ENOENT || e == ENOTDIR ? .missing : .unreadable(String(cString: strerror(e)))
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return .unreadable("not a regular file") }
-        let stamp = Stamp(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
-                          mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
+        let stamp = Stamp(
+            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
+            mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp { return .parsed(hit.value) }
         guard st.st_size <= maximumSize else { return .unreadable("larger than \(maximumSize) bytes") }
         guard let contents = Self.contents(of: path, limit: maximumSize) else {

@@ -92,8 +92,10 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
     var pendingBackend: PendingBackend?
     var registeredConnect = PollRegistration.none
 
-    init(id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool,
-         phase: ChannelStateMachine.Phase) {
+    init(
+        id: UInt64, channel: SSHChannel, connection: Connection, isSessionChannel: Bool,
+        phase: ChannelStateMachine.Phase
+    ) {
         self.id = id
         self.output = ChannelOutput(channel: channel)
         self.connection = connection
@@ -144,11 +146,14 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
             pendingRequest = nil
         }
         if backend.errorsEnd != nil {
-            errorsSink = isSessionChannel ? output.extendedData : StderrLineSink { [unowned self] line in
-                connection.logger.info(
-                    "service stderr",
-                    metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: line, as: UTF8.self))"]) { $1 })
-            }
+            errorsSink =
+                isSessionChannel
+                ? output.extendedData
+                : StderrLineSink { [unowned self] line in
+                    connection.logger.info(
+                        "service stderr",
+                        metadata: connection.channelMetadata(self).merging(["text": "\(String(decoding: line, as: UTF8.self))"]) { $1 })
+                }
         } else {
             errors.endSource()
         }
@@ -552,7 +557,8 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
         guard !finished, let stream = backend?.stream, stream.isOpen else { return 0 }
         var ev: UInt32 = 0
         if !outbound.sourceEnded && !outbound.sourceReady && !outbound.hasPending && machine.maySend
-            && channel.windowSize > 0 && channel.session.flushOutput() {
+            && channel.windowSize > 0 && channel.session.flushOutput()
+        {
             ev |= PollEvents.readable
         }
         if !inbound.sinkClosed && !inbound.sinkReady && (inbound.hasPending || inbound.sourceReady) {
@@ -573,8 +579,9 @@ final class ServiceChannel: SSHChannelDelegate, ProcessOwner {
 
     /// Output is waiting or readable for the client (no I/O to find out).
     var hasOutputToSend: Bool {
-        !finished && (outbound.hasPending || errors.hasPending
-            || (outbound.sourceReady && !outbound.sourceEnded) || (errors.sourceReady && !errors.sourceEnded))
+        !finished
+            && (outbound.hasPending || errors.hasPending
+                || (outbound.sourceReady && !outbound.sourceEnded) || (errors.sourceReady && !errors.sourceEnded))
     }
 
     /// True when the channel waits on the SSH side (window or pending output)

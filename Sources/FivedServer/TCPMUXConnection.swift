@@ -35,10 +35,12 @@ final class TCPMUXConnection: AwaitsBackend {
     private var backendEnd: DescriptorEnd? { backend?.streamEnd }
     private var errorsSource: DescriptorEnd? { backend?.errorsEnd }
     private lazy var errorsLog = StderrLineSink { [unowned self] line in
-        logger?.info("service stderr", metadata: [
-            "client": "\(client)", "service": "\(service)", "form": "tcpmux",
-            "text": "\(String(decoding: line, as: UTF8.self))",
-        ])
+        logger?.info(
+            "service stderr",
+            metadata: [
+                "client": "\(client)", "service": "\(service)", "form": "tcpmux",
+                "text": "\(String(decoding: line, as: UTF8.self))",
+            ])
     }
     var logger: Logger?
 

@@ -60,9 +60,10 @@ extension Worker {
                 post(.perform { worker in worker.processStarted(pending, slot, result) })
             },
             exited: { [unowned self] status in
-                post(.perform { _ in
-                    if let process = slot.process { process.exited(status) } else { slot.status = status }
-                })
+                post(
+                    .perform { _ in
+                        if let process = slot.process { process.exited(status) } else { slot.status = status }
+                    })
             })
         return .process(pending)
     }
@@ -92,8 +93,11 @@ extension Worker {
                 pending.cancel()
                 return
             }
-            finishProcess(waiter, .success(BackendConnection(
-                stream: pending.stream, errors: pending.errors, process: process, isTerminal: pending.isTerminal)))
+            finishProcess(
+                waiter,
+                .success(
+                    BackendConnection(
+                        stream: pending.stream, errors: pending.errors, process: process, isTerminal: pending.isTerminal)))
         case .failure(let failure):
             pending.cancel()
             if let waiter { finishProcess(waiter, .failure(failure)) }

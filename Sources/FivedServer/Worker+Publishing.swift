@@ -50,7 +50,7 @@ extension Worker {
     func startForwarded(_ request: ForwardRequest, fd: Int32) {
         let backend = BackendConnection(stream: Descriptor(fd))
         guard let connection = connectionsByID[request.connectionID], !connection.closing,
-              let channel = SSHChannel.make(on: connection.session)
+            let channel = SSHChannel.make(on: connection.session)
         else {
             retire(backend)
             request.answer(failure: "the publisher's connection is gone")
@@ -76,7 +76,8 @@ extension Worker {
             var why = "the publisher refused the channel or did not answer within \(entry.request.timeoutMilliseconds / 1000) s"
             if progress == .open, (entry.channel.remoteMaxPacket ?? 0) < Connection.minimumMaxPacket {
                 // As for channels opened to fived: a tiny maximum packet would pin this worker.
-                why = "the publisher's maximum packet size \(entry.channel.remoteMaxPacket.map(String.init) ?? "(unreadable)") is below \(Connection.minimumMaxPacket)"
+                why =
+                    "the publisher's maximum packet size \(entry.channel.remoteMaxPacket.map(String.init) ?? "(unreadable)") is below \(Connection.minimumMaxPacket)"
                 entry.channel.close()
                 progress = .failed
             }
@@ -84,11 +85,13 @@ extension Worker {
             case .pending:
                 still.append(entry)
             case .failed:
-                entry.connection.logger.info("channel refused", metadata: [
-                    "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
-                    "service": "\(entry.request.name)", "form": "forwarded-tcpip",
-                    "reason": "\(why)",
-                ])
+                entry.connection.logger.info(
+                    "channel refused",
+                    metadata: [
+                        "user": "\(entry.connection.caller?.user ?? "-")", "client": "\(entry.connection.client)",
+                        "service": "\(entry.request.name)", "form": "forwarded-tcpip",
+                        "reason": "\(why)",
+                    ])
                 entry.channel.release()
                 retire(entry.backend)
                 entry.request.answer(failure: why)
@@ -120,17 +123,23 @@ extension Worker {
         }
         let now = MonotonicClock.now
         probe(holder, now: now)
-        holder.livenessProbes.append((since: now, deadline: now + Self.takeoverProbeMilliseconds, report: { [unowned self] alive in
-            if !alive {
-                publications.release(name, connectionID: holder.id)
-                logger.info("unpublished", metadata: [
-                    "user": "\(holder.caller?.user ?? "-")", "client": "\(holder.client)", "service": "\(name)",
-                    "reason": "a new connection with the same key took it over; this one did not answer a keepalive",
-                ])
-                holder.close(reason: .publicationTakenOver(name: name.value))
-            }
-            answer(alive)
-        }))
+        holder.livenessProbes.append(
+            (
+                since: now, deadline: now + Self.takeoverProbeMilliseconds,
+                report: { [unowned self] alive in
+                    if !alive {
+                        publications.release(name, connectionID: holder.id)
+                        logger.info(
+                            "unpublished",
+                            metadata: [
+                                "user": "\(holder.caller?.user ?? "-")", "client": "\(holder.client)", "service": "\(name)",
+                                "reason": "a new connection with the same key took it over; this one did not answer a keepalive",
+                            ])
+                        holder.close(reason: .publicationTakenOver(name: name.value))
+                    }
+                    answer(alive)
+                }
+            ))
     }
 
     /// How long the holder of a published name has to answer a takeover probe.

@@ -44,8 +44,10 @@ extension Worker {
                 localAddress: t.local.address, localPort: t.local.port, channelID: nil)
             do {
                 let timeout = config.connectTimeoutMilliseconds(for: service)
-                let start: BackendConnector.Start = service.backend.isExec
-                    ? .pending(try startProcess(service, environment: handOff.environment, source: t.client.address, terminal: nil, timeoutMilliseconds: timeout))
+                let start: BackendConnector.Start =
+                    service.backend.isExec
+                    ? .pending(
+                        try startProcess(service, environment: handOff.environment, source: t.client.address, terminal: nil, timeoutMilliseconds: timeout))
                     : try BackendConnector.start(service.backend, timeoutMilliseconds: timeout)
                 var preamble: [UInt8] = []
                 if service.proxyProtocol, !service.backend.isExec, let header = try? handOff.proxyHeader?.encoded() {
@@ -75,10 +77,12 @@ extension Worker {
             }
             guard tcpmux.removeValue(forKey: ObjectIdentifier(t)) != nil else { return }
             tcpmuxSources.release(t.slot)
-            logger.info("tcpmux closed", metadata: [
-                "client": "\(t.client)", "service": "\(t.service)", "form": "tcpmux", "bytes_in": "\(t.bytesIn)",
-                "bytes_out": "\(t.bytesOut)", "duration_ms": "\(MonotonicClock.now - t.startedAt)", "reason": "\(reason)",
-            ])
+            logger.info(
+                "tcpmux closed",
+                metadata: [
+                    "client": "\(t.client)", "service": "\(t.service)", "form": "tcpmux", "bytes_in": "\(t.bytesIn)",
+                    "bytes_out": "\(t.bytesOut)", "duration_ms": "\(MonotonicClock.now - t.startedAt)", "reason": "\(reason)",
+                ])
             return
         }
         poller.update(&t.clientRegistration, fd: t.socket.rawValue, events: t.wantedClientEvents, target: .tcpmuxClient(t))

@@ -94,9 +94,11 @@ final class Worker: @unchecked Sendable {
     /// This worker's connections to peer nodes, by node (Worker+Fleet).
     var peerLinks: [NodeName: PeerLink] = [:]
 
-    init(index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
-         certificateTrust: CertificateTrust, spawner: SpawnerLink, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
-         peers: WorkerDirectory) throws(SystemError) {
+    init(
+        index: Int, config: ConfigStore, startups: StartupLimiter, authorizedKeys: AuthorizedKeysStore,
+        certificateTrust: CertificateTrust, spawner: SpawnerLink, publications: Publications, keyUsage: KeyUsage, tcpmuxSources: StartupLimiter, logger: Logger,
+        peers: WorkerDirectory
+    ) throws(SystemError) {
         self.index = index
         self.publications = publications
         self.keyUsage = keyUsage
@@ -162,11 +164,13 @@ final class Worker: @unchecked Sendable {
     func start() throws(SystemError) {
         let box = Unmanaged.passRetained(self)
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+                worker.run()
+                return nil
+            }, box.toOpaque())
         guard rc == 0 else {
             box.release()
             throw SystemError("pthread_create", errno: rc)
@@ -271,7 +275,8 @@ final class Worker: @unchecked Sendable {
         var drained: Bool?
         let receivedBefore = connection.session.bytesReceived
         if connection.inputIsBulk && connection.isAuthenticated && !connection.closing
-            && events & ~PollEvents.readable == 0 {
+            && events & ~PollEvents.readable == 0
+        {
             drained = feed(connection)
         }
         if drained == nil {
@@ -407,8 +412,9 @@ final class Worker: @unchecked Sendable {
         let snapshot = config.snapshot
         let connection: Connection
         do {
-            connection = try Connection(id: nextConnectionID, session: session, worker: self, client: client, local: local,
-                                        startupSlot: slot, loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
+            connection = try Connection(
+                id: nextConnectionID, session: session, worker: self, client: client, local: local,
+                startupSlot: slot, loginGraceSeconds: snapshot.limits.loginGraceSeconds, logger: logger)
             session.prepareServer()
             // libssh requires one key-exchange step before the session may join an event.
             _ = try session.handleKeyExchange()
@@ -428,8 +434,9 @@ final class Worker: @unchecked Sendable {
     /// (a node-to-node connection, Worker+Fleet), as one of its connections.
     func adoptOutbound(_ session: SSHSession, peer: Endpoint, local: Endpoint) throws(LibSSHError) -> Connection {
         nextConnectionID += 1
-        let connection = try Connection(id: nextConnectionID, session: session, worker: self, client: peer, local: local,
-                                        startupSlot: nil, loginGraceSeconds: 0, logger: logger)
+        let connection = try Connection(
+            id: nextConnectionID, session: session, worker: self, client: peer, local: local,
+            startupSlot: nil, loginGraceSeconds: 0, logger: logger)
         try connection.event.add(session)
         register(connection)
         return connection
@@ -538,8 +545,9 @@ final class Worker: @unchecked Sendable {
         connecting[ObjectIdentifier(waiter)] = waiter
         switch pending {
         case .connect(let connect):
-            poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
-                          target: .connecting(waiter))
+            poller.update(
+                &waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
+                target: .connecting(waiter))
         case .publisher(let open):
             awaitingPublishers[open.token] = waiter
         case .process(let process):
@@ -557,8 +565,9 @@ final class Worker: @unchecked Sendable {
             case .pending:
                 if connect.descriptor.rawValue != before {
                     poller.remove(&waiter.registeredConnect)
-                    poller.update(&waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
-                                  target: .connecting(waiter))
+                    poller.update(
+                        &waiter.registeredConnect, fd: connect.descriptor.rawValue, events: PollEvents.writable,
+                        target: .connecting(waiter))
                 }
             case .connected(let backend):
                 finishPending(waiter, .success(backend))
@@ -680,10 +689,12 @@ final class Worker: @unchecked Sendable {
         }
         connection.pendingOpens.removeAll()
         for name in publications.releaseAll(connectionID: connection.id) {
-            logger.info("unpublished", metadata: [
-                "user": "\(connection.caller?.user ?? "-")", "client": "\(connection.client)", "service": "\(name)",
-                "reason": "\(connection.closeReason)",
-            ])
+            logger.info(
+                "unpublished",
+                metadata: [
+                    "user": "\(connection.caller?.user ?? "-")", "client": "\(connection.client)", "service": "\(name)",
+                    "reason": "\(connection.closeReason)",
+                ])
         }
         dropPendingForwards(of: connection)
         connectionsByID.removeValue(forKey: connection.id)
@@ -705,9 +716,11 @@ final class Worker: @unchecked Sendable {
         touched.removeValue(forKey: key)
         if serving === connection { serving = nil }
         liveConnections.store(connections.count, ordering: .relaxed)
-        logger.debug("connection closed", metadata: [
-            "client": "\(connection.client)", "user": "\(connection.caller?.user ?? "-")", "reason": "\(connection.closeReason)",
-        ])
+        logger.debug(
+            "connection closed",
+            metadata: [
+                "client": "\(connection.client)", "user": "\(connection.caller?.user ?? "-")", "reason": "\(connection.closeReason)",
+            ])
     }
 
     /// Closes `socket` gracefully: write side shut, the peer's last bytes drained (see LingeringClose).
@@ -764,9 +777,11 @@ final class Worker: @unchecked Sendable {
             guard interval > 0, c.isAuthenticated, now - max(c.lastInput, c.lastProbe) >= interval else { continue }
             if c.probesUnanswered >= snapshot.clientAliveCountMax {
                 let reason = ConnectionEndReason.keepaliveTimeout(count: c.probesUnanswered, interval: snapshot.clientAliveIntervalSeconds)
-                logger.info("connection dropped", metadata: [
-                    "user": "\(c.caller?.user ?? "-")", "client": "\(c.client)", "reason": "\(reason)",
-                ])
+                logger.info(
+                    "connection dropped",
+                    metadata: [
+                        "user": "\(c.caller?.user ?? "-")", "client": "\(c.client)", "reason": "\(reason)",
+                    ])
                 c.close(reason: reason)
                 continue
             }
@@ -808,8 +823,10 @@ extension Worker: LibSSHLogSink {
             connection.protocolViolation("\(text()) (libssh drops the open unanswered)")
             return
         }
-        logger.log(level: priority <= 1 ? .debug : .trace, "libssh", metadata: [
-            "client": "\(serving.map { "\($0.client)" } ?? "-")", "function": "\(function)", "text": "\(text())",
-        ])
+        logger.log(
+            level: priority <= 1 ? .debug : .trace, "libssh",
+            metadata: [
+                "client": "\(serving.map { "\($0.client)" } ?? "-")", "function": "\(function)", "text": "\(text())",
+            ])
     }
 }

@@ -71,8 +71,9 @@ public final class SSHBind: @unchecked Sendable {
         guard ssh_bind_accept_fd(bind, raw, fd) == SSH_OK else {
             // ssh_bind_accept_fd hands the descriptor to the session part-way
             // through (bind.c: ssh_socket_set_fd); ask the session whether it has it.
-            throw AcceptFailure(message: "could not set up the SSH session: \(lastError(UnsafeMutableRawPointer(bind)))",
-                                socketTaken: ssh_get_fd(raw) == fd)
+            throw AcceptFailure(
+                message: "could not set up the SSH session: \(lastError(UnsafeMutableRawPointer(bind)))",
+                socketTaken: ssh_get_fd(raw) == fd)
         }
         return session
     }

@@ -150,7 +150,8 @@ public final class SSHChannel: @unchecked Sendable {
     /// Writes up to the window; returns bytes taken (may be fewer, or 0 while re-keying).
     public func write(_ data: UnsafeRawBufferPointer, stderr: Bool = false) throws(LibSSHError) -> Int {
         guard let base = data.baseAddress, !data.isEmpty else { return 0 }
-        let rc = stderr
+        let rc =
+            stderr
             ? ssh_channel_write_stderr(channel, base, UInt32(data.count))
             : ssh_channel_write(channel, base, UInt32(data.count))
         if rc < 0 {

@@ -46,12 +46,14 @@ public final class SSHEvent {
     /// Watches `watch.fd` for `events` (POLLIN/POLLOUT). Replaces an earlier watch of the same fd.
     public func watch(_ watch: DescriptorWatch, events: Int16) throws(LibSSHError) {
         if watches[watch.fd] != nil { unwatch(fd: watch.fd) }
-        let rc = ssh_event_add_fd(event, watch.fd, events, { _, revents, userdata in
-            guard let userdata else { return 0 }
-            let w = Unmanaged<DescriptorWatch>.fromOpaque(userdata).takeUnretainedValue()
-            w.handler(Int16(truncatingIfNeeded: revents))
-            return 0
-        }, Unmanaged.passUnretained(watch).toOpaque())
+        let rc = ssh_event_add_fd(
+            event, watch.fd, events,
+            { _, revents, userdata in
+                guard let userdata else { return 0 }
+                let w = Unmanaged<DescriptorWatch>.fromOpaque(userdata).takeUnretainedValue()
+                w.handler(Int16(truncatingIfNeeded: revents))
+                return 0
+            }, Unmanaged.passUnretained(watch).toOpaque())
         guard rc == SSH_OK else {
             throw LibSSHError(.event, "could not watch descriptor \(watch.fd)")
         }

@@ -52,7 +52,8 @@ public final class SSHKey: @unchecked Sendable {
             throw LibSSHError(.keyImport, "\(path): not a readable certificate")
         }
         guard ssh_key_is_public(out) == 1, let name = ssh_key_type_to_char(ssh_key_type(out)),
-              String(cString: name).hasSuffix("-cert-v01@openssh.com") else {
+            String(cString: name).hasSuffix("-cert-v01@openssh.com")
+        else {
             ssh_key_free(out)
             throw LibSSHError(.keyImport, "\(path): not a certificate")
         }

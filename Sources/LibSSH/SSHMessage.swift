@@ -245,9 +245,10 @@ public final class SSHMessage {
             var window: UInt32 = 0
             var maxPacket: UInt32 = 0
             let known = session.withPointer { fived_message_open_parameters(message, $0, &window, &maxPacket) } == 1
-            return .channelOpen(ChannelOpen(
-                type: channelType, destination: destination, originator: originator,
-                window: known ? window : nil, maxPacket: known ? maxPacket : nil))
+            return .channelOpen(
+                ChannelOpen(
+                    type: channelType, destination: destination, originator: originator,
+                    window: known ? window : nil, maxPacket: known ? maxPacket : nil))
         case Int32(SSH_REQUEST_CHANNEL.rawValue):
             var want: Int32 = 0
             let known = session.withPointer { fived_message_request_wants_reply(message, $0, &want) } == 1
@@ -256,17 +257,19 @@ public final class SSHMessage {
             case SSH_CHANNEL_REQUEST_PTY.rawValue:
                 var modes: [UInt8] = []
                 if let raw = session.withPointer({ fived_message_pty_modes(message, $0) }),
-                   let data = ssh_string_data(raw) {
+                    let data = ssh_string_data(raw)
+                {
                     let count = min(ssh_string_len(raw), 65536)
                     modes = Array(UnsafeRawBufferPointer(start: data, count: count))
                 }
-                requestType = .pty(PseudoTerminal(
-                    term: string(fived_message_pty_term(message)) ?? "",
-                    columns: UInt32(truncatingIfNeeded: fived_message_pty_width(message)),
-                    rows: UInt32(truncatingIfNeeded: fived_message_pty_height(message)),
-                    widthPixels: UInt32(truncatingIfNeeded: fived_message_pty_pxwidth(message)),
-                    heightPixels: UInt32(truncatingIfNeeded: fived_message_pty_pxheight(message)),
-                    modes: modes))
+                requestType = .pty(
+                    PseudoTerminal(
+                        term: string(fived_message_pty_term(message)) ?? "",
+                        columns: UInt32(truncatingIfNeeded: fived_message_pty_width(message)),
+                        rows: UInt32(truncatingIfNeeded: fived_message_pty_height(message)),
+                        widthPixels: UInt32(truncatingIfNeeded: fived_message_pty_pxwidth(message)),
+                        heightPixels: UInt32(truncatingIfNeeded: fived_message_pty_pxheight(message)),
+                        modes: modes))
             case SSH_CHANNEL_REQUEST_WINDOW_CHANGE.rawValue:
                 requestType = .windowChange(
                     columns: UInt32(truncatingIfNeeded: fived_message_pty_width(message)),

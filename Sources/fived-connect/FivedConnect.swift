@@ -98,8 +98,9 @@ struct FivedConnect: ParsableCommand {
             let config = try loadConfig(home: environment.home)
             if let config { for note in config.notes { diagnostics.debug(note) } }
             options = try ClientOptions.resolve(
-                commandLine: ClientCommandLine(destination: destination, port: port.flatMap(Self.parsePort),
-                                               user: loginName, identityFiles: identityFiles, options: sshOptions),
+                commandLine: ClientCommandLine(
+                    destination: destination, port: port.flatMap(Self.parsePort),
+                    user: loginName, identityFiles: identityFiles, options: sshOptions),
                 config: config, environment: environment)
         } catch {
             diagnostics.error(error.message)
@@ -167,7 +168,8 @@ struct FivedConnect: ParsableCommand {
         while let arg = rest.popFirst() {
             if arg == "--" { out.append(arg); out += rest; break }
             if arg.count > 2, arg.hasPrefix("-"), !arg.hasPrefix("--"),
-               let letter = arg.dropFirst().first, "plioFLR".contains(letter) {
+                let letter = arg.dropFirst().first, "plioFLR".contains(letter)
+            {
                 out.append("-\(letter)")
                 out.append(String(arg.dropFirst(2)))
             } else {
@@ -193,4 +195,3 @@ struct FivedConnect: ParsableCommand {
         }
     }
 }
-

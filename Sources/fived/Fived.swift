@@ -86,11 +86,13 @@ struct Fived: ParsableCommand {
         LoggingSystem.bootstrap { label in FivedLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "fived")
         if internalSpawner { Self.runSpawner(overrides: overrides, logger: logger) }
-        let daemon = Daemon(configuration: configuration, reload: { () throws(FivedCoreError) -> Configuration in
-            // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
-            try ConfigurationPreflight.check(arguments: Array(CommandLine.arguments.dropFirst()))
-            return try ConfigurationLoader.load(overrides)
-        }, spawnerArguments: Array(CommandLine.arguments.dropFirst()), logger: logger)
+        let daemon = Daemon(
+            configuration: configuration,
+            reload: { () throws(FivedCoreError) -> Configuration in
+                // Read it in a child first: a file that crashes the TOML parser must not take the daemon down.
+                try ConfigurationPreflight.check(arguments: Array(CommandLine.arguments.dropFirst()))
+                return try ConfigurationLoader.load(overrides)
+            }, spawnerArguments: Array(CommandLine.arguments.dropFirst()), logger: logger)
         do {
             try daemon.run()
         } catch {
@@ -103,10 +105,12 @@ struct Fived: ParsableCommand {
         guard Socket.isSeqPacket(3) else { fail("--internal-spawner is started by fived itself, with its socket as descriptor 3") }
         let arguments = Array(CommandLine.arguments.dropFirst().filter { $0 != "--internal-spawner" })
         do {
-            let spawner = try Spawner(socket: 3, load: { () throws(FivedCoreError) -> Configuration in
-                try ConfigurationPreflight.check(arguments: arguments)
-                return try ConfigurationLoader.load(overrides)
-            }, logger: logger)
+            let spawner = try Spawner(
+                socket: 3,
+                load: { () throws(FivedCoreError) -> Configuration in
+                    try ConfigurationPreflight.check(arguments: arguments)
+                    return try ConfigurationLoader.load(overrides)
+                }, logger: logger)
             Foundation.exit(spawner.run())
         } catch {
             fail("spawner: \(error.message)")

@@ -112,7 +112,9 @@ import Testing
         Row(options: #"permitopen="WEB:1""#, form: .directTCPIP, requested: "web", port: 1, expected: open("web")),
         Row(options: #"permitopen="web/1""#, form: .directTCPIP, requested: "web", port: 1, expected: open("web")),
         Row(options: #"permitopen="web:1",permitopen="db:2""#, form: .directTCPIP, requested: "db", port: 2, expected: open("db")),
-        Row(options: #"permitopen="web:1",permitopen="db:2""#, form: .directTCPIP, requested: "db", port: 1, expected: refused(.notInPermitOpen(name("db"), port: 1))),
+        Row(
+            options: #"permitopen="web:1",permitopen="db:2""#, form: .directTCPIP, requested: "db", port: 1,
+            expected: refused(.notInPermitOpen(name("db"), port: 1))),
         Row(options: #"permitopen="nope:1""#, form: .directTCPIP, requested: "nope", port: 1, expected: refused(.unknownService(name("nope")))),
         Row(options: #"permitopen="w*:1""#, form: .directTCPIP, requested: "web", port: 1, expected: refused(.notInPermitOpen(name("web"), port: 1))),
         Row(options: #"permitopen="192.0.2.1:80""#, form: .exec, requested: "web", expected: refused(.notInPermitOpen(name("web"), port: nil))),
@@ -121,7 +123,9 @@ import Testing
         Row(options: #"permitopen="web:*""#, user: "root", form: .exec, requested: "status", expected: refused(.notInPermitOpen(name("status"), port: nil))),
         Row(options: #"restrict,permitopen="web:1""#, form: .directTCPIP, requested: "web", port: 1, expected: refused(.forwardingDisabled)),
         Row(options: #"restrict,port-forwarding,permitopen="web:1""#, form: .directTCPIP, requested: "web", port: 1, expected: open("web")),
-        Row(options: #"restrict,port-forwarding,permitopen="web:1""#, form: .directTCPIP, requested: "db", port: 1, expected: refused(.notInPermitOpen(name("db"), port: 1))),
+        Row(
+            options: #"restrict,port-forwarding,permitopen="web:1""#, form: .directTCPIP, requested: "db", port: 1,
+            expected: refused(.notInPermitOpen(name("db"), port: 1))),
         // command= forces every session form, even under restrict, and bypasses permitopen
         Row(options: #"command="web""#, form: .exec, requested: "db", expected: open("web")),
         Row(options: #"command="web""#, form: .subsystem, requested: "anything", expected: open("web")),
@@ -137,7 +141,9 @@ import Testing
         // ... but not direct-tcpip, which follows the other options
         Row(options: #"command="web""#, form: .directTCPIP, requested: "db", port: 1, expected: open("db")),
         Row(options: #"restrict,command="web""#, form: .directTCPIP, requested: "web", port: 1, expected: refused(.forwardingDisabled)),
-        Row(options: #"command="web",permitopen="db:1""#, form: .directTCPIP, requested: "web", port: 1, expected: refused(.notInPermitOpen(name("web"), port: 1))),
+        Row(
+            options: #"command="web",permitopen="db:1""#, form: .directTCPIP, requested: "web", port: 1,
+            expected: refused(.notInPermitOpen(name("web"), port: 1))),
         Row(options: #"command="web",permitopen="db:1""#, form: .directTCPIP, requested: "db", port: 1, expected: open("db")),
         // the forced target still needs its allow list, and must exist and be a name
         Row(options: #"command="db""#, key: "bob", form: .exec, requested: "db", expected: refused(.notAllowed(name("db")))),
@@ -149,7 +155,8 @@ import Testing
         Row(options: #"command="status""#, form: .exec, requested: nil, expected: refused(.statusNotAllowed)),
         Row(options: #"restrict,command="status""#, user: "root", form: .exec, requested: nil, expected: .status),
         // options fived ignores, and auth-time options, change nothing here
-        Row(options: #"no-pty,no-agent-forwarding,no-x11-forwarding,no-user-rc,environment="A=b",tunnel="1",verify-required,no-touch-required"#,
+        Row(
+            options: #"no-pty,no-agent-forwarding,no-x11-forwarding,no-user-rc,environment="A=b",tunnel="1",verify-required,no-touch-required"#,
             form: .exec, requested: "web", expected: open("web")),
         Row(options: #"from="10.0.0.0/8",expiry-time="20000101Z""#, form: .exec, requested: "web", expected: open("web")),
         // permitlisten grants publishing, not opening
@@ -206,10 +213,11 @@ import Testing
     }
 
     @Test func visibleIgnoresReservedAndDuplicateEntries() {
-        let services = Self.services + [
-            ServiceAccess(name: .help, allow: nil), ServiceAccess(name: .status, allow: nil),
-            ServiceAccess(name: Self.name("WEB"), allow: nil),
-        ]
+        let services =
+            Self.services + [
+                ServiceAccess(name: .help, allow: nil), ServiceAccess(name: .status, allow: nil),
+                ServiceAccess(name: Self.name("WEB"), allow: nil),
+            ]
         let names = AccessPolicy.visibleServices(caller: Self.caller(""), services: services, statusAllow: [])
         #expect(names.map(\.value) == ["db", "fp", "web"])
     }

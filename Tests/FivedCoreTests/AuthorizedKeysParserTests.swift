@@ -319,7 +319,8 @@ import Testing
         #expect(cert?.code == .authorizedKeyUnsupported)
         #expect(
             cert?.message
-                == "/home/u/.ssh/authorized_keys:3: ssh-ed25519-cert-v01@openssh.com: a certificate is not honoured as a key; list its CA with cert-authority, or the plain key")
+                == "/home/u/.ssh/authorized_keys:3: ssh-ed25519-cert-v01@openssh.com: a certificate is not honoured as a key; list its CA with cert-authority, or the plain key"
+        )
         let ca = key("cert-authority \(TestKeys.ca.line)")
         #expect(ca?.options.certAuthority == true && ca?.blob == TestKeys.ca.blob && ca?.comment == "ca")
         let principals = key(#"cert-authority,principals="bob,carol",from="10.0.0.0/8" \#(TestKeys.ca.line)"#)

@@ -9,8 +9,10 @@ import Testing
         ("tcp:db.internal:5432", .tcp(host: "db.internal", port: 5432)),
         ("unix:/run/web.sock", .unix(path: "/run/web.sock")),
         ("exec:/bin/cat", .exec(argv: ["/bin/cat"])),
-        ("exec:/usr/bin/git daemon --inetd --export-all /srv/git",
-            .exec(argv: ["/usr/bin/git", "daemon", "--inetd", "--export-all", "/srv/git"])),
+        (
+            "exec:/usr/bin/git daemon --inetd --export-all /srv/git",
+            .exec(argv: ["/usr/bin/git", "daemon", "--inetd", "--export-all", "/srv/git"])
+        ),
     ])
     func parsesFlagForms(_ raw: String, _ expected: Backend) throws {
         let backend = try Backend(flagValue: raw, context: "--service web")

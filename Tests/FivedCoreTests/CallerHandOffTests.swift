@@ -14,12 +14,13 @@ struct CallerHandOffTests {
     }
 
     @Test func theExecEnvironmentIsExactlySPECs() {
-        #expect(handOff(caller: caller).environment == [
-            "PATH=/usr/local/bin:/usr/bin:/bin", "FIVED_SERVICE=web", "FIVED_USER=alice",
-            "FIVED_KEY_FINGERPRINT=\(TestKeys.alice.fingerprint)", "FIVED_KEY_COMMENT=alice@laptop",
-            "FIVED_CLIENT_ADDR=192.0.2.7", "FIVED_CLIENT_PORT=50000", "PROTO=TCP", "TCPREMOTEIP=192.0.2.7",
-            "TCPREMOTEPORT=50000", "TCPLOCALIP=198.51.100.1", "TCPLOCALPORT=1",
-        ])
+        #expect(
+            handOff(caller: caller).environment == [
+                "PATH=/usr/local/bin:/usr/bin:/bin", "FIVED_SERVICE=web", "FIVED_USER=alice",
+                "FIVED_KEY_FINGERPRINT=\(TestKeys.alice.fingerprint)", "FIVED_KEY_COMMENT=alice@laptop",
+                "FIVED_CLIENT_ADDR=192.0.2.7", "FIVED_CLIENT_PORT=50000", "PROTO=TCP", "TCPREMOTEIP=192.0.2.7",
+                "TCPREMOTEPORT=50000", "TCPLOCALIP=198.51.100.1", "TCPLOCALPORT=1",
+            ])
     }
 
     @Test func aTCPMUXClientHasNoUserOrKey() {
@@ -47,10 +48,11 @@ struct CallerHandOffTests {
             keyID: "alice-laptop", serial: 42, principal: "ops", caFingerprint: TestKeys.ca.blob.fingerprint,
             restrictions: CertificateRestrictions())
         let environment = handOff(caller: certified).environment
-        #expect(Array(environment[5...8]) == [
-            "FIVED_CERT_KEY_ID=alice-laptop", "FIVED_CERT_SERIAL=42", "FIVED_CERT_PRINCIPAL=ops",
-            "FIVED_CERT_CA_FINGERPRINT=\(TestKeys.ca.blob.fingerprint)",
-        ])
+        #expect(
+            Array(environment[5...8]) == [
+                "FIVED_CERT_KEY_ID=alice-laptop", "FIVED_CERT_SERIAL=42", "FIVED_CERT_PRINCIPAL=ops",
+                "FIVED_CERT_CA_FINGERPRINT=\(TestKeys.ca.blob.fingerprint)",
+            ])
         #expect(!handOff(caller: caller).environment.contains { $0.hasPrefix("FIVED_CERT_") })
         let header = try #require(handOff(caller: certified).proxyHeader)
         #expect(header.tlvs.map(\.type) == [0x05, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6, 0xE7])

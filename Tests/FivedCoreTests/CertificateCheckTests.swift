@@ -43,7 +43,8 @@ import Testing
         }
 
         func principals(_ text: String) -> AuthorizedPrincipalsFile {
-            let (entries, problems) = AuthorizedPrincipalsParser.parseFile(Array(text.utf8), path: "/etc/fived/principals/alice", timeZone: CertificateCheckTests.utc)
+            let (entries, problems) = AuthorizedPrincipalsParser.parseFile(
+                Array(text.utf8), path: "/etc/fived/principals/alice", timeZone: CertificateCheckTests.utc)
             #expect(problems.isEmpty, "\(problems)")
             return AuthorizedPrincipalsFile(path: "/etc/fived/principals/alice", entries: entries)
         }
@@ -143,10 +144,12 @@ import Testing
         let none = s.principals("admins\n")
         #expect(
             s.check(cert, authorizedKeys: [], trusted: s.trusted, principals: none).description
-                == "certificate refused: /etc/fived/ca.pub:1: no line of /etc/fived/principals/alice names a principal of the certificate (principals: ops,deploy)")
+                == "certificate refused: /etc/fived/ca.pub:1: no line of /etc/fived/principals/alice names a principal of the certificate (principals: ops,deploy)"
+        )
         // a configured but missing file admits nobody, even a certificate for "alice"
         let forAlice = try s.k.certificate("user", ca: "ca", principals: "alice")
-        #expect(Self.refusal(s.check(forAlice, authorizedKeys: [], trusted: s.trusted, principals: AuthorizedPrincipalsFile(path: "/nope", entries: []))) != nil)
+        #expect(
+            Self.refusal(s.check(forAlice, authorizedKeys: [], trusted: s.trusted, principals: AuthorizedPrincipalsFile(path: "/nope", entries: []))) != nil)
         // options sshd refuses in a principals file
         let ca = s.principals("cert-authority ops\n")
         #expect(
@@ -208,10 +211,13 @@ import Testing
         let s = try Setup()
         let cert = try s.k.certificate("user", ca: "ca", principals: "bob")
         let decision = s.check(cert, user: "alice")
-        #expect(Self.refusal(decision) == .authorities([AuthorityRefusal(location: "ak:1", reason: .principalNotInCertificate(user: "alice", principals: ["bob"]))]))
+        #expect(
+            Self.refusal(decision) == .authorities([AuthorityRefusal(location: "ak:1", reason: .principalNotInCertificate(user: "alice", principals: ["bob"]))])
+        )
         #expect(decision.description == "certificate refused: ak:1: principal alice not in certificate (principals: bob)")
-        #expect(s.check(cert, user: "alice", authorizedKeys: [], trusted: s.trusted).description
-            == "certificate refused: /etc/fived/ca.pub:1: principal alice not in certificate (principals: bob)")
+        #expect(
+            s.check(cert, user: "alice", authorizedKeys: [], trusted: s.trusted).description
+                == "certificate refused: /etc/fived/ca.pub:1: principal alice not in certificate (principals: bob)")
         // principals compare byte for byte: a decomposed é is not the precomposed one
         let accented = try s.k.certificate("user", ca: "ca", principals: "jos\u{E9}")
         #expect(Self.acceptance(s.check(accented, user: "jos\u{E9}")) != nil)
@@ -318,7 +324,9 @@ import Testing
             return Result { () throws(CertificateRefusal) in try CertificateRestrictions(certificate: try! OpenSSHCertificate(bytes: b.bytes)) }
         }
         #expect(restrictions(critical: [("force-command", [])]) == .failure(.invalidOption("certificate option force-command is corrupt")))
-        #expect(restrictions(critical: [("force-command", CertificateBuilder.value("a") + [0])]) == .failure(.invalidOption("certificate option force-command is corrupt")))
+        #expect(
+            restrictions(critical: [("force-command", CertificateBuilder.value("a") + [0])])
+                == .failure(.invalidOption("certificate option force-command is corrupt")))
         #expect(restrictions(critical: [("verify-required", [1])]) == .failure(.invalidOption("certificate option verify-required is corrupt (extra data)")))
         #expect(restrictions(extensions: [("permit-pty", [1])]) == .failure(.invalidOption("certificate option permit-pty is corrupt (extra data)")))
         var expected = CertificateRestrictions()
@@ -374,7 +382,9 @@ import Testing
         let userLine = try s.k.text("user.pub").trimmingCharacters(in: .whitespacesAndNewlines)
         // text form, as sshd's RevokedKeys accepts
         let text = RevokedKeys(contents: Array("# revoked\n\(userLine)\n".utf8), path: "/etc/fived/revoked")
-        #expect(Self.refusal(s.check(cert, revoked: [text])) == .revoked(.listedKey(fingerprint: s.user.fingerprint, isCA: false, location: "/etc/fived/revoked:2")))
+        #expect(
+            Self.refusal(s.check(cert, revoked: [text])) == .revoked(.listedKey(fingerprint: s.user.fingerprint, isCA: false, location: "/etc/fived/revoked:2"))
+        )
         // KRL, by key and by SHA-256 hash
         let krl = RevokedKeys(contents: try s.k.krl("k", ca: nil, spec: "sha256: \(userLine)\n"), path: "/k")
         #expect(Self.refusal(s.check(cert, revoked: [krl])) == .revoked(.krlKey(fingerprint: s.user.fingerprint, match: .sha256, isCA: false, file: "/k")))

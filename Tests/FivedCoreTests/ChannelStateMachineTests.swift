@@ -171,7 +171,8 @@ struct ChannelStateMachineTests {
 
     @Test func closeWithEverythingDeliveredEndsAtOnce() throws {
         var m = try relaying()
-        #expect(try m.handle(.peerClose(undelivered: false, now: 0))
+        #expect(
+            try m.handle(.peerClose(undelivered: false, now: 0))
                 == [.shutdownLocalInput, .sendClose, .release(.peerClosed)])
         #expect(m.closeSent && !m.maySend)
     }
@@ -304,7 +305,8 @@ struct ChannelStateMachineTests {
         var m = try relaying()
         _ = try m.handle(.inboundAbandoned(failure: nil))
         _ = try m.handle(.outboundEnded(failure: .localReadError("Connection reset by peer")))
-        #expect(try m.handle(.outboundDelivered)
+        #expect(
+            try m.handle(.outboundDelivered)
                 == [.sendExit(.status(1)), .sendEOF, .sendClose, .release(.localReadError("Connection reset by peer"))])
     }
 

@@ -23,7 +23,9 @@ import Testing
     }
 
     @Test func aliasFromConfig() throws {
-        let o = try resolve(ClientCommandLine(destination: "box"), """
+        let o = try resolve(
+            ClientCommandLine(destination: "box"),
+            """
             Host box
               HostName 10.1.2.3
               Port 2222
@@ -47,8 +49,10 @@ import Testing
 
     @Test func commandLineWinsThenDashOThenConfig() throws {
         let config = "Port 5\nUser cfg\nStrictHostKeyChecking no\n"
-        let o = try resolve(ClientCommandLine(destination: "u@h", port: 7, user: "flag", identityFiles: ["~/k"],
-                                              options: ["StrictHostKeyChecking=yes", "Port 8", "IdentityFile=/o/k"]), config)
+        let o = try resolve(
+            ClientCommandLine(
+                destination: "u@h", port: 7, user: "flag", identityFiles: ["~/k"],
+                options: ["StrictHostKeyChecking=yes", "Port 8", "IdentityFile=/o/k"]), config)
         #expect(o.port == 7)
         #expect(o.user == "flag")
         #expect(o.strictHostKeyChecking == .yes)
@@ -98,7 +102,9 @@ import Testing
     }
 
     @Test func certificateFilesAccumulateFromDashOThenConfig() throws {
-        let o = try resolve(ClientCommandLine(destination: "box", options: ["CertificateFile=~/.ssh/%r-cert.pub"]), """
+        let o = try resolve(
+            ClientCommandLine(destination: "box", options: ["CertificateFile=~/.ssh/%r-cert.pub"]),
+            """
             Host box
               User alice
               CertificateFile ~/certs/%n.pub

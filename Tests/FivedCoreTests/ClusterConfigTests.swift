@@ -24,18 +24,22 @@ import Testing
     }
 
     @Test func parsesEveryKey() throws {
-        let text = Self.base + """
+        let text =
+            Self.base + """
 
-            prefix = "/prod/fived/"
-            lease_seconds = 30
-            node_key = "/var/lib/fived/n"
-            peers_authorized_keys = "/etc/fived/peers"
-            advertise = "10.0.0.7:1"
-            """
+                prefix = "/prod/fived/"
+                lease_seconds = 30
+                node_key = "/var/lib/fived/n"
+                peers_authorized_keys = "/etc/fived/peers"
+                advertise = "10.0.0.7:1"
+                """
         let cluster = try #require(try ConfigurationLoader.parse(toml: text, file: "f.toml").cluster)
-        #expect(cluster == ClusterConfig(nodeName: NodeName("host7")!, etcdEndpoints: ["http://127.0.0.1:2379", "https://[::1]:2379"],
-                                         prefix: "/prod/fived/", leaseSeconds: 30, nodeKey: "/var/lib/fived/n",
-                                         peersAuthorizedKeys: "/etc/fived/peers", advertise: "10.0.0.7:1"))
+        #expect(
+            cluster
+                == ClusterConfig(
+                    nodeName: NodeName("host7")!, etcdEndpoints: ["http://127.0.0.1:2379", "https://[::1]:2379"],
+                    prefix: "/prod/fived/", leaseSeconds: 30, nodeKey: "/var/lib/fived/n",
+                    peersAuthorizedKeys: "/etc/fived/peers", advertise: "10.0.0.7:1"))
     }
 
     @Test func noTableNoCluster() throws {
@@ -60,7 +64,9 @@ import Testing
     func badValuesNameTheKey(_ entry: (String, String)) {
         let text = Self.base + "\n" + entry.0 + "\n"
         do {
-            _ = try ConfigurationLoader.parse(toml: text.replacingOccurrences(of: "node_name = \"Host7\"\n", with: entry.0.hasPrefix("node_name") ? "" : "node_name = \"Host7\"\n"), file: "f.toml")
+            _ = try ConfigurationLoader.parse(
+                toml: text.replacingOccurrences(of: "node_name = \"Host7\"\n", with: entry.0.hasPrefix("node_name") ? "" : "node_name = \"Host7\"\n"),
+                file: "f.toml")
             Issue.record("\(entry.0) was accepted")
         } catch {
             #expect(error.message.contains(entry.1) && error.message.hasPrefix("f.toml:") && !error.message.contains("\n"), "\(error)")
@@ -68,10 +74,12 @@ import Testing
     }
 
     @Test func endpointsAndNameAreRequired() {
-        for (text, key) in [("[cluster]\netcd_endpoints = [\"http://e:2379\"]\n", "node_name"),
-                            ("[cluster]\nnode_name = \"a\"\n", "etcd_endpoints"),
-                            ("[cluster]\nnode_name = \"a\"\netcd_endpoints = []\n", "etcd_endpoints"),
-                            ("[cluster]\nnode_name = \"a\"\netcd_endpoints = [\"127.0.0.1:2379\"]\n", "etcd_endpoints")] {
+        for (text, key) in [
+            ("[cluster]\netcd_endpoints = [\"http://e:2379\"]\n", "node_name"),
+            ("[cluster]\nnode_name = \"a\"\n", "etcd_endpoints"),
+            ("[cluster]\nnode_name = \"a\"\netcd_endpoints = []\n", "etcd_endpoints"),
+            ("[cluster]\nnode_name = \"a\"\netcd_endpoints = [\"127.0.0.1:2379\"]\n", "etcd_endpoints"),
+        ] {
             #expect(throws: FivedCoreError.self) { try ConfigurationLoader.parse(toml: text, file: "f.toml") }
             do { _ = try ConfigurationLoader.parse(toml: text, file: "f.toml") } catch { #expect(error.message.contains(key), "\(error)") }
         }
@@ -86,4 +94,3 @@ import Testing
         }
     }
 }
-

@@ -205,8 +205,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     @Test(arguments: [
         ("client_alive_interval_seconds = -1", "fived.toml:1: client_alive_interval_seconds: -1 is out of range: use 0 to 3600"),
         ("client_alive_count_max = 0", "fived.toml:1: client_alive_count_max: 0 is out of range: use 1 to 100"),
-        ("[services.w]\nconnect = \"127.0.0.1:1\"\nconnect_timeout_seconds = 0",
-         "fived.toml:3: services.w.connect_timeout_seconds: 0 is out of range: use 1 to 300"),
+        (
+            "[services.w]\nconnect = \"127.0.0.1:1\"\nconnect_timeout_seconds = 0",
+            "fived.toml:3: services.w.connect_timeout_seconds: 0 is out of range: use 1 to 300"
+        ),
     ])
     func badKeepalivesAndTimeoutsAreNamed(_ body: String, _ message: String) throws {
         let e = try #require(parseError(body + "\n"))
@@ -238,14 +240,16 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     // MARK: Unknown keys
 
     @Test func unknownServiceKeyIsNamedWithLine() throws {
-        let e = try #require(parseError("""
-            [services.web]
-            connect = "127.0.0.1:80"
+        let e = try #require(
+            parseError(
+                """
+                [services.web]
+                connect = "127.0.0.1:80"
 
-            [services.echo]
-            exec = ["/bin/cat"]
-            conect = "127.0.0.1:7"
-            """))
+                [services.echo]
+                exec = ["/bin/cat"]
+                conect = "127.0.0.1:7"
+                """))
         #expect(e.code == .configUnknownKey)
         #expect(e.message == "fived.toml:6: unknown key 'services.echo.conect' (did you mean 'connect'?)")
     }
@@ -257,8 +261,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("colour = \"red\"", "fived.toml:1: unknown key 'colour'"),
         ("[service.web]\nconnect = \"127.0.0.1:80\"", "fived.toml:1: unknown key 'service' (did you mean 'services'?)"),
         ("[limits]\nmax_startup = 3", "fived.toml:2: unknown key 'limits.max_startup' (did you mean 'max_startups'?)"),
-        ("[services.web]\nconnect = \"127.0.0.1:80\"\nproxy = true",
-            "fived.toml:3: unknown key 'services.web.proxy'"),
+        (
+            "[services.web]\nconnect = \"127.0.0.1:80\"\nproxy = true",
+            "fived.toml:3: unknown key 'services.web.proxy'"
+        ),
         ("[services.status]\nallow = []\nadmins = []", "fived.toml:3: unknown key 'services.status.admins'"),
         ("[services.web]\nconnect = \"127.0.0.1:80\"\n\"odd key\" = 1", "fived.toml:3: unknown key 'services.web.\"odd key\"'"),
     ])
@@ -279,14 +285,16 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     }
 
     @Test func keysInsideMultiLineStringsAreNotMistakenForKeys() throws {
-        let e = try #require(parseError("""
-            [services.web]
-            allow = [\"\"\"
-            conect = 1
-            \"\"\"]
-            connect = "127.0.0.1:80"
-            conect = 2
-            """))
+        let e = try #require(
+            parseError(
+                """
+                [services.web]
+                allow = [\"\"\"
+                conect = 1
+                \"\"\"]
+                connect = "127.0.0.1:80"
+                conect = 2
+                """))
         #expect(e.message.hasPrefix("fived.toml:6: unknown key 'services.web.conect'"))
     }
 
@@ -306,11 +314,15 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("[services]\nweb = \"127.0.0.1:80\"", "fived.toml:2: services.web: must be a table, not a string"),
         ("[services.web]\nconnect = [\"127.0.0.1:80\"]", "fived.toml:2: services.web.connect: must be a string, not an array"),
         ("[services.web]\nexec = \"/bin/cat\"", "fived.toml:2: services.web.exec: must be an array of strings, not a string"),
-        ("[services.web]\nconnect = \"127.0.0.1:80\"\nproxy_protocol = \"yes\"",
-            "fived.toml:3: services.web.proxy_protocol: must be true or false, not a string"),
+        (
+            "[services.web]\nconnect = \"127.0.0.1:80\"\nproxy_protocol = \"yes\"",
+            "fived.toml:3: services.web.proxy_protocol: must be true or false, not a string"
+        ),
         ("[services.web]\nconnect = \"127.0.0.1:80\"\ntcpmux = 1", "fived.toml:3: services.web.tcpmux: must be true or false, not an integer"),
-        ("[services.web]\nconnect = \"127.0.0.1:80\"\nallow = \"user:bob\"",
-            "fived.toml:3: services.web.allow: must be an array of strings, not a string"),
+        (
+            "[services.web]\nconnect = \"127.0.0.1:80\"\nallow = \"user:bob\"",
+            "fived.toml:3: services.web.allow: must be an array of strings, not a string"
+        ),
         ("[services.status]\nallow = [1]", "fived.toml:2: services.status.allow[0]: must be a string, not an integer"),
     ])
     func wrongTypesAreNamed(_ toml: String, _ message: String) throws {
@@ -335,8 +347,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
 
     @Test(arguments: [
         ("[services.\"bad name\"]\nconnect = \"127.0.0.1:80\"", "fived.toml:1: invalid service name 'bad name'"),
-        ("[services.\(String(repeating: "x", count: 65))]\nconnect = \"127.0.0.1:80\"",
-            "fived.toml:1: invalid service name '\(String(repeating: "x", count: 65))'"),
+        (
+            "[services.\(String(repeating: "x", count: 65))]\nconnect = \"127.0.0.1:80\"",
+            "fived.toml:1: invalid service name '\(String(repeating: "x", count: 65))'"
+        ),
         ("[services.\"caf\u{e9}\"]\nconnect = \"127.0.0.1:80\"", "fived.toml:1: invalid service name 'caf\u{e9}'"),
     ])
     func invalidServiceNamesAreNamed(_ toml: String, _ prefix: String) throws {
@@ -346,12 +360,14 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     }
 
     @Test func namesDifferingOnlyByCaseAreAnError() throws {
-        let e = try #require(parseError("""
-            [services.web]
-            connect = "127.0.0.1:80"
-            [services.Web]
-            connect = "127.0.0.1:81"
-            """))
+        let e = try #require(
+            parseError(
+                """
+                [services.web]
+                connect = "127.0.0.1:80"
+                [services.Web]
+                connect = "127.0.0.1:81"
+                """))
         #expect(e.code == .configInvalidValue)
         #expect(e.message == "fived.toml:1: services 'Web' and 'web' differ only by case, and service names are compared without case")
     }
@@ -372,8 +388,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("connect = \"localhost\"", "fived.toml:2: services.web.connect: 'localhost' has no port"),
         ("connect = \"::1:80\"", "fived.toml:2: services.web.connect: '::1:80' looks like a bare IPv6 address"),
         ("connect = \"127.0.0.1:0\"", "fived.toml:2: services.web.connect: '127.0.0.1:0' has port '0': use a number from 1 to 65535"),
-        ("connect = \"/run/web.sock\"",
-            "fived.toml:2: services.web.connect: '/run/web.sock' is not HOST:PORT: for a Unix socket write unix:/run/web.sock"),
+        (
+            "connect = \"/run/web.sock\"",
+            "fived.toml:2: services.web.connect: '/run/web.sock' is not HOST:PORT: for a Unix socket write unix:/run/web.sock"
+        ),
         ("connect = \"unix:run/web.sock\"", "fived.toml:2: services.web.connect: unix socket path 'run/web.sock' must be absolute"),
         ("connect = \"exec:/bin/cat\"", "fived.toml:2: services.web.connect: 'exec:/bin/cat' is not an address"),
         ("exec = []", "fived.toml:2: services.web.exec: exec needs a program"),
@@ -411,7 +429,8 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
             c.services[name("web")]?.allow == [
                 .principal("ops"), .keyID("alice-laptop"), .certificateAuthority(fingerprint), .principal("a:b"), .user("bob"),
             ])
-        #expect(c.services[name("web")]?.allow?.map(\.description) == ["principal:ops", "key-id:alice-laptop", "ca:\(fingerprint)", "principal:a:b", "user:bob"])
+        #expect(
+            c.services[name("web")]?.allow?.map(\.description) == ["principal:ops", "key-id:alice-laptop", "ca:\(fingerprint)", "principal:a:b", "user:bob"])
     }
 
     @Test func certificateKeys() throws {
@@ -440,20 +459,36 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
             host_certificates = []
             """
         #expect(try ConfigurationLoader.parse(toml: empty, file: "fived.toml") == Configuration())
-        #expect(try ConfigurationLoader.parse(toml: "authorized_principals_file = \".ssh/principals\"", file: "f").authorizedPrincipalsFile == ".ssh/principals")
+        #expect(
+            try ConfigurationLoader.parse(toml: "authorized_principals_file = \".ssh/principals\"", file: "f").authorizedPrincipalsFile == ".ssh/principals")
     }
 
     @Test(arguments: [
         ("trusted_user_ca_keys = [\"ca.pub\"]", "fived.toml:1: trusted_user_ca_keys[0]: 'ca.pub' is not an absolute path"),
-        ("trusted_user_ca_keys = [\"/etc/%u/ca.pub\"]", "fived.toml:1: trusted_user_ca_keys[0]: '/etc/%u/ca.pub': %-tokens are not expanded here, the file is the same for every user"),
+        (
+            "trusted_user_ca_keys = [\"/etc/%u/ca.pub\"]",
+            "fived.toml:1: trusted_user_ca_keys[0]: '/etc/%u/ca.pub': %-tokens are not expanded here, the file is the same for every user"
+        ),
         ("trusted_user_ca_keys = \"/etc/ca.pub\"", "fived.toml:1: trusted_user_ca_keys: must be an array of strings, not a string"),
         ("revoked_keys = [\"/ok\", \"\"]", "fived.toml:1: revoked_keys[1]: '' is not a file name"),
         ("revoked_keys = [\"krl\"]", "fived.toml:1: revoked_keys[0]: 'krl' is not an absolute path"),
-        ("authorized_principals_file = \"/p/%x\"", "fived.toml:1: authorized_principals_file: '/p/%x' has '%x': use %h (home), %u (user) or %% (a percent sign)"),
+        (
+            "authorized_principals_file = \"/p/%x\"",
+            "fived.toml:1: authorized_principals_file: '/p/%x' has '%x': use %h (home), %u (user) or %% (a percent sign)"
+        ),
         ("authorized_principals_file = [\"/p\"]", "fived.toml:1: authorized_principals_file: must be a string, not an array"),
-        ("authorized_keys_command = \"keys %u\"\nauthorized_keys_command_user = \"nobody\"", "fived.toml:1: authorized_keys_command: 'keys %u' must start with the program's absolute path"),
-        ("authorized_keys_command = \"/bin/keys %C\"\nauthorized_keys_command_user = \"nobody\"", "fived.toml:1: authorized_keys_command: '/bin/keys %C' has '%C': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%"),
-        ("authorized_keys_command = \"/bin/keys\"", "fived.toml:1: authorized_keys_command: needs authorized_keys_command_user, the user to run it as (as sshd's AuthorizedKeysCommandUser)"),
+        (
+            "authorized_keys_command = \"keys %u\"\nauthorized_keys_command_user = \"nobody\"",
+            "fived.toml:1: authorized_keys_command: 'keys %u' must start with the program's absolute path"
+        ),
+        (
+            "authorized_keys_command = \"/bin/keys %C\"\nauthorized_keys_command_user = \"nobody\"",
+            "fived.toml:1: authorized_keys_command: '/bin/keys %C' has '%C': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%"
+        ),
+        (
+            "authorized_keys_command = \"/bin/keys\"",
+            "fived.toml:1: authorized_keys_command: needs authorized_keys_command_user, the user to run it as (as sshd's AuthorizedKeysCommandUser)"
+        ),
         ("authorized_keys_command_user = \"no body\"", "fived.toml:1: authorized_keys_command_user: 'no body' is not a user name"),
         ("host_certificates = [\"\"]", "fived.toml:1: host_certificates[0]: '' is not a file name"),
         ("trusted_user_ca_key = []", "fived.toml:1: unknown key 'trusted_user_ca_key' (did you mean 'trusted_user_ca_keys'?)"),
@@ -555,7 +590,9 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     @Test func flagsAppendToFileLists() throws {
         let dir = try TempDirectory()
         defer { dir.remove() }
-        let file = try dir.write("fived.toml", """
+        let file = try dir.write(
+            "fived.toml",
+            """
             listen = ["127.0.0.1:2222"]
             host_keys = ["/k/one"]
             authorized_keys = ["/a/one"]
@@ -588,7 +625,9 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     @Test func serviceFlagReplacesTheFileServiceOfTheSameName() throws {
         let dir = try TempDirectory()
         defer { dir.remove() }
-        let file = try dir.write("fived.toml", """
+        let file = try dir.write(
+            "fived.toml",
+            """
             [services.web]
             connect = "127.0.0.1:8080"
             proxy_protocol = true
@@ -620,23 +659,27 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         var asked: [String] = []
         _ = try ConfigurationLoader.load(
             ConfigurationOverrides(services: ["a=exec:/opt/a -x", "b=tcp:127.0.0.1:9"]),
-            isExecutable: { asked.append($0); return true })
+            isExecutable: {
+                asked.append($0); return true
+            })
         #expect(asked == ["/opt/a"])
     }
 
     @Test func missingProgramFromAFlagNamesTheFlag() throws {
-        let e = try #require(thrown {
-            _ = try ConfigurationLoader.load(ConfigurationOverrides(services: ["echo=exec:/bin/nope"]))
-        })
+        let e = try #require(
+            thrown {
+                _ = try ConfigurationLoader.load(ConfigurationOverrides(services: ["echo=exec:/bin/nope"]))
+            })
         #expect(e.code == .invalidBackend)
         #expect(e.message == "--service echo: program /bin/nope does not exist or is not executable")
     }
 
     @Test func longProgramPathsAreShownWhole() throws {
         let program = "/nix/store/" + String(repeating: "0123456789abcdef", count: 8) + "-rsync-3.2.7/bin/rsync"
-        let e = try #require(thrown {
-            _ = try ConfigurationLoader.load(ConfigurationOverrides(services: ["rsync=exec:\(program) --daemon"]), isExecutable: { _ in false })
-        })
+        let e = try #require(
+            thrown {
+                _ = try ConfigurationLoader.load(ConfigurationOverrides(services: ["rsync=exec:\(program) --daemon"]), isExecutable: { _ in false })
+            })
         #expect(e.message == "--service rsync: program \(program) does not exist or is not executable")
     }
 
@@ -644,9 +687,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         let dir = try TempDirectory()
         defer { dir.remove() }
         let file = try dir.write("fived.toml", "[services.web]\nconnect = \"127.0.0.1:80\"\n\n[services.Echo]\nexec = [\"/bin/nope\", \"-u\"]\n")
-        let e = try #require(thrown {
-            _ = try ConfigurationLoader.load(ConfigurationOverrides(configFile: file), isExecutable: { $0 != "/bin/nope" })
-        })
+        let e = try #require(
+            thrown {
+                _ = try ConfigurationLoader.load(ConfigurationOverrides(configFile: file), isExecutable: { $0 != "/bin/nope" })
+            })
         #expect(e.code == .invalidBackend)
         #expect(e.message == "\(file):5: services.Echo.exec: program /bin/nope does not exist or is not executable")
     }
@@ -664,9 +708,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
     }
 
     @Test func missingFileIsNamed() throws {
-        let e = try #require(thrown {
-            _ = try ConfigurationLoader.load(ConfigurationOverrides(configFile: "/nonexistent/fived.toml"))
-        })
+        let e = try #require(
+            thrown {
+                _ = try ConfigurationLoader.load(ConfigurationOverrides(configFile: "/nonexistent/fived.toml"))
+            })
         #expect(e.code == .configUnreadable)
         #expect(e.message == "/nonexistent/fived.toml: cannot read the config file: No such file or directory")
     }
@@ -711,11 +756,15 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         (ConfigurationOverrides(services: ["web=tcp:127.0.0.1"]), .invalidBackend, "--service web: '127.0.0.1' has no port"),
         (ConfigurationOverrides(services: ["web=127.0.0.1:80"]), .invalidBackend, "--service web: backend '127.0.0.1:80' is not tcp:HOST:PORT"),
         (ConfigurationOverrides(services: ["Help=tcp:127.0.0.1:80"]), .invalidServiceName, "--service help: 'help' is reserved"),
-        (ConfigurationOverrides(services: ["status=tcp:127.0.0.1:80"]), .invalidServiceName,
-            "--service status: 'status' is the built-in status table: set who may open it with allow in [services.status]"),
+        (
+            ConfigurationOverrides(services: ["status=tcp:127.0.0.1:80"]), .invalidServiceName,
+            "--service status: 'status' is the built-in status table: set who may open it with allow in [services.status]"
+        ),
         (ConfigurationOverrides(services: ["web=tcp:127.0.0.1:80", "Web=tcp:127.0.0.1:81"]), .invalidFlag, "--service web: given twice"),
-        (ConfigurationOverrides(logLevel: "loud"), .invalidFlag,
-            "--log-level: 'loud' is not a log level: use one of trace, debug, info, warning, error"),
+        (
+            ConfigurationOverrides(logLevel: "loud"), .invalidFlag,
+            "--log-level: 'loud' is not a log level: use one of trace, debug, info, warning, error"
+        ),
         (ConfigurationOverrides(logLevel: ""), .invalidFlag, "--log-level: '' is not a log level"),
     ])
     func badFlagsAreNamed(_ overrides: ConfigurationOverrides, _ code: FivedCoreError.Code, _ prefix: String) throws {
@@ -737,9 +786,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         (["0.0.0.0:22"], ["127.0.0.1:22"], "--tcpmux: 0.0.0.0:22 would share a port with the SSH listener 127.0.0.1:22"),
     ])
     func tcpmuxListenerMustNotCollideWithSSH(_ tcpmux: [String], _ listen: [String], _ prefix: String) throws {
-        let e = try #require(thrown {
-            _ = try ConfigurationLoader.load(ConfigurationOverrides(listen: listen, tcpmux: tcpmux))
-        })
+        let e = try #require(
+            thrown {
+                _ = try ConfigurationLoader.load(ConfigurationOverrides(listen: listen, tcpmux: tcpmux))
+            })
         #expect(e.code == .invalidListenAddress)
         #expect(e.message.hasPrefix(prefix))
     }

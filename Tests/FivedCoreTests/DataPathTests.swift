@@ -19,7 +19,9 @@ import Testing
             return 3  // a short write
         }
         #expect(first == 3 && queue.count == 3)
-        _ = queue.drain { bytes in seen += bytes; return bytes.count }
+        _ = queue.drain { bytes in
+            seen += bytes; return bytes.count
+        }
         #expect(seen == [0, 1, 2, 3, 4, 5])
         #expect(queue.isEmpty)
     }
@@ -54,13 +56,17 @@ import Testing
         queue.releaseIfEmpty()
         #expect(!queue.holdsMemory)
         // A fill never offers more than the capacity; a larger `set` still fits.
-        queue.fill(upTo: 1 << 16) { room in #expect(room.count == 16); return room.count }
+        queue.fill(upTo: 1 << 16) { room in
+            #expect(room.count == 16); return room.count
+        }
         #expect(queue.count == 16)
         queue.clear()
         let long = (0..<100).map { UInt8($0) }
         queue.set(long)
         var seen: [UInt8] = []
-        _ = queue.drain { bytes in seen += bytes; return bytes.count }
+        _ = queue.drain { bytes in
+            seen += bytes; return bytes.count
+        }
         #expect(seen == long)
     }
 }

@@ -73,8 +73,9 @@ import Testing
 }
 
 /// Inputs the forward_spec fuzzer found: a bracket inside a field is not a host.
-@Test("brackets only wrap a whole field; an all-digit bind address is refused",
-      arguments: ["web:[[]:32", "web:a[b]:80", "web:[a]b:80", "9[::1]:80:web", "[]:80:web", "web:[]:80", "32:0:2:32", "e:[/]:1", "[/]:80:web"])
+@Test(
+    "brackets only wrap a whole field; an all-digit bind address is refused",
+    arguments: ["web:[[]:32", "web:a[b]:80", "web:[a]b:80", "9[::1]:80:web", "[]:80:web", "web:[]:80", "32:0:2:32", "e:[/]:1", "[/]:80:web"])
 func misplacedBrackets(_ spec: String) {
     let local = try? LocalForward(parsing: spec)
     let remote = try? RemoteForward(parsing: spec)

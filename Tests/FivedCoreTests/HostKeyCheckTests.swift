@@ -35,7 +35,8 @@ import Testing
         #expect(refused?.message.contains("is not known (ssh-ed25519 \(Self.server.fingerprint))") == true)
         #expect(refused?.message.contains("StrictHostKeyChecking=accept-new to record it in /h/.ssh/known_hosts") == true)
         for mode in [StrictHostKeyChecking.acceptNew, .no] {
-            #expect(decide("", strict: mode) == .record(note: "permanently added '\(Self.name)' (ssh-ed25519 \(Self.server.fingerprint)) to /h/.ssh/known_hosts"))
+            #expect(
+                decide("", strict: mode) == .record(note: "permanently added '\(Self.name)' (ssh-ed25519 \(Self.server.fingerprint)) to /h/.ssh/known_hosts"))
         }
     }
 

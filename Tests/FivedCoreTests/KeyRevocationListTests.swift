@@ -119,7 +119,8 @@ import Testing
         #expect(caOnly.revocation(of: cert, file: "/k") == .krlKey(fingerprint: ca.fingerprint, match: .sha256, isCA: true, file: "/k"))
         // serial 0 is never revoked by serial
         let zero = try k.certificate("user", ca: "ca", id: "zero")
-        let wide = try KeyRevocationList(bytes: Self.krl([(1, Self.certificates(ca: ca.bytes, [(0x21, CertificateBuilder.uint64(1) + CertificateBuilder.uint64(.max))]))]), file: "/k")
+        let wide = try KeyRevocationList(
+            bytes: Self.krl([(1, Self.certificates(ca: ca.bytes, [(0x21, CertificateBuilder.uint64(1) + CertificateBuilder.uint64(.max))]))]), file: "/k")
         #expect(wide.revocation(of: zero, file: "/k") == nil)
         #expect(wide.revocation(of: cert, file: "/k") == .krlSerial(5, file: "/k"))
     }
@@ -129,12 +130,18 @@ import Testing
         // unknown CA type kept (it can never match)
         let dsa = TestKeys.sshString("ssh-dss") + TestKeys.sshString([1])
         let bitmap = CertificateBuilder.uint64(64) + TestKeys.sshString([0x00, 0x81])  // serials 64 and 71
-        let list = Self.krl([
-            (1, Self.certificates(ca: TestKeys.ca.blob.bytes, [(0x22, bitmap), (0x20, CertificateBuilder.uint64(9)), (0x39, TestKeys.sshString("x") + [0] + TestKeys.sshString([1]))])),
-            (1, Self.certificates(ca: dsa, [(0x23, TestKeys.sshString("id"))])),
-            (255, TestKeys.sshString("ext@example.com") + [0] + TestKeys.sshString([])),
-            (4, TestKeys.ca.blob.bytes),
-        ]) + TestKeys.sshString([9, 9, 9])
+        let list =
+            Self.krl([
+                (
+                    1,
+                    Self.certificates(
+                        ca: TestKeys.ca.blob.bytes,
+                        [(0x22, bitmap), (0x20, CertificateBuilder.uint64(9)), (0x39, TestKeys.sshString("x") + [0] + TestKeys.sshString([1]))])
+                ),
+                (1, Self.certificates(ca: dsa, [(0x23, TestKeys.sshString("id"))])),
+                (255, TestKeys.sshString("ext@example.com") + [0] + TestKeys.sshString([])),
+                (4, TestKeys.ca.blob.bytes),
+            ]) + TestKeys.sshString([9, 9, 9])
         let krl = try KeyRevocationList(bytes: list, file: "/k")
         let section = try #require(krl.certificates[TestKeys.ca.blob.bytes])
         #expect(section.revokes(serial: 64) && section.revokes(serial: 71) && section.revokes(serial: 9))
@@ -152,8 +159,12 @@ import Testing
         #expect(Self.message(Self.krl([(6, [])])) == "/k: KRL section 1 has unknown type 6")
         #expect(Self.message(Self.krl([(2, [0, 0, 0])])) == "/k: KRL section 1 (keys): truncated entry")
         #expect(Self.message(Self.krl([(5, TestKeys.sshString([1, 2]))])) == "/k: KRL section 1 (SHA-256 hashes): an entry of 2 bytes, not 32")
-        #expect(Self.message(Self.krl([(3, TestKeys.sshString([UInt8](repeating: 0, count: 32)))])) == "/k: KRL section 1 (SHA-1 hashes): an entry of 32 bytes, not 20")
-        #expect(Self.message(Self.krl([(255, TestKeys.sshString("x") + [1] + TestKeys.sshString([]))])) == "/k: KRL section 1 (extension): unsupported critical extension x")
+        #expect(
+            Self.message(Self.krl([(3, TestKeys.sshString([UInt8](repeating: 0, count: 32)))]))
+                == "/k: KRL section 1 (SHA-1 hashes): an entry of 32 bytes, not 20")
+        #expect(
+            Self.message(Self.krl([(255, TestKeys.sshString("x") + [1] + TestKeys.sshString([]))]))
+                == "/k: KRL section 1 (extension): unsupported critical extension x")
         #expect(Self.message(Self.krl([(4, [])])) == "/k: KRL section 1 (signature) is truncated")
         #expect(Self.message(Self.krl([]) + [1]) == "/k: KRL section 1 is truncated")
         #expect(Self.message(certs([(0x20, u(0))])) == "/k: KRL section 1 (certificates): revokes serial 0")
@@ -165,12 +176,18 @@ import Testing
         #expect(Self.message(certs([(0x22, u(.max) + TestKeys.sshString([2]))])) == "/k: KRL section 1 (certificates): serial bitmap wraps past 2^64")
         #expect(Self.message(certs([(0x22, u(.max) + TestKeys.sshString([1]))])) == nil)  // exactly serial 2^64-1
         #expect(Self.message(certs([(0x22, u(1) + TestKeys.sshString([0x80]))])) == "/k: KRL section 1 (certificates): serial bitmap is negative")
-        #expect(Self.message(certs([(0x22, u(1) + TestKeys.sshString([UInt8](repeating: 1, count: 2049)))])) == "/k: KRL section 1 (certificates): serial bitmap is wider than OpenSSH reads")
+        #expect(
+            Self.message(certs([(0x22, u(1) + TestKeys.sshString([UInt8](repeating: 1, count: 2049)))]))
+                == "/k: KRL section 1 (certificates): serial bitmap is wider than OpenSSH reads")
         #expect(Self.message(certs([(0x22, u(1) + TestKeys.sshString([0] + [UInt8](repeating: 1, count: 2048)))])) == nil)
         #expect(Self.message(certs([(0x23, TestKeys.sshString("a\0b"))])) == "/k: KRL section 1 (certificates): key ID list is malformed")
-        #expect(Self.message(certs([(0x39, TestKeys.sshString("x") + [1] + TestKeys.sshString([]))])) == "/k: KRL section 1 (certificates): unsupported critical extension x")
+        #expect(
+            Self.message(certs([(0x39, TestKeys.sshString("x") + [1] + TestKeys.sshString([]))]))
+                == "/k: KRL section 1 (certificates): unsupported critical extension x")
         #expect(Self.message(certs([(0x40, [])])) == "/k: KRL section 1 (certificates): unknown subsection type 64")
-        #expect(Self.message(Self.krl([(1, TestKeys.sshString(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString([1])) + TestKeys.sshString([]))])) == "/k: KRL section 1 (certificates): CA key: ssh-ed25519 key blob is malformed")
+        #expect(
+            Self.message(Self.krl([(1, TestKeys.sshString(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString([1])) + TestKeys.sshString([]))]))
+                == "/k: KRL section 1 (certificates): CA key: ssh-ed25519 key blob is malformed")
     }
 
     @Test func everyTruncationAndNoiseIsHandled() throws {

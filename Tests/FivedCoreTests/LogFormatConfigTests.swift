@@ -20,7 +20,9 @@ struct LogFormatConfigTests {
             _ = try ConfigurationLoader.parse(toml: "log_level = \"info\"\nlog_format = \"yaml\"\n", file: "f.toml")
             Issue.record("accepted yaml")
         } catch {
-            #expect(error.message.contains("f.toml:2") && error.message.contains("log_format") && error.message.contains("yaml") && error.message.contains("text, json"), "\(error.message)")
+            #expect(
+                error.message.contains("f.toml:2") && error.message.contains("log_format") && error.message.contains("yaml")
+                    && error.message.contains("text, json"), "\(error.message)")
         }
         do {
             _ = try ConfigurationLoader.parse(toml: "log_format = 1\n", file: "f.toml")

@@ -76,11 +76,13 @@ import Testing
         #expect(MetricLabels.fleetPeer(hop: "garbage", me: "a") == nil)
     }
 
-    @Test("metrics_listen takes numeric loopback addresses only", arguments: [
-        ("127.0.0.1:9101", true), ("127.1.2.3:0", true), ("[::1]:9101", true), ("[0:0:0:0:0:0:0:1]:9101", true),
-        ("0.0.0.0:9101", false), ("10.0.0.7:9101", false), ("[::]:9101", false), ("[::ffff:127.0.0.1]:9101", false),
-        ("localhost:9101", false), ("[fe80::1%lo]:9101", false),
-    ])
+    @Test(
+        "metrics_listen takes numeric loopback addresses only",
+        arguments: [
+            ("127.0.0.1:9101", true), ("127.1.2.3:0", true), ("[::1]:9101", true), ("[0:0:0:0:0:0:0:1]:9101", true),
+            ("0.0.0.0:9101", false), ("10.0.0.7:9101", false), ("[::]:9101", false), ("[::ffff:127.0.0.1]:9101", false),
+            ("localhost:9101", false), ("[fe80::1%lo]:9101", false),
+        ])
     func loopbackOnly(raw: String, accepted: Bool) {
         let parsed = Result { () throws(FivedCoreError) in try ListenAddress(metricsParsing: raw, context: "metrics_listen") }
         switch parsed {
@@ -115,10 +117,12 @@ import Testing
         }
         #expect(message("metrics_listen = \"0.0.0.0:9101\"\n")?.hasPrefix("fived.toml:1: metrics_listen: '0.0.0.0:9101' is not a loopback address") == true)
         #expect(message("metrics_listen = 9101\n") == "fived.toml:1: metrics_listen: must be a string, not an integer")
-        #expect(message("[services.metrics]\nconnect = \"127.0.0.1:1\"\n")
-            == "fived.toml:2: services.metrics.connect: 'metrics' is the built-in Prometheus endpoint: its table takes only 'allow'")
-        #expect(message("[services.status]\nexec = [\"/bin/cat\"]\n")
-            == "fived.toml:2: services.status.exec: 'status' is the built-in status table: its table takes only 'allow'")
+        #expect(
+            message("[services.metrics]\nconnect = \"127.0.0.1:1\"\n")
+                == "fived.toml:2: services.metrics.connect: 'metrics' is the built-in Prometheus endpoint: its table takes only 'allow'")
+        #expect(
+            message("[services.status]\nexec = [\"/bin/cat\"]\n")
+                == "fived.toml:2: services.status.exec: 'status' is the built-in status table: its table takes only 'allow'")
     }
 
     @Test("--service metrics=... is refused, and metrics_listen may not share a listener's port")
@@ -142,7 +146,9 @@ import Testing
             _ = try ConfigurationLoader.load(shared)
             Issue.record("a shared port was accepted")
         } catch {
-            #expect(error.message == "\(file):2: metrics_listen: 127.0.0.1:2222 would share a port with the listener 0.0.0.0:2222: give metrics_listen another port")
+            #expect(
+                error.message == "\(file):2: metrics_listen: 127.0.0.1:2222 would share a port with the listener 0.0.0.0:2222: give metrics_listen another port"
+            )
         }
     }
 
@@ -153,17 +159,25 @@ import Testing
         let allow: [AllowRule] = [.user("root")]
         let lookup: (ServiceName) -> ServiceAccess? = { _ in nil }
         for form in [ChannelForm.directTCPIP, .exec, .subsystem] {
-            #expect(AccessPolicy.decide(caller: admin, form: form, requested: "metrics", requestedPort: 1, services: lookup,
-                                        statusAllow: [], metricsAllow: allow) == .open(.metrics))
-            #expect(AccessPolicy.decide(caller: other, form: form, requested: "Metrics", requestedPort: 1, services: lookup,
-                                        statusAllow: [], metricsAllow: allow) == .refused(.metricsNotAllowed))
+            #expect(
+                AccessPolicy.decide(
+                    caller: admin, form: form, requested: "metrics", requestedPort: 1, services: lookup,
+                    statusAllow: [], metricsAllow: allow) == .open(.metrics))
+            #expect(
+                AccessPolicy.decide(
+                    caller: other, form: form, requested: "Metrics", requestedPort: 1, services: lookup,
+                    statusAllow: [], metricsAllow: allow) == .refused(.metricsNotAllowed))
             // A caller that passes no metrics allow list refuses it (fail closed).
-            #expect(AccessPolicy.decide(caller: admin, form: form, requested: "metrics", requestedPort: 1, services: lookup,
-                                        statusAllow: allow) == .refused(.metricsNotAllowed))
+            #expect(
+                AccessPolicy.decide(
+                    caller: admin, form: form, requested: "metrics", requestedPort: 1, services: lookup,
+                    statusAllow: allow) == .refused(.metricsNotAllowed))
         }
         let restricted = AccessPolicyTests.caller("restrict", key: AccessPolicyTests.alice, user: "root")
-        #expect(AccessPolicy.decide(caller: restricted, form: .directTCPIP, requested: "metrics", requestedPort: 1, services: lookup,
-                                    statusAllow: [], metricsAllow: allow) == .refused(.forwardingDisabled))
+        #expect(
+            AccessPolicy.decide(
+                caller: restricted, form: .directTCPIP, requested: "metrics", requestedPort: 1, services: lookup,
+                statusAllow: [], metricsAllow: allow) == .refused(.forwardingDisabled))
         #expect(AccessPolicy.visibleServices(caller: admin, services: [], statusAllow: [], metricsAllow: allow) == [.metrics])
         #expect(AccessPolicy.visibleServices(caller: other, services: [], statusAllow: [], metricsAllow: allow) == [])
         #expect(AccessPolicy.mayPublish(caller: admin, name: "metrics") == .refused(.reservedName(.metrics)))

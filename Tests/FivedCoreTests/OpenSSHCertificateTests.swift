@@ -40,13 +40,14 @@ import Testing
         #expect(cert.description == "ssh-ed25519-cert-v01@openssh.com \(user.fingerprint) ID \"alice-laptop\" serial 42 CA \(ca.fingerprint)")
     }
 
-    @Test(arguments: [
-        ("ed25519", nil, "ssh-ed25519-cert-v01@openssh.com"),
-        ("ecdsa", 256, "ecdsa-sha2-nistp256-cert-v01@openssh.com"),
-        ("ecdsa", 384, "ecdsa-sha2-nistp384-cert-v01@openssh.com"),
-        ("ecdsa", 521, "ecdsa-sha2-nistp521-cert-v01@openssh.com"),
-        ("rsa", 2048, "ssh-rsa-cert-v01@openssh.com"),
-    ] as [(String, Int?, String)])
+    @Test(
+        arguments: [
+            ("ed25519", nil, "ssh-ed25519-cert-v01@openssh.com"),
+            ("ecdsa", 256, "ecdsa-sha2-nistp256-cert-v01@openssh.com"),
+            ("ecdsa", 384, "ecdsa-sha2-nistp384-cert-v01@openssh.com"),
+            ("ecdsa", 521, "ecdsa-sha2-nistp521-cert-v01@openssh.com"),
+            ("rsa", 2048, "ssh-rsa-cert-v01@openssh.com"),
+        ] as [(String, Int?, String)])
     func everyCertifiedKeyType(type: String, bits: Int?, certificateType: String) throws {
         let k = try Keygen()
         try k.key("ca")

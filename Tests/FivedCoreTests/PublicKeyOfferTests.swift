@@ -7,11 +7,12 @@ import Testing
 @Suite struct PublicKeyOfferTests {
     @Test func certificatesBesideIdentityFilesWhenNoneIsListed() {
         let order = PublicKeyOffer.order(identityFiles: ["/k/a", "/k/b"], certificateFiles: [], useAgent: true)
-        #expect(order == [
-            .agent,
-            .identityFile("/k/a"), .identityCertificate(key: "/k/a", certificate: "/k/a-cert"),
-            .identityFile("/k/b"), .identityCertificate(key: "/k/b", certificate: "/k/b-cert"),
-        ])
+        #expect(
+            order == [
+                .agent,
+                .identityFile("/k/a"), .identityCertificate(key: "/k/a", certificate: "/k/a-cert"),
+                .identityFile("/k/b"), .identityCertificate(key: "/k/b", certificate: "/k/b-cert"),
+            ])
     }
 
     @Test func certificateFilesFirstAndThenNoneBeside() {

@@ -32,9 +32,11 @@ import Testing
     @Test func resolvesWhileLive() {
         let snapshot = RegistrySnapshot(
             live: true, reason: "",
-            names: [ServiceName("web.b")!: NameRecord(node: Self.b, kind: .export, allow: nil),
-                    ServiceName("mine")!: NameRecord(node: Self.me, kind: .publish, allow: nil),
-                    ServiceName("orphan")!: NameRecord(node: NodeName("z")!, kind: .publish, allow: nil)],
+            names: [
+                ServiceName("web.b")!: NameRecord(node: Self.b, kind: .export, allow: nil),
+                ServiceName("mine")!: NameRecord(node: Self.me, kind: .publish, allow: nil),
+                ServiceName("orphan")!: NameRecord(node: NodeName("z")!, kind: .publish, allow: nil),
+            ],
             nodes: [Self.b: Self.nodeB])
         guard case .remote(let remote, let node) = snapshot.resolve(ServiceName("web.b")!, me: Self.me) else {
             Issue.record("web.b is b's")
@@ -59,18 +61,21 @@ import Testing
     }
 
     @Test func statusRows() {
-        let status = FleetStatus(node: "a", registryLive: true, registryReason: "", names: 3, nodes: 2, peers: [
-            .init(node: "c", state: "down", address: "10.0.0.3:1", lastError: "connect refused"),
-            .init(node: "b", state: "up", address: "10.0.0.2:1", channelsOpen: 1, channelsTotal: 5, bytesOut: 10, bytesIn: 20),
-        ])
-        #expect(status.rendered() == """
+        let status = FleetStatus(
+            node: "a", registryLive: true, registryReason: "", names: 3, nodes: 2,
+            peers: [
+                .init(node: "c", state: "down", address: "10.0.0.3:1", lastError: "connect refused"),
+                .init(node: "b", state: "up", address: "10.0.0.2:1", channelsOpen: 1, channelsTotal: 5, bytesOut: 10, bytesIn: 20),
+            ])
+        #expect(
+            status.rendered() == """
 
-            fleet: node a, registry live, 3 names, 2 nodes
-            PEER  STATE  ADDRESS     OPEN  RELAYED  BYTES_OUT  BYTES_IN  LAST_ERROR
-            b     up     10.0.0.2:1  1     5        10         20        -
-            c     down   10.0.0.3:1  0     0        0          0         connect refused
+                fleet: node a, registry live, 3 names, 2 nodes
+                PEER  STATE  ADDRESS     OPEN  RELAYED  BYTES_OUT  BYTES_IN  LAST_ERROR
+                b     up     10.0.0.2:1  1     5        10         20        -
+                c     down   10.0.0.3:1  0     0        0          0         connect refused
 
-            """)
+                """)
         let down = FleetStatus(node: "a", registryLive: false, registryReason: "etcd gone", names: 0, nodes: 0, peers: [])
         #expect(down.rendered().contains("registry UNREACHABLE (etcd gone): remote names refused\npeers: (none yet)"))
     }

@@ -70,22 +70,44 @@ import Testing
         let sig = reader.string()!
         #expect(verify(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString(sig)) == .success("ssh-ed25519"))
         #expect(verify(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString(sig) + [0]) == .failure(.malformed("bytes after the ssh-ed25519 signature")))
-        #expect(verify(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString(Array(sig.dropLast()))) == .failure(.malformed("an Ed25519 signature is 64 bytes, not 63")))
+        #expect(
+            verify(TestKeys.sshString("ssh-ed25519") + TestKeys.sshString(Array(sig.dropLast())))
+                == .failure(.malformed("an Ed25519 signature is 64 bytes, not 63")))
         #expect(verify(TestKeys.sshString("ssh-ed25519")) == .failure(.malformed("no signature after ssh-ed25519")))
         #expect(verify([]) == .failure(.malformed("no algorithm name")))
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(sig)) == .failure(.wrongAlgorithm(signature: "ecdsa-sha2-nistp256", keyType: "ssh-ed25519")))
-        #expect(verify(TestKeys.sshString("rsa-sha2-256") + TestKeys.sshString(sig)) == .failure(.wrongAlgorithm(signature: "rsa-sha2-256", keyType: "ssh-ed25519")))
-        #expect(verify(TestKeys.sshString("sk-ssh-ed25519@openssh.com") + TestKeys.sshString(sig) + [1, 0, 0, 0, 1]) == .failure(.algorithmNotAllowed("sk-ssh-ed25519@openssh.com")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(sig))
+                == .failure(.wrongAlgorithm(signature: "ecdsa-sha2-nistp256", keyType: "ssh-ed25519")))
+        #expect(
+            verify(TestKeys.sshString("rsa-sha2-256") + TestKeys.sshString(sig)) == .failure(.wrongAlgorithm(signature: "rsa-sha2-256", keyType: "ssh-ed25519"))
+        )
+        #expect(
+            verify(TestKeys.sshString("sk-ssh-ed25519@openssh.com") + TestKeys.sshString(sig) + [1, 0, 0, 0, 1])
+                == .failure(.algorithmNotAllowed("sk-ssh-ed25519@openssh.com")))
         #expect(verify(TestKeys.sshString("ssh-dss") + TestKeys.sshString(sig)) == .failure(.algorithmNotAllowed("ssh-dss")))
         // ECDSA: r and s as mpints, nothing else
         let one = TestKeys.sshString([1])
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + one), with: ecdsa) == .failure(.invalid(algorithm: "ecdsa-sha2-nistp256")))
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + one + [0]), with: ecdsa) == .failure(.malformed("bytes after the ECDSA mpint s")))
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + TestKeys.sshString([0x80])), with: ecdsa) == .failure(.malformed("negative ECDSA mpint")))
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + TestKeys.sshString([UInt8](repeating: 1, count: 33))), with: ecdsa) == .failure(.malformed("ECDSA mpint wider than the curve")))
-        #expect(verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one), with: ecdsa) == .failure(.malformed("ECDSA signature is not mpint r, mpint s")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + one), with: ecdsa)
+                == .failure(.invalid(algorithm: "ecdsa-sha2-nistp256")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + one + [0]), with: ecdsa)
+                == .failure(.malformed("bytes after the ECDSA mpint s")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + TestKeys.sshString([0x80])), with: ecdsa)
+                == .failure(.malformed("negative ECDSA mpint")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one + TestKeys.sshString([UInt8](repeating: 1, count: 33))), with: ecdsa)
+                == .failure(.malformed("ECDSA mpint wider than the curve")))
+        #expect(
+            verify(TestKeys.sshString("ecdsa-sha2-nistp256") + TestKeys.sshString(one), with: ecdsa)
+                == .failure(.malformed("ECDSA signature is not mpint r, mpint s")))
         // RSA: a signature longer than the modulus
-        #expect(verify(TestKeys.sshString("rsa-sha2-512") + TestKeys.sshString([UInt8](repeating: 1, count: 257)), with: TestKeys.rsa2048.blob) == .failure(.malformed("RSA signature longer than the modulus")))
-        #expect(verify(TestKeys.sshString("rsa-sha2-512") + TestKeys.sshString([1, 2, 3]), with: TestKeys.rsa2048.blob) == .failure(.invalid(algorithm: "rsa-sha2-512")))
+        #expect(
+            verify(TestKeys.sshString("rsa-sha2-512") + TestKeys.sshString([UInt8](repeating: 1, count: 257)), with: TestKeys.rsa2048.blob)
+                == .failure(.malformed("RSA signature longer than the modulus")))
+        #expect(
+            verify(TestKeys.sshString("rsa-sha2-512") + TestKeys.sshString([1, 2, 3]), with: TestKeys.rsa2048.blob)
+                == .failure(.invalid(algorithm: "rsa-sha2-512")))
     }
 }

@@ -26,15 +26,16 @@ import Testing
     @Test func rendersAlignedSortedRows() throws {
         let text = ServiceTable.render(try sample())
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        #expect(Array(lines.prefix(7)) == [
-            "NAME     BACKEND             PROXY  TCPMUX  PTY  ALLOW",
-            "echo     exec:/bin/cat       no     yes     yes  (any key)",
-            "help     (built-in)          no     no      no   (any key)",
-            "metrics  (built-in)          no     no      no   (nobody)",
-            "private  unix:/run/p.sock    no     no      no   (nobody)",
-            "status   (built-in)          no     no      no   user:root",
-            "web      tcp:127.0.0.1:8080  yes    no      no   alice@laptop, user:bob",
-        ])
+        #expect(
+            Array(lines.prefix(7)) == [
+                "NAME     BACKEND             PROXY  TCPMUX  PTY  ALLOW",
+                "echo     exec:/bin/cat       no     yes     yes  (any key)",
+                "help     (built-in)          no     no      no   (any key)",
+                "metrics  (built-in)          no     no      no   (nobody)",
+                "private  unix:/run/p.sock    no     no      no   (nobody)",
+                "status   (built-in)          no     no      no   user:root",
+                "web      tcp:127.0.0.1:8080  yes    no      no   alice@laptop, user:bob",
+            ])
         #expect(text.hasSuffix("\n"))
         #expect(!lines.contains { $0.hasSuffix(" ") })
     }
@@ -47,8 +48,10 @@ import Testing
         #expect(text.contains("\nauthorized_keys: %h/.ssh/authorized_keys\n"))
         #expect(text.contains("\nlog level: info\n"))
         #expect(text.contains("\nmetrics_listen: (none)\n"))
-        #expect(text.contains(
-            "\nlimits: login_grace_seconds=30 max_startups=256 max_startups_per_source=16 max_startups_per_source_prefix6=64 max_channels_per_connection=1024 max_connections_per_key=256 max_channels_per_key=4096 connect_timeout_seconds=10\n"))
+        #expect(
+            text.contains(
+                "\nlimits: login_grace_seconds=30 max_startups=256 max_startups_per_source=16 max_startups_per_source_prefix6=64 max_channels_per_connection=1024 max_connections_per_key=256 max_channels_per_key=4096 connect_timeout_seconds=10\n"
+            ))
     }
 
     @Test func notesTCPMUXServicesWithoutAListener() throws {
@@ -62,14 +65,15 @@ import Testing
 
     @Test func notesAStatusTableNobodyMayOpen() {
         let text = ServiceTable.render(Configuration().withDefaults())
-        #expect(text.hasPrefix(
-            """
-            NAME     BACKEND     PROXY  TCPMUX  PTY  ALLOW
-            help     (built-in)  no     no      no   (any key)
-            metrics  (built-in)  no     no      no   (nobody)
-            status   (built-in)  no     no      no   (nobody)
+        #expect(
+            text.hasPrefix(
+                """
+                NAME     BACKEND     PROXY  TCPMUX  PTY  ALLOW
+                help     (built-in)  no     no      no   (any key)
+                metrics  (built-in)  no     no      no   (nobody)
+                status   (built-in)  no     no      no   (nobody)
 
-            """))
+                """))
         #expect(text.contains("note: status has no allow list, so nobody may open it"))
     }
 

@@ -65,8 +65,11 @@ private final class ScriptedSocket {
         let socket = ScriptedSocket(stream, pieces: 16 * 1024)
         let reader = FramedReader()
         var returned: [UInt8] = []
-        let run = feed.run(budget: .max, take: { _ in 0 }, read: socket.read, parse: reader.parse,
-                           giveBack: { returned = Array($0); return true })
+        let run = feed.run(
+            budget: .max, take: { _ in 0 }, read: socket.read, parse: reader.parse,
+            giveBack: {
+                returned = Array($0); return true
+            })
         #expect(reader.packets == payloads, "\(reader.packets.count) of \(payloads.count) packets")
         #expect(returned == partial)
         #expect(run.outcome == .drained)
@@ -90,7 +93,9 @@ private final class ScriptedSocket {
         let reader = FramedReader()
         let run = feed.run(
             budget: .max,
-            take: { room in room.copyBytes(from: stream[..<1000]); return 1000 },
+            take: { room in
+                room.copyBytes(from: stream[..<1000]); return 1000
+            },
             read: socket.read, parse: reader.parse, giveBack: { _ in true })
         #expect(reader.packets == payloads, "\(reader.packets.count) of \(payloads.count) packets")
         #expect(run.bytesParsed == stream.count)
@@ -111,14 +116,21 @@ private final class ScriptedSocket {
         let socket = ScriptedSocket(stream, pieces: 8 * 1024)
         let reader = FramedReader()
         var returned: [UInt8] = []
-        let first = feed.run(budget: 20 * 1024, take: { _ in 0 }, read: socket.read, parse: reader.parse,
-                             giveBack: { returned = Array($0); return true })
+        let first = feed.run(
+            budget: 20 * 1024, take: { _ in 0 }, read: socket.read, parse: reader.parse,
+            giveBack: {
+                returned = Array($0); return true
+            })
         #expect(first.outcome == .budgetSpent)
         #expect(first.bytesRead >= 20 * 1024 && first.bytesRead < 20 * 1024 + 8 * 1024)
         #expect(socket.stream.count == stream.count - first.bytesRead)
         // The next run starts from what was given back, as libssh would hold it.
-        let second = feed.run(budget: .max, take: { room in room.copyBytes(from: returned); return returned.count },
-                              read: socket.read, parse: reader.parse, giveBack: { _ in true })
+        let second = feed.run(
+            budget: .max,
+            take: { room in
+                room.copyBytes(from: returned); return returned.count
+            },
+            read: socket.read, parse: reader.parse, giveBack: { _ in true })
         #expect(second.outcome == .drained)
         #expect(reader.packets == payloads, "\(reader.packets.count) of \(payloads.count) packets")
     }
@@ -138,8 +150,15 @@ private final class ScriptedSocket {
         var runs: [SessionInputFeed.Outcome] = []
         var held: [UInt8] = []
         for _ in 0..<20 {
-            let run = feed.run(budget: .max, take: { room in room.copyBytes(from: held); defer { held = [] }; return held.count },
-                               read: socket.read, parse: reader.parse, giveBack: { held = Array($0); return true })
+            let run = feed.run(
+                budget: .max,
+                take: { room in
+                    room.copyBytes(from: held); defer { held = [] }; return held.count
+                },
+                read: socket.read, parse: reader.parse,
+                giveBack: {
+                    held = Array($0); return true
+                })
             runs.append(run.outcome)
             if run.outcome == .ended { break }
         }

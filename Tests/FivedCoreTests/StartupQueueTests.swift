@@ -19,7 +19,9 @@ struct StartupQueueTests {
         var queue = StartupQueue<Int>(capacity: 10, capacityPerSource: 10)
         for i in 0..<3 { _ = queue.enqueue(i, source: "a", now: 0) }
         var slots = 2
-        let first = queue.admit { _ in defer { slots -= 1 }; return slots > 0 }
+        let first = queue.admit { _ in
+            defer { slots -= 1 }; return slots > 0
+        }
         #expect(first == [0, 1])
         #expect(queue.count == 1)
         let second = queue.admit { _ in true }
@@ -33,7 +35,9 @@ struct StartupQueueTests {
         _ = queue.enqueue("office1", source: "office", now: 1)
         _ = queue.enqueue("office2", source: "office", now: 1)
         var slots = 4
-        let admitted = queue.admit { _ in defer { slots -= 1 }; return slots > 0 }
+        let admitted = queue.admit { _ in
+            defer { slots -= 1 }; return slots > 0
+        }
         #expect(admitted == ["flood0", "office1", "flood1", "office2"])
     }
 

@@ -26,11 +26,13 @@ struct TCPMUXOnSSHPortConfigTests {
         #expect(try parse("tcpmux_on_ssh_port = false\n").tcpmuxOnSSHPort == false)
     }
 
-    @Test("a value that is not a boolean: one line naming the file, line and key", arguments: [
-        ("log_level = \"info\"\ntcpmux_on_ssh_port = \"yes\"\n", "f.toml:2: tcpmux_on_ssh_port: must be true or false, not a string"),
-        ("tcpmux_on_ssh_port = 1\n", "f.toml:1: tcpmux_on_ssh_port: must be true or false, not an integer"),
-        ("tcpmux_on_ssh_port = [true]\n", "f.toml:1: tcpmux_on_ssh_port: must be true or false, not an array"),
-    ])
+    @Test(
+        "a value that is not a boolean: one line naming the file, line and key",
+        arguments: [
+            ("log_level = \"info\"\ntcpmux_on_ssh_port = \"yes\"\n", "f.toml:2: tcpmux_on_ssh_port: must be true or false, not a string"),
+            ("tcpmux_on_ssh_port = 1\n", "f.toml:1: tcpmux_on_ssh_port: must be true or false, not an integer"),
+            ("tcpmux_on_ssh_port = [true]\n", "f.toml:1: tcpmux_on_ssh_port: must be true or false, not an array"),
+        ])
     func bad(_ toml: String, _ message: String) throws {
         let e = try #require(error(toml))
         #expect(e.code == .configInvalidValue)
@@ -56,20 +58,25 @@ struct TCPMUXOnSSHPortConfigTests {
         let none = ServiceTable.render(try parse("tcpmux_on_ssh_port = true\n[services.echo]\nexec = [\"/bin/cat\"]\n"))
         #expect(none.contains("note: tcpmux_on_ssh_port = true, but no service has tcpmux = true"), "\(none)")
 
-        let offered = ServiceTable.render(try parse("""
-            tcpmux_on_ssh_port = true
-            [services.echo]
-            exec = ["/bin/cat"]
-            tcpmux = true
-            [services.SSH-keys]
-            exec = ["/bin/cat"]
-            tcpmux = true
-            [services.ssh-only]
-            exec = ["/bin/cat"]
-            """))
+        let offered = ServiceTable.render(
+            try parse(
+                """
+                tcpmux_on_ssh_port = true
+                [services.echo]
+                exec = ["/bin/cat"]
+                tcpmux = true
+                [services.SSH-keys]
+                exec = ["/bin/cat"]
+                tcpmux = true
+                [services.ssh-only]
+                exec = ["/bin/cat"]
+                """))
         #expect(!offered.contains("no tcpmux listener"), "\(offered)")
         #expect(!offered.contains("no service has tcpmux = true"), "\(offered)")
-        #expect(offered.contains("note: on the SSH port, a TCPMUX request that begins with uppercase 'SSH-' is taken for SSH: clients must name ssh-keys in lowercase"), "\(offered)")
+        #expect(
+            offered.contains(
+                "note: on the SSH port, a TCPMUX request that begins with uppercase 'SSH-' is taken for SSH: clients must name ssh-keys in lowercase"),
+            "\(offered)")
 
         let plain = ServiceTable.render(try parse("[services.echo]\nexec = [\"/bin/cat\"]\ntcpmux = true\n"))
         #expect(plain.contains("note: tcpmux = true on echo, but there is no tcpmux listener"), "\(plain)")
@@ -87,13 +94,18 @@ struct TCPMUXOnSSHPortConfigTests {
             _ = try ConfigurationLoader.load(ConfigurationOverrides(configFile: file))
             Issue.record("accepted a tcpmux listener on the SSH port")
         } catch {
-            #expect(error.message == "\(file):3: tcpmux: 0.0.0.0:1 would share a port with the SSH listener 0.0.0.0:1: tcpmux_on_ssh_port = true already answers TCPMUX there: remove it from tcpmux", "\(error.message)")
+            #expect(
+                error.message
+                    == "\(file):3: tcpmux: 0.0.0.0:1 would share a port with the SSH listener 0.0.0.0:1: tcpmux_on_ssh_port = true already answers TCPMUX there: remove it from tcpmux",
+                "\(error.message)")
         }
         do {
             _ = try ConfigurationLoader.load(ConfigurationOverrides(tcpmux: ["0.0.0.0:1"]))
             Issue.record("accepted a tcpmux listener on the SSH port")
         } catch {
-            #expect(error.message.hasSuffix("give the TCPMUX listener another port, or set tcpmux_on_ssh_port = true to answer TCPMUX on the SSH port"), "\(error.message)")
+            #expect(
+                error.message.hasSuffix("give the TCPMUX listener another port, or set tcpmux_on_ssh_port = true to answer TCPMUX on the SSH port"),
+                "\(error.message)")
         }
     }
 }

@@ -10,14 +10,16 @@ import Testing
     @Test func parsesWhatOpenSSHSends() throws {
         // VINTR ^C, VEOF ^D, VSUSP disabled (255), ECHO off, ICANON on, IUTF8 on, ISPEED, OSPEED, an opcode
         // sshd knows and fived has no use for (VDSUSP), an unknown one (20), then TTY_OP_END.
-        let bytes = Self.pair(1, 3) + Self.pair(5, 4) + Self.pair(10, 255) + Self.pair(53, 0) + Self.pair(51, 1)
+        let bytes =
+            Self.pair(1, 3) + Self.pair(5, 4) + Self.pair(10, 255) + Self.pair(53, 0) + Self.pair(51, 1)
             + Self.pair(42, 1) + Self.pair(128, 38400) + Self.pair(129, 38400) + Self.pair(11, 25) + Self.pair(20, 7) + [0]
         let modes = try TerminalModes(encoded: bytes)
-        #expect(modes.settings == [
-            .character(.interrupt, 3), .character(.endOfFile, 4), .character(.suspend, nil), .flag(.echo, false),
-            .flag(.canonical, true), .flag(.utf8Input, true), .inputSpeed(38400), .outputSpeed(38400),
-            .character(.delayedSuspend, 25),
-        ])
+        #expect(
+            modes.settings == [
+                .character(.interrupt, 3), .character(.endOfFile, 4), .character(.suspend, nil), .flag(.echo, false),
+                .flag(.canonical, true), .flag(.utf8Input, true), .inputSpeed(38400), .outputSpeed(38400),
+                .character(.delayedSuspend, 25),
+            ])
     }
 
     @Test func stopsAtTheEndOrAnUndefinedOpcode() throws {

@@ -67,8 +67,9 @@ struct BackendConnectorTests {
         }
         usleep(100_000)
         let started = MonotonicClock.now
-        guard case .pending(let pending) = try BackendConnector.start(
-            .tcp(host: "127.0.0.1", port: port), timeoutMilliseconds: 500)
+        guard
+            case .pending(let pending) = try BackendConnector.start(
+                .tcp(host: "127.0.0.1", port: port), timeoutMilliseconds: 500)
         else { Issue.record("a black hole answered"); return }
         #expect(MonotonicClock.now - started < 100, "start() waited")
         guard case .failed(let failure) = settle(pending) else { Issue.record("a black hole connected"); return }

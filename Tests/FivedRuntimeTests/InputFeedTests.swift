@@ -18,42 +18,44 @@ struct InputFeedTests {
     func feedsTheServerSession() throws {
         let seen = ThreadNotes()
         let feed = SessionInputFeed(capacity: 64 * 1024, readSize: 16 * 1024)
-        let server = try InProcessServer(handle: { _, message in
-            if case .authentication(let request) = message.kind, request.state == .verified { seen["authenticated"] = "yes" }
-            if acceptEveryKey(message) { return }
-            if case .channelOpen = message.kind {
-                seen["open"] = "yes"
-                message.refuse()
-            }
-        }, tick: { session in
-            guard seen["authenticated"] != nil, seen["done"] == nil else { return }
-            let socket = session.fileDescriptor
-            var parsed = 0
-            var outcomes: [SessionInputFeed.Outcome] = []
-            // Several runs, as the worker makes them, while the client sends.
-            for _ in 0..<200 where parsed < 40 * 1024 {
-                let run = feed.run(
-                    budget: 8 * 1024,
-                    take: { session.takeUnparsedInput(into: $0) },
-                    read: { buffer in
-                        switch try? Syscall.recv(socket, into: buffer) {
-                        case .processed(let n)?: return n == 0 ? .end : .bytes(n)
-                        case .wouldBlock?: return .wouldBlock
-                        case nil: return .failed("recv")
-                        }
-                    },
-                    parse: { session.parseInput($0) },
-                    giveBack: { session.returnUnparsedInput($0) })
-                outcomes.append(run.outcome)
-                parsed += run.bytesParsed
-                if run.outcome == .unavailable || run.outcome == .lost { break }
-                usleep(2_000)
-            }
-            seen["parsed"] = "\(parsed)"
-            seen["outcomes"] = Set(outcomes.map { "\($0)" }).sorted().joined(separator: ",")
-            seen["connected"] = session.isConnected ? "yes" : "no"
-            seen["done"] = "yes"
-        })
+        let server = try InProcessServer(
+            handle: { _, message in
+                if case .authentication(let request) = message.kind, request.state == .verified { seen["authenticated"] = "yes" }
+                if acceptEveryKey(message) { return }
+                if case .channelOpen = message.kind {
+                    seen["open"] = "yes"
+                    message.refuse()
+                }
+            },
+            tick: { session in
+                guard seen["authenticated"] != nil, seen["done"] == nil else { return }
+                let socket = session.fileDescriptor
+                var parsed = 0
+                var outcomes: [SessionInputFeed.Outcome] = []
+                // Several runs, as the worker makes them, while the client sends.
+                for _ in 0..<200 where parsed < 40 * 1024 {
+                    let run = feed.run(
+                        budget: 8 * 1024,
+                        take: { session.takeUnparsedInput(into: $0) },
+                        read: { buffer in
+                            switch try? Syscall.recv(socket, into: buffer) {
+                            case .processed(let n)?: return n == 0 ? .end : .bytes(n)
+                            case .wouldBlock?: return .wouldBlock
+                            case nil: return .failed("recv")
+                            }
+                        },
+                        parse: { session.parseInput($0) },
+                        giveBack: { session.returnUnparsedInput($0) })
+                    outcomes.append(run.outcome)
+                    parsed += run.bytesParsed
+                    if run.outcome == .unavailable || run.outcome == .lost { break }
+                    usleep(2_000)
+                }
+                seen["parsed"] = "\(parsed)"
+                seen["outcomes"] = Set(outcomes.map { "\($0)" }).sorted().joined(separator: ",")
+                seen["connected"] = session.isConnected ? "yes" : "no"
+                seen["done"] = "yes"
+            })
         defer { server.stop() }
         let client = try connectedClient(port: server.port)
         defer { client.disconnect() }

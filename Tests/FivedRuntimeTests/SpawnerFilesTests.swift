@@ -26,8 +26,9 @@ struct SpawnerFilesTests {
         #expect(!Spawner.belongs("/root/.ssh/authorized_keys", to: Self.account(uid: 0, home: "/root")))
     }
 
-    @Test("a link owned by the user anywhere on the path makes it the user's; fived's own files are root's",
-          .enabled(if: geteuid() == 0, "needs root to give a link to another user"))
+    @Test(
+        "a link owned by the user anywhere on the path makes it the user's; fived's own files are root's",
+        .enabled(if: geteuid() == 0, "needs root to give a link to another user"))
     func plantedLink() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fived-belongs-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -19,7 +19,9 @@ struct AuthorizedKeysCommandTests {
         let fails = try await environment.newKey(.ed25519, name: "fails")
         // The command sees the tokens as arguments; its log proves what it was given and as whom.
         let log = environment.directory.file("akc.log")
-        let script = try environment.directory.write("akc.sh", """
+        let script = try environment.directory.write(
+            "akc.sh",
+            """
             #!/bin/sh
             # $1 user, $2 fingerprint, $3 type, $4 key (base64)
             echo "$(id -un) $1 $2 $3" >> \(log)
@@ -35,10 +37,11 @@ struct AuthorizedKeysCommandTests {
         close(fd)
         chmod(log, 0o666)
         let commandUser = TestDirectory.asRoot ? "nobody" : String(cString: getpwuid(geteuid()).pointee.pw_name)
-        let options = FivedOptions(extraTOML: """
-            authorized_keys_command = "\(script) %u %f %t %k"
-            authorized_keys_command_user = "\(commandUser)"
-            """)
+        let options = FivedOptions(
+            extraTOML: """
+                authorized_keys_command = "\(script) %u %f %t %k"
+                authorized_keys_command_user = "\(commandUser)"
+                """)
         try await environment.withFived(options) { fived in
             // The environment's own key is in the file: the command is not run for it.
             let fromFile = try await fived.stdio("echo", Array("file\n".utf8))

@@ -82,8 +82,9 @@ struct AuthorizedKeysParityTests {
         Row(#"environment="A-B=x""#, false),
     ]
 
-    @Test("each line: accepted from 127.0.0.1 by fived exactly when sshd accepts it",
-          .enabled(if: sshdPath != nil && getuid() == 0, "needs /usr/sbin/sshd (apt-get install openssh-server) and root to run it"))
+    @Test(
+        "each line: accepted from 127.0.0.1 by fived exactly when sshd accepts it",
+        .enabled(if: sshdPath != nil && getuid() == 0, "needs /usr/sbin/sshd (apt-get install openssh-server) and root to run it"))
     func sameAnswers() async throws {
         let environment = try await TestEnvironment.make()
         let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
@@ -111,8 +112,13 @@ struct AuthorizedKeysParityTests {
                     differences.append("\(shown): sshd \(sshdAnswer ? "accepts" : "refuses"), fived \(fivedAnswer ? "accepts" : "refuses")")
                 }
             }
-            #expect(differences.isEmpty, "fived and sshd differ on \(differences.count) of \(Self.rows.count) lines:\n\(differences.joined(separator: "\n"))\n--- fived ---\n\(fived.logText.split(separator: "\n").filter { $0.contains("not honoured") || $0.contains("authentication failed") }.joined(separator: "\n"))")
-            #expect(sshdSurprises.isEmpty, "this sshd is not the one the table was written for:\n\(sshdSurprises.joined(separator: "\n"))\n--- sshd ---\n\(sshd.log)")
+            #expect(
+                differences.isEmpty,
+                "fived and sshd differ on \(differences.count) of \(Self.rows.count) lines:\n\(differences.joined(separator: "\n"))\n--- fived ---\n\(fived.logText.split(separator: "\n").filter { $0.contains("not honoured") || $0.contains("authentication failed") }.joined(separator: "\n"))"
+            )
+            #expect(
+                sshdSurprises.isEmpty,
+                "this sshd is not the one the table was written for:\n\(sshdSurprises.joined(separator: "\n"))\n--- sshd ---\n\(sshd.log)")
         }
         await sshd.stop()
     }

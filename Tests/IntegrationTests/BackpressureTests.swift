@@ -30,7 +30,9 @@ struct BackpressureTests {
 
     /// Runs `pipeline` (with SSH standing for the ssh command line) for `seconds`,
     /// sampling fived's memory; returns the growth over the baseline in KiB.
-    func growth(_ fived: Fived, _ pipeline: String, sshOptions: [String], command: [String] = [], seconds: Double) async throws -> (growth: Int, sawTraffic: Bool) {
+    func growth(_ fived: Fived, _ pipeline: String, sshOptions: [String], command: [String] = [], seconds: Double) async throws -> (
+        growth: Int, sawTraffic: Bool
+    ) {
         let ssh = Self.shellQuoted([try Tools.path("ssh")] + fived.sshArguments(sshOptions, command: command, key: fived.environment.key, user: nil))
         let warm = try await fived.stdio("echo", randomBytes(1 << 20))
         #expect(warm.exitStatus == 0, "\(warm)")

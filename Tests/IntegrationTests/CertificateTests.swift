@@ -47,7 +47,8 @@ struct CertificateTests {
     static func paramikoLogin(_ fived: Fived, _ key: ClientKey, signingWith signer: ClientKey? = nil) async throws -> String {
         let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
         let run = try await runProcess(
-            python, [certificateLogin, String(fived.port), fived.environment.user, key.privatePath, key.privatePath + "-cert.pub"]
+            python,
+            [certificateLogin, String(fived.port), fived.environment.user, key.privatePath, key.privatePath + "-cert.pub"]
                 + (signer.map { [$0.privatePath] } ?? []),
             environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path)
         let line = run.stdoutText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }
@@ -70,8 +71,10 @@ struct CertificateTests {
         try await environment.withFived(FivedOptions(services: Self.services())) { fived in
             let result = try await Self.login(fived, key)
             #expect(result.exitStatus == 0, "\(result)")
-            for line in ["FIVED_CERT_KEY_ID=alice-laptop", "FIVED_CERT_SERIAL=42", "FIVED_CERT_PRINCIPAL=ops",
-                         "FIVED_CERT_CA_FINGERPRINT=\(ca.key.fingerprint)", "FIVED_KEY_FINGERPRINT=\(key.fingerprint)"] {
+            for line in [
+                "FIVED_CERT_KEY_ID=alice-laptop", "FIVED_CERT_SERIAL=42", "FIVED_CERT_PRINCIPAL=ops",
+                "FIVED_CERT_CA_FINGERPRINT=\(ca.key.fingerprint)", "FIVED_KEY_FINGERPRINT=\(key.fingerprint)",
+            ] {
                 #expect(result.stdoutText.contains(line + "\n"), "\(line): \(result)")
             }
             let logged = await fived.waitForLog { $0.message == "authenticated" && $0["key_id"] == "alice-laptop" }
@@ -209,7 +212,8 @@ struct CertificateTests {
         }
         // A revoked_keys file that does not exist refuses every key (sshd's choice), logged once.
         let missing = environment.directory.file("no-such-krl")
-        try await environment.withFived(FivedOptions(services: Self.services(), extraTOML: "revoked_keys = [\(tomlString(missing))]")) { (fived: Fived) async throws in
+        try await environment.withFived(FivedOptions(services: Self.services(), extraTOML: "revoked_keys = [\(tomlString(missing))]")) {
+            (fived: Fived) async throws in
             #expect(try await fived.ssh(command: ["env"]).exitStatus == 255)
             #expect(try await Self.login(fived, fine).exitStatus == 255)
             let errors = await fived.waitForLog { $0.message == "revoked_keys unusable, every key refused" }

@@ -82,7 +82,7 @@ struct ChannelFormTests {
     func stderrAndExitStatus() async throws {
         let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [
-            .exec("mixed", "/bin/sh", "-c", "echo out; echo 'warn: bad' >&2; exit 3"),
+            .exec("mixed", "/bin/sh", "-c", "echo out; echo 'warn: bad' >&2; exit 3")
         ])
         try await environment.withFived(options) { fived in
             let exec = try await fived.ssh(command: ["mixed"])

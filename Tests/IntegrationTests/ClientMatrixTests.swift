@@ -52,9 +52,10 @@ extension Clients {
                     .exec("input-first", "/bin/sh", "-c", "cat >/dev/null; exec /bin/cat \(blob)"),
                 ]
                 for form in ClientForm.allCases {
-                    services.append(.exec(
-                        "output-first-\(form)", PythonClient.python, ClientPrograms.path("output_first_service.py"),
-                        outputFirstReport(form)))
+                    services.append(
+                        .exec(
+                            "output-first-\(form)", PythonClient.python, ClientPrograms.path("output_first_service.py"),
+                            outputFirstReport(form)))
                 }
                 var options = FivedOptions(services: services)
                 // Every exec round opens a dozen connections at once.
@@ -103,8 +104,9 @@ extension Clients {
             }
         }
 
-        @Test("16 MiB upload through sha256sum in every form: the hash, bytes_in and the form fived logged",
-              arguments: MatrixClient.installed)
+        @Test(
+            "16 MiB upload through sha256sum in every form: the hash, bytes_in and the form fived logged",
+            arguments: MatrixClient.installed)
         func upload(client: MatrixClient) async throws {
             let world = try await World.make()
             try await world.withFived { fived in
@@ -121,8 +123,9 @@ extension Clients {
             }
         }
 
-        @Test("16 MiB download from /bin/cat in every form: the hash, bytes_out and the form fived logged",
-              arguments: MatrixClient.installed)
+        @Test(
+            "16 MiB download from /bin/cat in every form: the hash, bytes_out and the form fived logged",
+            arguments: MatrixClient.installed)
         func download(client: MatrixClient) async throws {
             let world = try await World.make()
             try await world.withFived { fived in
@@ -143,8 +146,9 @@ extension Clients {
 
         /// Five rounds, because a lost exit report depends on timing: which of the
         /// service's end and the client's CLOSE comes first.
-        @Test("exit-status 0 and 3 and exit-signal KILL over exec and subsystem, five rounds, as the client reports them",
-              arguments: MatrixClient.installed)
+        @Test(
+            "exit-status 0 and 3 and exit-signal KILL over exec and subsystem, five rounds, as the client reports them",
+            arguments: MatrixClient.installed)
         func exitReports(client: MatrixClient) async throws {
             let world = try await World.make()
             try await world.withFived { fived in
@@ -172,14 +176,18 @@ extension Clients {
                         if run.process.exitStatus != expected.processStatus {
                             wrong.append("exited \(run.process.termination.map { "\($0)" } ?? "-"), want exit \(expected.processStatus)")
                         }
-                        if run.process.stdoutText != output { wrong.append("stdout \(run.process.stdoutText.debugDescription), want \(output.debugDescription)") }
+                        if run.process.stdoutText != output {
+                            wrong.append("stdout \(run.process.stdoutText.debugDescription), want \(output.debugDescription)")
+                        }
                         if !wrong.isEmpty {
                             failures.append("round \(round), \(run.form) \(run.service): \(wrong.joined(separator: "; "))\n\(run.process)")
                         }
                     }
                 }
                 let unusual = fived.logLines.filter { !["info", "debug", "trace"].contains($0.level) && $0.message != "generated host key" }
-                #expect(failures.isEmpty, """
+                #expect(
+                    failures.isEmpty,
+                    """
                     \(client): \(failures.count) of 30 runs wrong:
                     \(failures.joined(separator: "\n"))
                     fived's notices and warnings: \(unusual.isEmpty ? "none" : unusual.map(\.raw).joined(separator: "\n"))
@@ -188,9 +196,10 @@ extension Clients {
         }
 
         /// Exit reports are the business of `exitReports`; here only bytes count.
-        @Test("half-close: the service ends its output first (shutdown) and the client's 16 MiB upload still arrives whole",
-              .enabled(if: access(PythonClient.python, X_OK) == 0, "the service is a Python script: apt-get install python3"),
-              arguments: MatrixClient.installed)
+        @Test(
+            "half-close: the service ends its output first (shutdown) and the client's 16 MiB upload still arrives whole",
+            .enabled(if: access(PythonClient.python, X_OK) == 0, "the service is a Python script: apt-get install python3"),
+            arguments: MatrixClient.installed)
         func serviceEndsOutputFirst(client: MatrixClient) async throws {
             let world = try await World.make()
             try await world.withFived { fived in
@@ -204,15 +213,17 @@ extension Clients {
                     let report = world.outputFirstReport(run.form)
                     let written = await eventually { access(report, F_OK) == 0 }
                     let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
-                    #expect(written && text == "\(world.blobHash) \(Self.size)\n",
-                            "\(client) \(run.form): the service read \(text.isEmpty ? "nothing it reported" : text), want \(world.blobHash) \(Self.size)\n\(run)")
+                    #expect(
+                        written && text == "\(world.blobHash) \(Self.size)\n",
+                        "\(client) \(run.form): the service read \(text.isEmpty ? "nothing it reported" : text), want \(world.blobHash) \(Self.size)\n\(run)")
                 }
             }
         }
 
         /// Exit reports are the business of `exitReports`; here only bytes count.
-        @Test("half-close: the client sends EOF first and the service's 16 MiB that follow still arrive whole",
-              arguments: MatrixClient.installed)
+        @Test(
+            "half-close: the client sends EOF first and the service's 16 MiB that follow still arrive whole",
+            arguments: MatrixClient.installed)
         func clientEndsInputFirst(client: MatrixClient) async throws {
             let world = try await World.make()
             try await world.withFived { fived in

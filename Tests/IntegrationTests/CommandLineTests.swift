@@ -32,12 +32,17 @@ struct CommandLineTests {
         Case(label: "bad TOML", config: base + "[services.echo\nexec = [\"/bin/cat\"]\n", flags: [], mustName: ["@DIR/fived.toml"]),
         Case(label: "unknown top-level key", config: base + "lissten = [\"x\"]\n", flags: [], mustName: ["@DIR/fived.toml", "lissten"]),
         Case(label: "unknown service key", config: base + "[services.echo]\nexce = [\"/bin/cat\"]\n", flags: [], mustName: ["@DIR/fived.toml", "exce"]),
-        Case(label: "both connect and exec", config: base + "[services.both]\nexec = [\"/bin/cat\"]\nconnect = \"127.0.0.1:7\"\n", flags: [], mustName: ["both"]),
+        Case(
+            label: "both connect and exec", config: base + "[services.both]\nexec = [\"/bin/cat\"]\nconnect = \"127.0.0.1:7\"\n", flags: [], mustName: ["both"]),
         Case(label: "neither connect nor exec", config: base + "[services.neither]\nallow = [\"user:x\"]\n", flags: [], mustName: ["neither"]),
         Case(label: "bad service name in the file", config: base + "[services.\"bad/name\"]\nexec = [\"/bin/cat\"]\n", flags: [], mustName: ["bad/name"]),
         Case(label: "bad service name in a flag", config: base, flags: ["--service", "bad/name=exec:/bin/cat"], mustName: ["bad/name"]),
-        Case(label: "missing exec program in the file", config: base + "[services.gone]\nexec = [\"/nonexistent/fived-prog\"]\n", flags: [], mustName: ["/nonexistent/fived-prog"]),
-        Case(label: "missing exec program in a flag", config: base, flags: ["--service", "gone=exec:/nonexistent/fived-prog -x"], mustName: ["/nonexistent/fived-prog"]),
+        Case(
+            label: "missing exec program in the file", config: base + "[services.gone]\nexec = [\"/nonexistent/fived-prog\"]\n", flags: [],
+            mustName: ["/nonexistent/fived-prog"]),
+        Case(
+            label: "missing exec program in a flag", config: base, flags: ["--service", "gone=exec:/nonexistent/fived-prog -x"],
+            mustName: ["/nonexistent/fived-prog"]),
         Case(label: "unknown backend kind", config: base, flags: ["--service", "x=ftp:somewhere"], mustName: ["ftp:somewhere"]),
         Case(label: "bad --listen", config: base, flags: ["--listen", "not-an-address"], mustName: ["not-an-address"]),
         Case(label: "missing config file", config: nil, flags: ["--config", "@DIR/absent.toml"], mustName: ["@DIR/absent.toml"]),

@@ -75,9 +75,9 @@ struct DataTransferTests {
             func uploaded() -> Int {
                 for pid in fived.descendants() {
                     guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
-                          comm.hasPrefix("wc"),
-                          let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
-                          let line = io.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") })
+                        comm.hasPrefix("wc"),
+                        let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+                        let line = io.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") })
                     else { continue }
                     return Int(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces)) ?? 0
                 }

@@ -25,9 +25,11 @@ struct FivedConnectCertificateTests {
         let stdin = try fived.input(Array(input.utf8))
         return try await runProcess(
             try Binaries.locate("fived-connect"),
-            ["-F", "none", "-p", String(fived.port), "-l", fived.environment.user,
-             "-o", "UserKnownHostsFile=\(fived.environment.knownHostsPath)", "-o", "GlobalKnownHostsFile=none",
-             "-o", "StrictHostKeyChecking=\(strict)"] + arguments + ["127.0.0.1", "echo"],
+            [
+                "-F", "none", "-p", String(fived.port), "-l", fived.environment.user,
+                "-o", "UserKnownHostsFile=\(fived.environment.knownHostsPath)", "-o", "GlobalKnownHostsFile=none",
+                "-o", "StrictHostKeyChecking=\(strict)",
+            ] + arguments + ["127.0.0.1", "echo"],
             environment: Tools.environment(home: directory.path, extra: agent.map { ["SSH_AUTH_SOCK": $0] } ?? [:]),
             stdin: stdin, scratch: directory.path)
     }
@@ -53,7 +55,9 @@ struct FivedConnectCertificateTests {
             let result = try await Self.connect(fived, ["-v", "-i", key.privatePath])
             #expect(result.exitStatus == 0, "\(result)")
             #expect(result.stdoutText == "hello\n")
-            #expect(Self.stderr(result).contains("authenticated with certificate \(key.privatePath)-cert.pub (ID \"alice-laptop\", serial 42) with key \(key.privatePath)"), "\(result)")
+            #expect(
+                Self.stderr(result).contains(
+                    "authenticated with certificate \(key.privatePath)-cert.pub (ID \"alice-laptop\", serial 42) with key \(key.privatePath)"), "\(result)")
             // The plain key was offered first and refused: it is in no authorized_keys line.
             let refused = await fived.waitForLog { $0.message == "authentication failed" && $0["fingerprint"] == key.fingerprint }
             #expect(refused != nil, "\(fived.logText)")
@@ -76,7 +80,9 @@ struct FivedConnectCertificateTests {
             let viaOption = try await Self.connect(fived, ["-v", "-i", key.privatePath, "-o", "CertificateFile=\(certificate)"])
             #expect(viaOption.exitStatus == 0, "\(viaOption)")
             #expect(viaOption.stdoutText == "hello\n")
-            #expect(Self.stderr(viaOption).contains("authenticated with certificate \(certificate) (ID \"bob-desk\", serial 7) with key \(key.privatePath)"), "\(viaOption)")
+            #expect(
+                Self.stderr(viaOption).contains("authenticated with certificate \(certificate) (ID \"bob-desk\", serial 7) with key \(key.privatePath)"),
+                "\(viaOption)")
             // Offered first: the plain key was never tried, so nothing failed.
             #expect(!fived.logLines.contains { $0.message == "authentication failed" }, "\(fived.logText)")
             let first = await fived.waitForLog { $0.message == "authenticated" && $0["key_id"] == "bob-desk" }
@@ -86,8 +92,10 @@ struct FivedConnectCertificateTests {
             let stdin = try fived.input(Array("again\n".utf8))
             let viaConfig = try await runProcess(
                 try Binaries.locate("fived-connect"),
-                ["-F", directory.file("ssh_config"), "-p", String(fived.port), "-l", environment.user,
-                 "-o", "UserKnownHostsFile=\(environment.knownHostsPath)", "-o", "GlobalKnownHostsFile=none", "127.0.0.1", "echo"],
+                [
+                    "-F", directory.file("ssh_config"), "-p", String(fived.port), "-l", environment.user,
+                    "-o", "UserKnownHostsFile=\(environment.knownHostsPath)", "-o", "GlobalKnownHostsFile=none", "127.0.0.1", "echo",
+                ],
                 environment: Tools.environment(home: directory.path), stdin: stdin, scratch: directory.path)
             #expect(viaConfig.exitStatus == 0, "\(viaConfig)")
             #expect(viaConfig.stdoutText == "again\n")
@@ -96,7 +104,9 @@ struct FivedConnectCertificateTests {
             // A CertificateFile whose key no identity file holds is not offered, and the failure says so.
             let orphan = try await Self.connect(fived, ["-o", "CertificateFile=\(certificate)", "-i", environment.key.privatePath + "-missing"])
             #expect(orphan.exitStatus == 255, "\(orphan)")
-            #expect(Self.stderr(orphan).contains("certificate \(certificate) (ID \"bob-desk\", serial 7) (not offered: no identity file holds its key \(key.fingerprint))"), "\(orphan)")
+            #expect(
+                Self.stderr(orphan).contains(
+                    "certificate \(certificate) (ID \"bob-desk\", serial 7) (not offered: no identity file holds its key \(key.fingerprint))"), "\(orphan)")
         }
     }
 
@@ -146,7 +156,9 @@ struct FivedConnectCertificateTests {
             #expect(result.stdoutText.isEmpty)
             let stderr = Self.stderr(result)
             #expect(stderr.contains("permission denied"), "\(result)")
-            #expect(stderr.contains("certificate \(key.privatePath)-cert.pub (ID \"dave-old\", serial 42) with key \(key.privatePath), expired at 2020-01-02T"), "\(result)")
+            #expect(
+                stderr.contains("certificate \(key.privatePath)-cert.pub (ID \"dave-old\", serial 42) with key \(key.privatePath), expired at 2020-01-02T"),
+                "\(result)")
             let reason = await CertificateTests.failure(fived, "expired")
             #expect(reason?.contains("certificate 'dave-old' refused: certificate expired at 2020-01-02T") == true, "\(fived.logText)")
             #expect(!fived.logLines.contains { $0.message == "authenticated" }, "\(fived.logText)")
@@ -193,7 +205,8 @@ struct FivedConnectCertificateTests {
             #expect(refused.exitStatus == 255, "\(refused)")
             let stderr = Self.stderr(refused)
             #expect(stderr.split(separator: "\n").count == 1, "\(refused)")
-            #expect(stderr.contains("\(environment.knownHostsPath):1 names a certificate authority (@cert-authority) for [127.0.0.1]:\(fived.port)"), "\(refused)")
+            #expect(
+                stderr.contains("\(environment.knownHostsPath):1 names a certificate authority (@cert-authority) for [127.0.0.1]:\(fived.port)"), "\(refused)")
             #expect(stderr.contains("cannot verify host certificates (libssh 0.10.6"), "\(refused)")
             #expect(try String(contentsOfFile: environment.knownHostsPath, encoding: .utf8) == knownHosts)
             let closed = await fived.waitForLog { $0.message == "connection closed" && $0["user"] == "-" }

@@ -10,7 +10,8 @@ struct FivedConnectTests {
         let world = try ConnectWorld()
         defer { world.stop() }
         try world.run("head -c 10485760 /dev/urandom > big")
-        let result = try world.run("""
+        let result = try world.run(
+            """
             fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo < big | sha256sum | cut -d' ' -f1 > got
             sha256sum < big | cut -d' ' -f1 > want
             cmp want got && cat got
@@ -49,7 +50,8 @@ struct FivedConnectTests {
         defer { world.stop() }
         let sock = "/tmp/fc-agent-\(UUID().uuidString.prefix(8)).sock"
         defer { _ = try? world.run("SSH_AUTH_SOCK=\(sock) ssh-agent -k >/dev/null 2>&1; rm -f \(sock)") }
-        let result = try world.run("""
+        let result = try world.run(
+            """
             eval "$(ssh-agent -a \(sock) -s)" >/dev/null
             ssh-add -q .ssh/id_ed25519
             mkdir -p keep && mv .ssh/id_ed25519 .ssh/id_ed25519.pub keep/
@@ -67,7 +69,8 @@ struct FivedConnectTests {
     @Test func noKeyAtAllIsAnAuthenticationFailure() throws {
         let world = try ConnectWorld()
         defer { world.stop() }
-        let result = try world.run("""
+        let result = try world.run(
+            """
             mv .ssh/id_ed25519 elsewhere
             env -u SSH_AUTH_SOCK fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo < /dev/null
             """)
@@ -78,7 +81,8 @@ struct FivedConnectTests {
     @Test func configAliasSuppliesHostPortUserAndKey() throws {
         let world = try ConnectWorld()
         defer { world.stop() }
-        try world.run("""
+        try world.run(
+            """
             mkdir -p keys && mv .ssh/id_ed25519 keys/mykey
             cat > .ssh/config <<EOF
             Host box
@@ -115,7 +119,8 @@ struct FivedConnectTests {
         #expect(second.stdout == "two\n")
 
         // Record a different Ed25519 key for the host: the real one is refused, even with accept-new or no.
-        try world.run("""
+        try world.run(
+            """
             ssh-keygen -q -t ed25519 -N '' -f other
             echo "[127.0.0.1]:\(world.port) $(cut -d' ' -f1,2 other.pub)" > .ssh/known_hosts
             """)
@@ -136,7 +141,8 @@ struct FivedConnectTests {
         let forward = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -L 127.0.0.1:0:echo 127.0.0.1")
         defer { forward.terminate() }
         let port = try world.waitFor(in: { forward.stderr() }, pattern: #"listening on 127\.0\.0\.1:([0-9]+)"#)
-        let result = try world.run("""
+        let result = try world.run(
+            """
             for i in $(seq 1 20); do head -c 200000 /dev/urandom > in$i; done
             for i in $(seq 1 20); do socat -t 10 - TCP:127.0.0.1:\(port) < in$i > out$i & done
             wait
@@ -181,7 +187,8 @@ struct FivedConnectTests {
         let publisher = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -R laptopweb:127.0.0.1:\(localPort) 127.0.0.1")
         defer { publisher.terminate() }
         _ = try world.waitFor(in: { publisher.stderr() }, pattern: #"(published) 'laptopweb'"#)
-        let result = try world.run("""
+        let result = try world.run(
+            """
             head -c 4194304 /dev/urandom > in
             ssh -F /dev/null -p \(world.port) -o UserKnownHostsFile=known_hosts_stock -o StrictHostKeyChecking=no \\
                 -o BatchMode=yes -o IdentitiesOnly=yes -i .ssh/id_ed25519 -W laptopweb:1 127.0.0.1 < in > out
@@ -196,7 +203,8 @@ struct FivedConnectTests {
         let world = try ConnectWorld(services: ["echo=exec:/bin/cat", "sshport=tcp:127.0.0.1:PORT"])
         defer { world.stop() }
         // ssh speaks SSH through fived-connect to fived's own port (service sshport), then asks that fived for echo.
-        let result = try world.run("""
+        let result = try world.run(
+            """
             echo proxied | ssh -F none -i .ssh/id_ed25519 -o UserKnownHostsFile=ssh_kh -o StrictHostKeyChecking=accept-new \
               -o BatchMode=yes -o "ProxyCommand=fived-connect -q -p \(world.port) -o StrictHostKeyChecking=accept-new %h sshport" \
               -W echo:1 127.0.0.1
@@ -250,8 +258,10 @@ private struct ConnectTestError: Error, CustomStringConvertible {
 /// Process.waitUntilExit can hang when called from Swift Testing's threads.
 private enum ConnectSpawn {
     /// Spawns `arguments[0]` with stdin from /dev/null and stdout/stderr into files.
-    static func spawn(_ arguments: [String], environment: [String: String], directory: String,
-                      stdout: String, stderr: String) throws -> pid_t {
+    static func spawn(
+        _ arguments: [String], environment: [String: String], directory: String,
+        stdout: String, stderr: String
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -403,8 +413,9 @@ private final class ConnectWorld {
     }
 
     private func start(executable: String, arguments: [String], stderrPath: String) throws -> ConnectBackground {
-        let pid = try ConnectSpawn.spawn([executable] + arguments, environment: environment, directory: home,
-                                         stdout: "/dev/null", stderr: stderrPath)
+        let pid = try ConnectSpawn.spawn(
+            [executable] + arguments, environment: environment, directory: home,
+            stdout: "/dev/null", stderr: stderrPath)
         return ConnectBackground(pid: pid, stderrPath: stderrPath)
     }
 
@@ -425,9 +436,10 @@ private final class ConnectWorld {
             try? FileManager.default.removeItem(atPath: out)
             try? FileManager.default.removeItem(atPath: err)
         }
-        return ConnectShellResult(status: status,
-                                  stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                                  stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+        return ConnectShellResult(
+            status: status,
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
     }
 
     /// Polls `text()` for up to 10 s until `pattern` matches; returns its first capture group.
@@ -437,7 +449,8 @@ private final class ConnectWorld {
         while Date() < deadline {
             let current = text()
             if let match = regex.firstMatch(in: current, range: NSRange(current.startIndex..., in: current)),
-               let range = Range(match.range(at: 1), in: current) {
+                let range = Range(match.range(at: 1), in: current)
+            {
                 return String(current[range])
             }
             usleep(50_000)

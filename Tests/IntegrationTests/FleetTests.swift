@@ -8,8 +8,9 @@ import Testing
 
 /// Names across nodes (SPEC "Fleet", docs/fleet.md): three fived nodes on
 /// loopback sharing a real etcd, driven by the stock OpenSSH client.
-@Suite("Fleet", .serialized, .timeLimit(.minutes(3)),
-       .enabled(if: EtcdProcess.binary != nil, "etcd-server is not installed (apt-get install etcd-server)"))
+@Suite(
+    "Fleet", .serialized, .timeLimit(.minutes(3)),
+    .enabled(if: EtcdProcess.binary != nil, "etcd-server is not installed (apt-get install etcd-server)"))
 struct FleetTests {
     /// An exec service that prints what fived told it about the caller, then echoes.
     static func identityService(_ name: String, export: Bool = true, allow: [String]? = nil) -> TestService {
@@ -37,7 +38,9 @@ struct FleetTests {
         return out
     }
 
-    @Test("a name published on A is reached through B and C: bytes intact, the caller's identity in the PROXY v2 header, the hop in both logs; a second publisher anywhere is refused")
+    @Test(
+        "a name published on A is reached through B and C: bytes intact, the caller's identity in the PROXY v2 header, the hop in both logs; a second publisher anywhere is refused"
+    )
     func publishedAcrossNodes() async throws {
         let environment = try await TestEnvironment.make()
         let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
@@ -52,8 +55,10 @@ struct FleetTests {
         try await FleetNodes.start(environment).run { fleet in
             let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
             let publisher = try a.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)",
-                 "-R", "laptop-id:2:127.0.0.1:\(recorder.port)"],
+                [
+                    "-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)",
+                    "-R", "laptop-id:2:127.0.0.1:\(recorder.port)",
+                ],
                 identity: .key(publisherKey), name: "publisher")
             defer { publisher.signal(SIGKILL) }
             let probe = Array("probe\n".utf8)
@@ -91,7 +96,8 @@ struct FleetTests {
             #expect(onC?["node_hop"] == "c->a", "C's log: \(c.logText)")
             #expect(onC?["client"] == "\(header.sourceAddress):\(header.sourcePort)", "the caller's address and port reach the target unchanged: \(header)")
             let onA = await a.waitForLog { $0.message == "channel closed" && $0["service"] == "laptop-id" && $0["node_hop"] == "c->a" }
-            #expect(onA?["user"] == environment.user && onA?["fingerprint"] == environment.key.fingerprint
+            #expect(
+                onA?["user"] == environment.user && onA?["fingerprint"] == environment.key.fingerprint
                     && onA?["client"] == onC?["client"], "A logs the relayed caller: \(onA.map { "\($0)" } ?? a.logText)")
 
             // One name, one owner, fleet-wide: a second publisher on C gets the usual refusal.
@@ -127,8 +133,10 @@ struct FleetTests {
                     group.addTask {
                         let data = randomBytes(256 * 1024)
                         let result = try await b.ssh(["-S", control, "-W", "echo.a:1"], stdin: try b.input(data), timeout: .seconds(90))
-                        return (i, result.exitStatus == 0 && result.stdout == data,
-                                "\(i): exit \(result.exitStatus.map(String.init) ?? "-"), \(byteDifference(result.stdout, data) ?? "same")")
+                        return (
+                            i, result.exitStatus == 0 && result.stdout == data,
+                            "\(i): exit \(result.exitStatus.map(String.init) ?? "-"), \(byteDifference(result.stdout, data) ?? "same")"
+                        )
                     }
                 }
                 var all: [(Int, Bool, String)] = []
@@ -155,8 +163,10 @@ struct FleetTests {
         let other = try await environment.newKey(.ed25519, name: "other", comment: "other@fleet")
         try environment.setAuthorizedKeys([environment.key.publicLine, other.publicLine])
         let services = [
-            "a": [Self.identityService("web"), Self.identityService("secret", allow: [environment.key.comment]),
-                  Self.identityService("private", export: false)],
+            "a": [
+                Self.identityService("web"), Self.identityService("secret", allow: [environment.key.comment]),
+                Self.identityService("private", export: false),
+            ],
             "c": [Self.echo("tools")],
         ]
         try await FleetNodes.start(environment, services: services).run { fleet in
@@ -174,7 +184,9 @@ struct FleetTests {
             #expect(fields["service"] == "web.a")
             #expect(result?.stdoutText.hasSuffix("ping\n") == true)
             let entry = await c.waitForLog { $0.message == "channel closed" && $0["service"] == "web.a" && $0["form"] == "exec" }
-            #expect(entry?["client"] == fields["client"], "the service sees the caller's address and port as C saw them: \(fields) vs \(entry.map { "\($0)" } ?? "-")")
+            #expect(
+                entry?["client"] == fields["client"],
+                "the service sees the caller's address and port as C saw them: \(fields) vs \(entry.map { "\($0)" } ?? "-")")
             #expect(entry?["node_hop"] == "c->a")
 
             let help = try await c.ssh(command: ["help"])
@@ -182,7 +194,7 @@ struct FleetTests {
             let helpOther = try await c.ssh(command: ["help"], identity: .key(other))
             #expect(nonEmptyLines(helpOther.stdoutText) == ["tools", "tools.c", "web.a"], "\(helpOther)")
 
-            let denied = try await c.stdio("secret.a", Array("x".utf8)) // allowed for the default key
+            let denied = try await c.stdio("secret.a", Array("x".utf8))  // allowed for the default key
             #expect(denied.exitStatus == 0, "\(denied)")
             let deniedOther = try await c.ssh(["-W", "secret.a:1"], identity: .key(other), stdin: try c.input(Array("x".utf8)))
             #expect(deniedOther.exitStatus == 255, "\(deniedOther)")
@@ -234,7 +246,9 @@ struct FleetTests {
         }
     }
 
-    @Test("etcd stopped: local names answer on every node, remote ones are refused within 1 s; publishing works locally; etcd back: everything returns without restarting fived")
+    @Test(
+        "etcd stopped: local names answer on every node, remote ones are refused within 1 s; publishing works locally; etcd back: everything returns without restarting fived"
+    )
     func etcdOutage() async throws {
         let environment = try await TestEnvironment.make()
         let publisherKey = try await environment.newKey(.ed25519, name: "publisher")

@@ -36,8 +36,9 @@ struct HardeningTests {
             ]
             for (what, script) in cases {
                 let outcome = try await onThread { try RawClient.run(port: port, script) }
-                #expect(outcome.closedBy != .timeout && outcome.elapsed < .seconds(5),
-                        "\(what): \(outcome.closedBy) after \(outcome.elapsed)")
+                #expect(
+                    outcome.closedBy != .timeout && outcome.elapsed < .seconds(5),
+                    "\(what): \(outcome.closedBy) after \(outcome.elapsed)")
             }
             // Clients that vanish mid-key-exchange, politely (FIN) and not (RST).
             for reset in [false, true] {
@@ -248,11 +249,12 @@ struct HardeningTests {
             close(open.removeFirst())
             var reply = ""
             let reused = await eventually(timeout: .seconds(10)) {
-                reply = (try? await onThread { () -> String in
-                    let fd = try Sockets.connectTCP(port: localPort)
-                    defer { close(fd) }
-                    return String(decoding: try Sockets.exchange(fd, Array("four\n".utf8)), as: UTF8.self)
-                }) ?? ""
+                reply =
+                    (try? await onThread { () -> String in
+                        let fd = try Sockets.connectTCP(port: localPort)
+                        defer { close(fd) }
+                        return String(decoding: try Sockets.exchange(fd, Array("four\n".utf8)), as: UTF8.self)
+                    }) ?? ""
                 return reply == "four\n"
             }
             #expect(reused, "a freed channel place was not reused: \(reply.debugDescription)")
@@ -295,8 +297,9 @@ struct HardeningTests {
             let cut = try await fived.stdio("flaky", payload, timeout: .seconds(30))
             #expect(!cut.timedOut, "ssh -W hung after the backend reset")
             // What arrived before the reset came back unchanged (the backend echoes).
-            #expect(cut.stdout.count < payload.count && Array(payload.prefix(cut.stdout.count)) == cut.stdout,
-                    "\(cut.stdout.count) bytes back, not a prefix of what was sent")
+            #expect(
+                cut.stdout.count < payload.count && Array(payload.prefix(cut.stdout.count)) == cut.stdout,
+                "\(cut.stdout.count) bytes back, not a prefix of what was sent")
             backend.stop()
             let gone = try await fived.stdio("flaky", Array("x".utf8))
             #expect(gone.exitStatus == 255 && gone.stdout.isEmpty, "\(gone)")
@@ -354,8 +357,9 @@ private func expectServes(_ fived: Fived, _ text: String, sourceLocation: Source
 private func expectNothingLeaked(_ fived: Fived, baseline: [String: String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let descriptors = await eventually(timeout: .seconds(15)) { fived.openDescriptors().count <= baseline.count }
     let now = fived.openDescriptors()
-    #expect(descriptors, "fds before: \(baseline.sorted { $0.key < $1.key })\nfds after: \(now.sorted { $0.key < $1.key })",
-            sourceLocation: sourceLocation)
+    #expect(
+        descriptors, "fds before: \(baseline.sorted { $0.key < $1.key })\nfds after: \(now.sorted { $0.key < $1.key })",
+        sourceLocation: sourceLocation)
     let children = await eventually(timeout: .seconds(15)) { fived.descendants().isEmpty }
     #expect(children, "children left: \(fived.descendants())", sourceLocation: sourceLocation)
 }
@@ -365,8 +369,10 @@ private func expectNothingLeaked(_ fived: Fived, baseline: [String: String], sou
 enum SSHWire {
     static var startOfKeyExchange: [UInt8] {
         var kexinit: [UInt8] = [20] + randomBytes(16)
-        for list in ["curve25519-sha256", "ssh-ed25519", "aes128-ctr", "aes128-ctr", "hmac-sha2-256", "hmac-sha2-256",
-                     "none", "none", "", ""] {
+        for list in [
+            "curve25519-sha256", "ssh-ed25519", "aes128-ctr", "aes128-ctr", "hmac-sha2-256", "hmac-sha2-256",
+            "none", "none", "", "",
+        ] {
             kexinit += string(Array(list.utf8))
         }
         kexinit += [0, 0, 0, 0, 0]
@@ -509,9 +515,11 @@ enum RawClient {
         let bound = withUnsafePointer(to: &local) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        let connected = bound == 0 && withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        let connected =
+            bound == 0
+            && withUnsafePointer(to: &remote) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
         guard connected else {
             let text = errnoText()
             close(fd)

@@ -29,8 +29,10 @@ struct HarnessTests {
 
     @Test("log lines parse into message and fields, quoted values included")
     func logLines() throws {
-        let line = try #require(LogLine(
-            #"2026-11-26T16:40:00.123Z info channel closed user=alice fingerprint=SHA256:abc client=127.0.0.1:5555 service=echo form=direct-tcpip bytes_in=10 bytes_out=12 duration_ms=3 reason="client closed \"x\"""#))
+        let line = try #require(
+            LogLine(
+                #"2026-11-26T16:40:00.123Z info channel closed user=alice fingerprint=SHA256:abc client=127.0.0.1:5555 service=echo form=direct-tcpip bytes_in=10 bytes_out=12 duration_ms=3 reason="client closed \"x\"""#
+            ))
         #expect(line.level == "info")
         #expect(line.message == "channel closed")
         #expect(line["user"] == "alice")

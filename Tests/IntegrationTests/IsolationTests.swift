@@ -19,7 +19,9 @@ struct IsolationTests {
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = port.bigEndian
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
             fillers.append(fd)
         }
         return (listener, fillers, port)
@@ -73,8 +75,9 @@ struct IsolationTests {
             let p50 = times[times.count / 2]
             // Under 50 ms, or (a loaded machine) no worse than twice the same trips
             // without the holes: a worker held by a pending connect stalls for seconds.
-            #expect(p99 < .milliseconds(50) || p99 <= baselineP99 * 2,
-                    "p50 \(p50), p99 \(p99), max \(times.last!); without the holes p99 \(baselineP99)")
+            #expect(
+                p99 < .milliseconds(50) || p99 <= baselineP99 * 2,
+                "p50 \(p50), p99 \(p99), max \(times.last!); without the holes p99 \(baselineP99)")
             // The holes themselves are still waiting (their connect times out after 300 s).
             let waitingHoles = holes.filter { $0.isRunning }.count
             #expect(waitingHoles == 8, "a hole open ended before its connect timeout")

@@ -93,7 +93,9 @@ struct JSONLogTests {
         #expect(closed["fingerprint"] as? String == environment.key.fingerprint, "\(closed)")
         // The channel's fields come in the documented order.
         let raw = try #require(text.split(separator: "\n").first { $0.contains("\"channel closed\"") }.map(String.init))
-        let order = ["time", "level", "message", "user", "fingerprint", "client", "service", "form", "channel", "bytes_in", "bytes_out", "duration_ms", "reason"]
+        let order = [
+            "time", "level", "message", "user", "fingerprint", "client", "service", "form", "channel", "bytes_in", "bytes_out", "duration_ms", "reason",
+        ]
         let positions = order.compactMap { raw.range(of: "\"\($0)\":")?.lowerBound }
         #expect(positions.count == order.count && positions == positions.sorted(), "\(raw)")
 

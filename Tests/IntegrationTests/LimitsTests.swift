@@ -57,7 +57,9 @@ struct LimitsTests {
             #expect(reported, "\(forward.stderr)")
             // libssh 0.10.6 cannot put a description in the open failure (server.c:666):
             // the pointer to -L PORT:NAME:1 / fived-connect goes to the log.
-            let hinted = await eventually { fived.logLines.contains { $0.message == "channel refused" && ($0.fields["reason"] ?? "").contains("-L PORT:NAME:1") } }
+            let hinted = await eventually {
+                fived.logLines.contains { $0.message == "channel refused" && ($0.fields["reason"] ?? "").contains("-L PORT:NAME:1") }
+            }
             #expect(hinted, "the log should point to -L PORT:NAME:1")
         }
     }

@@ -27,7 +27,7 @@ struct LivenessTests {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> pid_t? in
             guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")")
+                let close = stat.lastIndex(of: ")")
             else { return nil }
             let rest = stat[stat.index(after: close)...].split(separator: " ")
             return rest.count > 1 && pid_t(rest[1]) == parent ? pid : nil
@@ -123,7 +123,9 @@ struct LivenessTests {
             let tookOver = await fived.waitForLog(timeout: .seconds(15)) { $0.message == "published" && $0["took_over"] == "true" }
             #expect(tookOver != nil, "\(fived.logText)")
             #expect(ContinuousClock.now - started < .seconds(9))
-            let gone = await fived.waitForLog { $0.message == "unpublished" && ($0["reason"] ?? "").hasPrefix("a new connection with the same key took it over") }
+            let gone = await fived.waitForLog {
+                $0.message == "unpublished" && ($0["reason"] ?? "").hasPrefix("a new connection with the same key took it over")
+            }
             #expect(gone != nil, "the old connection did not let the name go: \(fived.logText)")
             let reached = try await fived.stdio("pub", Array("through the new one".utf8))
             #expect(reached.stdoutText == "through the new one" && second.isRunning, "\(reached)\n\(second.stderr)")

@@ -69,8 +69,9 @@ struct MetricsTests {
         return Scrape(families: families, samples: samples)
     }
 
-    @Test("curl through ssh -L PORT:metrics:1 and on metrics_listen: the text parses and the counters follow the channels made",
-          .enabled(if: curl != nil && parserMissing == nil, "needs curl and python3-prometheus-client (apt-get install curl python3-prometheus-client)"))
+    @Test(
+        "curl through ssh -L PORT:metrics:1 and on metrics_listen: the text parses and the counters follow the channels made",
+        .enabled(if: curl != nil && parserMissing == nil, "needs curl and python3-prometheus-client (apt-get install curl python3-prometheus-client)"))
     func scrapeBothWays() async throws {
         let environment = try await TestEnvironment.make()
         let admin = try await environment.newKey(.ed25519, name: "id_admin", comment: "admin@ops")
@@ -90,9 +91,11 @@ struct MetricsTests {
             #expect(await eventually { !forward.isRunning || isListening(port: port) } && forward.isRunning, "\(forward.stderr)")
 
             let before = try await Self.scrape(port, in: dir)
-            for name in ["fived_connections_open", "fived_connections", "fived_authentications", "fived_channel_refusals",
-                         "fived_startups_queued", "fived_startups_waiting", "fived_startups_dropped", "fived_published_names",
-                         "fived_exec_processes", "fived_channels_open"] {
+            for name in [
+                "fived_connections_open", "fived_connections", "fived_authentications", "fived_channel_refusals",
+                "fived_startups_queued", "fived_startups_waiting", "fived_startups_dropped", "fived_published_names",
+                "fived_exec_processes", "fived_channels_open",
+            ] {
                 #expect(before.families[name] != nil, "no \(name) family: \(before.families)")
             }
             // The scrape's own channel is open while it is answered.
@@ -115,15 +118,18 @@ struct MetricsTests {
             let echo = ["service": "echo", "form": "direct-tcpip"]
             #expect(after.sum("fived_channels_total", echo) - before.sum("fived_channels_total", echo) == 3)
             #expect(after.sum("fived_channels_open", echo) == 0)
-            #expect(after.sum("fived_channel_bytes_total", ["service": "echo", "direction": "in"])
-                - before.sum("fived_channel_bytes_total", ["service": "echo", "direction": "in"]) == 18)
-            #expect(after.sum("fived_channel_bytes_total", ["service": "echo", "direction": "out"])
-                - before.sum("fived_channel_bytes_total", ["service": "echo", "direction": "out"]) == 18)
+            #expect(
+                after.sum("fived_channel_bytes_total", ["service": "echo", "direction": "in"])
+                    - before.sum("fived_channel_bytes_total", ["service": "echo", "direction": "in"]) == 18)
+            #expect(
+                after.sum("fived_channel_bytes_total", ["service": "echo", "direction": "out"])
+                    - before.sum("fived_channel_bytes_total", ["service": "echo", "direction": "out"]) == 18)
             #expect(after.sum("fived_channel_duration_seconds_count", ["service": "echo"]) == 3)
             #expect(after.sum("fived_backend_connect_seconds_count", ["service": "echo", "result": "ok"]) == 3)
             #expect(after.families["fived_channel_duration_seconds"] == "histogram")
-            #expect(after.sum("fived_channel_refusals_total", ["reason": "metrics_not_allowed"])
-                - before.sum("fived_channel_refusals_total", ["reason": "metrics_not_allowed"]) == 2)
+            #expect(
+                after.sum("fived_channel_refusals_total", ["reason": "metrics_not_allowed"])
+                    - before.sum("fived_channel_refusals_total", ["reason": "metrics_not_allowed"]) == 2)
             // Five more logins (three echo, two refused), each a publickey success.
             let logins = ["method": "publickey", "result": "success"]
             #expect(after.sum("fived_authentications_total", logins) - before.sum("fived_authentications_total", logins) >= 5)
@@ -132,9 +138,10 @@ struct MetricsTests {
             #expect(after.sum("fived_exec_processes") == 0)
             // The forward's connection stays open; the workers' lag has been sampled.
             #expect(after.sum("fived_connections_open") >= 1)
-            #expect(await eventually(timeout: .seconds(5)) {
-                (try? await Self.scrape(port, in: dir))?.has("fived_worker_loop_lag_seconds_count", ["worker": "0"]) == true
-            })
+            #expect(
+                await eventually(timeout: .seconds(5)) {
+                    (try? await Self.scrape(port, in: dir))?.has("fived_worker_loop_lag_seconds_count", ["worker": "0"]) == true
+                })
 
             // The loopback listener answers the same text, and only GET /metrics.
             let local = try await Self.scrape(listenerPort, in: dir)

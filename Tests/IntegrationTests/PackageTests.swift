@@ -41,10 +41,12 @@ struct PackageTests {
         let built = try await runProcess(
             "/usr/bin/nice", ["-n", "19", "/usr/bin/ionice", "-c", "3", "/bin/bash", Repository.file("scripts/package.sh")],
             // The runner's own PATH (swift) and HOME (SwiftPM's caches and mirrors).
-            environment: Tools.environment(home: ProcessInfo.processInfo.environment["HOME"] ?? "/root", extra: [
-                "FIVED_SCRATCH": Repository.releaseScratch, "FIVED_PACKAGE_DIR": directory.file("out"),
-                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
-            ]),
+            environment: Tools.environment(
+                home: ProcessInfo.processInfo.environment["HOME"] ?? "/root",
+                extra: [
+                    "FIVED_SCRATCH": Repository.releaseScratch, "FIVED_PACKAGE_DIR": directory.file("out"),
+                    "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+                ]),
             scratch: scratch, timeout: .seconds(1500))
         took("package.sh")
         laps += built.stderr.split(separator: "\n").filter { $0.hasPrefix("package.sh: took ") }.map { "(\($0.dropFirst("package.sh: took ".count)))" }
@@ -64,7 +66,10 @@ struct PackageTests {
         let mirror = try #require(AptMirror.debian(), "no Debian mirror in /etc/apt/sources.list*")
         let strapped = try await runProcess(
             "/usr/bin/nice",
-            ["-n", "19", "/usr/bin/ionice", "-c", "3", try #require(debootstrap), "--variant=minbase", "--include=" + dependencies.joined(separator: ","), mirror.suite, root, mirror.uri],
+            [
+                "-n", "19", "/usr/bin/ionice", "-c", "3", try #require(debootstrap), "--variant=minbase", "--include=" + dependencies.joined(separator: ","),
+                mirror.suite, root, mirror.uri,
+            ],
             environment: Tools.environment(home: scratch), scratch: scratch, timeout: .seconds(600))
         took("debootstrap")
         try #require(strapped.exitStatus == 0, "debootstrap \(mirror.suite) \(mirror.uri): \(strapped)")

@@ -53,7 +53,9 @@ struct PeerParameterTests {
             #expect(dropped != nil, "\(fived.logText)")
             for size in [1, 9, 10, 255] {
                 #expect(try await run(fived, "tiny-packet", String(size)) == "refused 1", "max packet \(size)")
-                let logged = await fived.waitForLog { $0.message == "channel refused" && ($0["reason"] ?? "").contains("maximum packet size \(size) is below 256") }
+                let logged = await fived.waitForLog {
+                    $0.message == "channel refused" && ($0["reason"] ?? "").contains("maximum packet size \(size) is below 256")
+                }
                 #expect(logged != nil, "max packet \(size)")
             }
             #expect(try await run(fived, "tiny-packet", "256") == "opened b'hello'")

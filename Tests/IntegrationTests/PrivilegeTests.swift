@@ -78,12 +78,14 @@ struct PrivilegeTests {
             #expect(tasks.count > 2)
             for task in tasks {
                 let text = (try? String(contentsOfFile: "/proc/\(fived.pid)/task/\(task)/status", encoding: .utf8)) ?? ""
-                let fields = Dictionary(text.split(separator: "\n").compactMap { line -> (String, String)? in
-                    guard let colon = line.firstIndex(of: ":") else { return nil }
-                    return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-                }, uniquingKeysWith: { a, _ in a })
-                #expect(fields["CapBnd"] == "0000000000000000" && fields["NoNewPrivs"] == "1" && fields["CapEff"] == "0000000000000000",
-                        "thread \(task) (\(fields["Name"] ?? "")): CapBnd \(fields["CapBnd"] ?? "") NoNewPrivs \(fields["NoNewPrivs"] ?? "")")
+                let fields = Dictionary(
+                    text.split(separator: "\n").compactMap { line -> (String, String)? in
+                        guard let colon = line.firstIndex(of: ":") else { return nil }
+                        return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+                    }, uniquingKeysWith: { a, _ in a })
+                #expect(
+                    fields["CapBnd"] == "0000000000000000" && fields["NoNewPrivs"] == "1" && fields["CapEff"] == "0000000000000000",
+                    "thread \(task) (\(fields["Name"] ?? "")): CapBnd \(fields["CapBnd"] ?? "") NoNewPrivs \(fields["NoNewPrivs"] ?? "")")
             }
             // The spawner is the daemon's child and root.
             let spawner = try #require(dropped["spawner"].flatMap { pid_t($0) })

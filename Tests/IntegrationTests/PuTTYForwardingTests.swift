@@ -11,8 +11,9 @@ extension Clients {
     /// `winadj@putty.projects.tartarus.org` requests (want-reply) on every channel,
     /// where `-nc` and a plain command use the simple mode and one 2 GiB window.
     /// Issue 14: 20 downloads of 16 MiB each way of using it, 0 failures.
-    @Suite("plink -L (PuTTY's non-simple mode)", .timeLimit(.minutes(5)),
-           .enabled(if: plinkMissing == nil, "\(plinkMissing ?? "")"))
+    @Suite(
+        "plink -L (PuTTY's non-simple mode)", .timeLimit(.minutes(5)),
+        .enabled(if: plinkMissing == nil, "\(plinkMissing ?? "")"))
     struct PuTTYForwarding {
         static let rounds = 20
 
@@ -43,7 +44,8 @@ extension Clients {
                                 environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path,
                                 timeout: .seconds(90))
                             if result.exitStatus != 0 || result.stderr.contains("FATAL ERROR") {
-                                return Self.failure(round, "exit \(result.termination.map { "\($0)" } ?? "(timed out)"), \(result.stdout.count) bytes", result.stderr)
+                                return Self.failure(
+                                    round, "exit \(result.termination.map { "\($0)" } ?? "(timed out)"), \(result.stdout.count) bytes", result.stderr)
                             }
                             let got = try await Tools.sha256(result.stdout, scratch: fived.directory)
                             return got == world.blobHash ? nil : Self.failure(round, "\(result.stdout.count) bytes, wrong hash", result.stderr)
@@ -93,7 +95,9 @@ extension Clients {
                     attempted = round
                     let (hash, count, reader) = try await Self.readThroughPipe(port: port, round: round, in: fived.directory)
                     if count != Matrix.size || hash != world.blobHash {
-                        failures.append("round \(round): \(count) of \(Matrix.size) bytes, \(hash == world.blobHash ? "the right" : "a wrong") hash\(reader.isEmpty ? "" : "; reader: \(reader)")")
+                        failures.append(
+                            "round \(round): \(count) of \(Matrix.size) bytes, \(hash == world.blobHash ? "the right" : "a wrong") hash\(reader.isEmpty ? "" : "; reader: \(reader)")"
+                        )
                     }
                     if !forward.isRunning {
                         failures.append("round \(round): plink ended (\(forward.poll().map { "\($0)" } ?? "?"))")
@@ -101,8 +105,10 @@ extension Clients {
                     }
                 }
                 let fatal = nonEmptyLines(forward.stderr).filter { $0.contains("FATAL") }
-                #expect(failures.isEmpty && fatal.isEmpty,
-                        "\(failures.count) of \(Self.rounds) downloads through plink -N -L failed:\n\(failures.joined(separator: "\n"))\nplink: \(fatal.joined(separator: " / "))")
+                #expect(
+                    failures.isEmpty && fatal.isEmpty,
+                    "\(failures.count) of \(Self.rounds) downloads through plink -N -L failed:\n\(failures.joined(separator: "\n"))\nplink: \(fatal.joined(separator: " / "))"
+                )
                 // Each connection was one direct-tcpip channel of its own.
                 let closed = await eventually {
                     fived.channelClosedLines.filter { $0["service"] == "download" && $0["form"] == "direct-tcpip" }.count >= attempted

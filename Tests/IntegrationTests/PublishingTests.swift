@@ -64,8 +64,9 @@ struct PublishingTests {
             let publisher = try await startPublisher(fived, key: publisherKey, forward: "listed:1:127.0.0.1:\(local.port)")
             defer { publisher.signal(SIGKILL) }
             let during = try await fived.ssh(command: ["help"])
-            #expect(during.exitStatus == 0 && nonEmptyLines(during.stdoutText) == ["echo", "listed"],
-                    "help while published: \(during)")
+            #expect(
+                during.exitStatus == 0 && nonEmptyLines(during.stdoutText) == ["echo", "listed"],
+                "help while published: \(during)")
             // -W help lists it too (the direct-tcpip form).
             let viaW = try await fived.stdio("help", [])
             #expect(nonEmptyLines(viaW.stdoutText) == ["echo", "listed"], "-W help: \(viaW)")
@@ -109,7 +110,8 @@ struct PublishingTests {
             for round in 1...3 {
                 let data = randomBytes(4 << 20)
                 let want = try await Tools.sha256(data, scratch: environment.directory)
-                let result = form == "-W"
+                let result =
+                    form == "-W"
                     ? try await fived.stdio("bulk", data, timeout: .seconds(90))
                     : try await fived.ssh(command: ["bulk"], stdin: try fived.input(data), timeout: .seconds(90))
                 #expect(result.exitStatus == 0, "round \(round): \(result)")
@@ -123,8 +125,9 @@ struct PublishingTests {
                     fived.channelClosedLines.filter { $0["form"] == "forwarded-tcpip" }.count >= round
                 }
                 let forwarded = fived.channelClosedLines.filter { $0["form"] == "forwarded-tcpip" }.dropFirst(round - 1).first
-                #expect(forwarded?["bytes_out"] == "\(data.count)" && forwarded?["bytes_in"] == "\(data.count)",
-                        "round \(round), publisher's channel: \(forwarded.map { "\($0)" } ?? "not logged")")
+                #expect(
+                    forwarded?["bytes_out"] == "\(data.count)" && forwarded?["bytes_in"] == "\(data.count)",
+                    "round \(round), publisher's channel: \(forwarded.map { "\($0)" } ?? "not logged")")
                 if got != want { break }
             }
         }
@@ -169,8 +172,9 @@ struct PublishingTests {
             let result = try await fived.stdio("dup", data)
             #expect(result.exitStatus == 0, "\(result)")
             expectBytes(result.stdout, data, "through the first publisher")
-            #expect(firstTarget.connections == 1 && secondTarget.connections == 0,
-                    "first target \(firstTarget.connections), second target \(secondTarget.connections)")
+            #expect(
+                firstTarget.connections == 1 && secondTarget.connections == 0,
+                "first target \(firstTarget.connections), second target \(secondTarget.connections)")
         }
     }
 
@@ -216,32 +220,41 @@ struct PublishingTests {
                     ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "\(name):1:127.0.0.1:9"], identity: .key(key),
                     timeout: .seconds(20))
                 #expect(result.exitStatus == 255, "\(what): \(result)", sourceLocation: sourceLocation)
-                #expect(result.stderr.contains("remote port forwarding failed"), "\(what): \(result)",
-                        sourceLocation: sourceLocation)
+                #expect(
+                    result.stderr.contains("remote port forwarding failed"), "\(what): \(result)",
+                    sourceLocation: sourceLocation)
                 let logged = await fived.waitForLog {
                     $0.message == "publish refused" && $0["fingerprint"] == key.fingerprint
                         && $0["service"]?.lowercased() == name.lowercased()
                 }
-                #expect(logged.map { reason($0["reason"] ?? "") } == true,
-                        "\(what): fived's log: \(logged.map { "\($0)" } ?? "no 'publish refused' line")\n\(fived.logText)",
-                        sourceLocation: sourceLocation)
+                #expect(
+                    logged.map { reason($0["reason"] ?? "") } == true,
+                    "\(what): fived's log: \(logged.map { "\($0)" } ?? "no 'publish refused' line")\n\(fived.logText)",
+                    sourceLocation: sourceLocation)
             }
 
-            try await expectRefused("mine", key: environment.key, reason: { $0.contains("permitlisten") },
-                                    "a key without permitlisten")
-            try await expectRefused("mine", key: otherKey, reason: { $0.contains("permitlisten") },
-                                    "a key whose permitlisten names another service")
-            try await expectRefused("mine", key: restrictedKey, reason: { $0.contains("no-port-forwarding") },
-                                    "no-port-forwarding overrides permitlisten")
-            try await expectRefused("echo", key: anyKey, reason: { $0 == "a configured service has that name" },
-                                    "a configured name")
-            try await expectRefused("ECHO", key: anyKey, reason: { $0 == "a configured service has that name" },
-                                    "a configured name in another case")
+            try await expectRefused(
+                "mine", key: environment.key, reason: { $0.contains("permitlisten") },
+                "a key without permitlisten")
+            try await expectRefused(
+                "mine", key: otherKey, reason: { $0.contains("permitlisten") },
+                "a key whose permitlisten names another service")
+            try await expectRefused(
+                "mine", key: restrictedKey, reason: { $0.contains("no-port-forwarding") },
+                "no-port-forwarding overrides permitlisten")
+            try await expectRefused(
+                "echo", key: anyKey, reason: { $0 == "a configured service has that name" },
+                "a configured name")
+            try await expectRefused(
+                "ECHO", key: anyKey, reason: { $0 == "a configured service has that name" },
+                "a configured name in another case")
             try await expectRefused("help", key: anyKey, reason: { $0.contains("reserved") }, "the reserved help")
-            try await expectRefused("bad/name", key: anyKey, reason: { $0.hasPrefix("invalid service name") },
-                                    "a malformed name")
-            try await expectRefused(String(repeating: "n", count: 65), key: anyKey,
-                                    reason: { $0.hasPrefix("invalid service name") }, "a 65-character name")
+            try await expectRefused(
+                "bad/name", key: anyKey, reason: { $0.hasPrefix("invalid service name") },
+                "a malformed name")
+            try await expectRefused(
+                String(repeating: "n", count: 65), key: anyKey,
+                reason: { $0.hasPrefix("invalid service name") }, "a 65-character name")
 
             // None of them became reachable.
             for name in ["mine", "bad/name"] {
@@ -272,15 +285,17 @@ struct PublishingTests {
                 ["-N", "-M", "-S", control, "-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes", "-R", forward],
                 identity: .key(publisherKey), name: "ssh-master")
             defer { master.signal(SIGKILL) }
-            _ = try #require(await fived.waitForLog { $0.message == "published" && $0["service"] == "cancelme" },
-                             "not published: \(master.stderr)\n\(fived.logText)")
+            _ = try #require(
+                await fived.waitForLog { $0.message == "published" && $0["service"] == "cancelme" },
+                "not published: \(master.stderr)\n\(fived.logText)")
             let reachable = try await fived.stdio("cancelme", Array("one".utf8))
             #expect(reachable.exitStatus == 0 && reachable.stdoutText == "one", "\(reachable)")
             // The control socket must exist before a mux client can use it.
             _ = await eventually { access(control, F_OK) == 0 }
 
-            let cancelled = try await fived.ssh(["-S", control, "-O", "cancel", "-R", forward],
-                                                identity: .key(publisherKey), timeout: .seconds(15))
+            let cancelled = try await fived.ssh(
+                ["-S", control, "-O", "cancel", "-R", forward],
+                identity: .key(publisherKey), timeout: .seconds(15))
             #expect(cancelled.exitStatus == 0, "ssh -O cancel failed: \(cancelled)")
             let unpublished = await fived.waitForLog { $0.message == "unpublished" && $0["service"] == "cancelme" }
             #expect(unpublished != nil, "no 'unpublished' log line:\n\(fived.logText)")
@@ -292,8 +307,9 @@ struct PublishingTests {
             #expect(master.isRunning, "cancelling one forward ended the connection: \(master.stderr)")
 
             // The same connection may publish it again (ssh -O forward).
-            let again = try await fived.ssh(["-S", control, "-O", "forward", "-R", forward],
-                                            identity: .key(publisherKey), timeout: .seconds(15))
+            let again = try await fived.ssh(
+                ["-S", control, "-O", "forward", "-R", forward],
+                identity: .key(publisherKey), timeout: .seconds(15))
             #expect(again.exitStatus == 0, "ssh -O forward failed: \(again)")
             let back = try await fived.stdio("cancelme", Array("three".utf8))
             #expect(back.exitStatus == 0 && back.stdoutText == "three", "not reachable after re-publishing: \(back)")
@@ -378,8 +394,9 @@ struct PublishingTests {
             }
             func text(_ type: UInt8) -> String? { header.value(of: type).map { String(decoding: $0, as: UTF8.self) } }
             #expect(text(ProxyV2Header.userType) == environment.user, "0xE1 user")
-            #expect(text(ProxyV2Header.fingerprintType) == environment.key.fingerprint,
-                    "0xE2 must be the caller's key, not the publisher's (\(publisherKey.fingerprint))")
+            #expect(
+                text(ProxyV2Header.fingerprintType) == environment.key.fingerprint,
+                "0xE2 must be the caller's key, not the publisher's (\(publisherKey.fingerprint))")
             #expect(text(ProxyV2Header.commentType) == environment.key.comment, "0xE3 comment")
             #expect(text(ProxyV2Header.serviceType) == "ident", "0xE0 service")
             #expect(header.value(of: ProxyV2Header.uniqueIDType)?.isEmpty == false, "0x05 UNIQUE_ID")

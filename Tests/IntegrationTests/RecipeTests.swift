@@ -14,8 +14,9 @@ private let sshd = program("/usr/sbin/sshd")
 /// file, with only its paths, ports and allow list pointed at the test's.
 @Suite("Recipes", .timeLimit(.minutes(3)))
 struct RecipeTests {
-    @Test("git daemon --inetd as an exec service: git clone through fived gets the same commit",
-          .enabled(if: git != nil, "git is not installed (apt-get install git)"))
+    @Test(
+        "git daemon --inetd as an exec service: git clone through fived gets the same commit",
+        .enabled(if: git != nil, "git is not installed (apt-get install git)"))
     func gitClone() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory
@@ -43,7 +44,9 @@ struct RecipeTests {
             // git refuses a repository owned by another user (safe.directory): the
             // served repositories belong to the account git daemon runs as.
             let uid = account.pointee.pw_uid, gid = account.pointee.pw_gid
-            for path in [dir.file("srv"), dir.file("srv/project.git")] + (FileManager.default.subpaths(atPath: dir.file("srv/project.git")) ?? []).map({ dir.file("srv/project.git/\($0)") }) {
+            for path in [dir.file("srv"), dir.file("srv/project.git")]
+                + (FileManager.default.subpaths(atPath: dir.file("srv/project.git")) ?? []).map({ dir.file("srv/project.git/\($0)") })
+            {
                 chown(path, uid, gid)
             }
         }
@@ -63,8 +66,9 @@ struct RecipeTests {
         }
     }
 
-    @Test("an HTTP service on a Unix socket, reached with curl through ssh -L PORT:web:1",
-          .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
+    @Test(
+        "an HTTP service on a Unix socket, reached with curl through ssh -L PORT:web:1",
+        .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
     func httpOnUnixSocket() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory
@@ -96,8 +100,9 @@ struct RecipeTests {
         }
     }
 
-    @Test("a real sshd behind fived: ssh -o ProxyCommand='ssh -W sshd:1 ...' (or fived-connect) logs in to it",
-          .enabled(if: sshd != nil && getuid() == 0, "needs /usr/sbin/sshd (apt-get install openssh-server) and root to run it"))
+    @Test(
+        "a real sshd behind fived: ssh -o ProxyCommand='ssh -W sshd:1 ...' (or fived-connect) logs in to it",
+        .enabled(if: sshd != nil && getuid() == 0, "needs /usr/sbin/sshd (apt-get install openssh-server) and root to run it"))
     func sshdBehindFived() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory
@@ -110,7 +115,9 @@ struct RecipeTests {
             environment: Tools.environment(home: dir.path), scratch: dir.path)
         try #require(hostKey.exitStatus == 0, "\(hostKey)")
         let sshdPort = try Sockets.unusedPort()
-        try dir.write("sshd_config", """
+        try dir.write(
+            "sshd_config",
+            """
             ListenAddress 127.0.0.1:\(sshdPort)
             HostKey \(dir.file("sshd_host_key"))
             AuthorizedKeysFile \(dir.file("inner_authorized_keys"))
@@ -131,14 +138,17 @@ struct RecipeTests {
         let up = await eventually { daemon.stderr.contains("Server listening") || !daemon.isRunning }
         try #require(up && daemon.isRunning, "sshd did not start: \(daemon.stderr)")
 
-        let recipe = try Examples.text("recipes/sshd.toml", replacing: [
-            ("127.0.0.1:2200", "127.0.0.1:\(sshdPort)"), ("user:admin", "user:\(environment.user)"),
-        ])
+        let recipe = try Examples.text(
+            "recipes/sshd.toml",
+            replacing: [
+                ("127.0.0.1:2200", "127.0.0.1:\(sshdPort)"), ("user:admin", "user:\(environment.user)"),
+            ])
         try await environment.withFived(FivedOptions(services: [], extraTOML: recipe)) { fived in
             // The recipe's ProxyCommand, with the test's isolation options added.
             let proxy = ["ssh"] + fived.sshArguments(["-W", "sshd:1"], command: [], key: environment.key, user: nil).dropLast() + ["%h"]
             let login = try await runProcess(
-                try Tools.path("ssh"), [
+                try Tools.path("ssh"),
+                [
                     "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
                     "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                     "-i", inner.privatePath, "-o", "ProxyCommand=\(proxy.joined(separator: " "))", "-l", me, "127.0.0.1",
@@ -158,7 +168,8 @@ struct RecipeTests {
                 "-l", environment.user, "%h", "sshd",
             ]
             let viaConnect = try await runProcess(
-                try Tools.path("ssh"), [
+                try Tools.path("ssh"),
+                [
                     "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
                     "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                     "-i", inner.privatePath, "-o", "ProxyCommand=\(connectProxy.joined(separator: " "))", "-l", me, "127.0.0.1",
@@ -170,7 +181,8 @@ struct RecipeTests {
             // The inner key alone does not pass fived: both doors are locked.
             let wrongOuter = ["ssh"] + fived.sshArguments(["-W", "sshd:1"], command: [], key: inner, user: nil).dropLast() + ["%h"]
             let refused = try await runProcess(
-                try Tools.path("ssh"), [
+                try Tools.path("ssh"),
+                [
                     "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))", "-o", "BatchMode=yes",
                     "-o", "IdentitiesOnly=yes", "-i", inner.privatePath, "-o", "ProxyCommand=\(wrongOuter.joined(separator: " "))",
                     "-l", me, "127.0.0.1", "echo should-not-run",
@@ -179,8 +191,9 @@ struct RecipeTests {
         }
     }
 
-    @Test("a backend that reads the PROXY v2 identity logs the caller's user, key and channel",
-          .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
+    @Test(
+        "a backend that reads the PROXY v2 identity logs the caller's user, key and channel",
+        .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
     func identityLogged() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory

@@ -65,8 +65,9 @@ struct SharedPortTests {
         let detail: String
     }
 
-    @Test("stock ssh, plink, paramiko (every form), dbclient, raw TCPMUX, a silent client and ssh-keyscan, all at once on one port",
-          .enabled(if: !pythonMissing, "the raw TCPMUX client is Python: apt-get install python3"))
+    @Test(
+        "stock ssh, plink, paramiko (every form), dbclient, raw TCPMUX, a silent client and ssh-keyscan, all at once on one port",
+        .enabled(if: !pythonMissing, "the raw TCPMUX client is Python: apt-get install python3"))
     func everyoneAtOnce() async throws {
         let environment = try await TestEnvironment.make()
         let blobBytes = try environment.directory.randomFile("blob.bin", count: 1 << 20)
@@ -129,8 +130,9 @@ struct SharedPortTests {
         if !skipped.isEmpty { print("shared port: not installed, so not in the run: \(skipped.joined(separator: "; "))") }
     }
 
-    @Test("a client that sends nothing gets the SSH identification string after about a second, and SSH works after it",
-          .enabled(if: !pythonMissing, "the raw client is Python: apt-get install python3"))
+    @Test(
+        "a client that sends nothing gets the SSH identification string after about a second, and SSH works after it",
+        .enabled(if: !pythonMissing, "the raw client is Python: apt-get install python3"))
     func silentClientGetsTheBanner() async throws {
         let environment = try await TestEnvironment.make()
         try await environment.withFived(Self.options()) { fived in
@@ -146,8 +148,9 @@ struct SharedPortTests {
         }
     }
 
-    @Test("TCPMUX on the SSH port answers exactly as the plain listener: refusals, HELP, invalid and long names, data after the name",
-          .enabled(if: !pythonMissing, "the raw TCPMUX client is Python: apt-get install python3"))
+    @Test(
+        "TCPMUX on the SSH port answers exactly as the plain listener: refusals, HELP, invalid and long names, data after the name",
+        .enabled(if: !pythonMissing, "the raw TCPMUX client is Python: apt-get install python3"))
     func sameAnswersAsThePlainListener() async throws {
         let environment = try await TestEnvironment.make()
         var options = Self.options()
@@ -162,8 +165,9 @@ struct SharedPortTests {
                 let shared = try await Self.tcpmux(fived, request)
                 let reference = try await Self.tcpmux(fived, port: plain, request)
                 #expect(shared.exitStatus == 0 && reference.exitStatus == 0, "\(shared)\n\(reference)")
-                #expect(shared.stdoutText == reference.stdoutText,
-                        "\(request): shared port \(shared.stdoutText.debugDescription), plain listener \(reference.stdoutText.debugDescription)")
+                #expect(
+                    shared.stdoutText == reference.stdoutText,
+                    "\(request): shared port \(shared.stdoutText.debugDescription), plain listener \(reference.stdoutText.debugDescription)")
             }
             let refused = try await Self.tcpmux(fived, "echo\\r\\n")
             #expect(refused.stdoutText == "-service not available\r\n", "\(refused)")
@@ -187,8 +191,10 @@ struct SharedPortTests {
             let port = fived.port
             // Two silent connections from 127.0.0.1: judged SSH after a second, and
             // holding both of its startup slots until they authenticate or go.
-            var held = [try await onThread { try connectFrom("127.0.0.1", port: port) },
-                        try await onThread { try connectFrom("127.0.0.1", port: port) }]
+            var held = [
+                try await onThread { try connectFrom("127.0.0.1", port: port) },
+                try await onThread { try connectFrom("127.0.0.1", port: port) },
+            ]
             defer { held.forEach { close($0) } }
             let bothSSH = await eventually(timeout: .seconds(10)) {
                 fived.logLines.filter { $0.message == "connection sent nothing: answering SSH" }.count == 2
@@ -216,8 +222,9 @@ struct SharedPortTests {
             #expect(other == "+\r\nFROM TWO\n", "\(other.debugDescription)")
             try await Task.sleep(for: .seconds(1.5))
             let judged = fived.logLines.filter { $0.message == "connection speaks tcpmux" }
-            #expect(judged.count == 1 && judged.first?["client"]?.hasPrefix("127.0.0.2:") == true,
-                    "127.0.0.1's third connection was judged while both its slots were held: \(judged.map(\.raw))")
+            #expect(
+                judged.count == 1 && judged.first?["client"]?.hasPrefix("127.0.0.2:") == true,
+                "127.0.0.1's third connection was judged while both its slots were held: \(judged.map(\.raw))")
 
             // A slot freed: the third is judged and served.
             close(held.removeFirst())
@@ -247,8 +254,9 @@ struct SharedPortTests {
         let bad = try environment.directory.write("bad.toml", "tcpmux_on_ssh_port = \"yes\"\n")
         let refused = try await environment.runFived(["--config", bad, "--check"])
         #expect(refused.exitStatus == 1, "\(refused)")
-        #expect(nonEmptyLines(refused.stderr).count == 1 && refused.stderr.contains("bad.toml:1: tcpmux_on_ssh_port: must be true or false, not a string"),
-                "\(refused)")
+        #expect(
+            nonEmptyLines(refused.stderr).count == 1 && refused.stderr.contains("bad.toml:1: tcpmux_on_ssh_port: must be true or false, not a string"),
+            "\(refused)")
     }
 }
 
@@ -268,9 +276,12 @@ private func connectFrom(_ source: String, port: UInt16) throws -> Int32 {
     let bound = withUnsafePointer(to: &local) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    let connected = bound != 0 ? -1 : withUnsafePointer(to: &remote) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let connected =
+        bound != 0
+        ? -1
+        : withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
     guard connected == 0 else {
         let text = errnoText()
         close(fd)

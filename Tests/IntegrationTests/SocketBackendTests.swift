@@ -49,10 +49,11 @@ struct SocketBackendTests {
         // As root, an exec service given as a flag has no user to run as: that
         // is refused (the next test), so the exec flag is tried unprivileged only.
         let execFlag: [TestService] = TestDirectory.asRoot ? [] : [.exec("upper", "/usr/bin/tr", "a-z", "A-Z")]
-        var options = FivedOptions(services: [
-            .connect("t", "127.0.0.1:\(tcpServer.port)"),
-            .connect("u", "unix:\(unixServer.path!)"),
-        ] + execFlag)
+        var options = FivedOptions(
+            services: [
+                .connect("t", "127.0.0.1:\(tcpServer.port)"),
+                .connect("u", "unix:\(unixServer.path!)"),
+            ] + execFlag)
         options.useConfigFile = false
         try await environment.withFived(options) { fived in
             let data = Array("hello fived\n".utf8)
@@ -73,10 +74,11 @@ struct SocketBackendTests {
         let environment = try await TestEnvironment.make()
         let hostKey = try await environment.newKey(.ed25519, name: "flag_host_key")
         for extra in [[], ["--check"]] {
-            let result = try await environment.runFived([
-                "--listen", "127.0.0.1:0", "--host-key", hostKey.privatePath,
-                "--authorized-keys", environment.authorizedKeysPath, "--service", "upper=exec:/usr/bin/tr a-z A-Z",
-            ] + extra)
+            let result = try await environment.runFived(
+                [
+                    "--listen", "127.0.0.1:0", "--host-key", hostKey.privatePath,
+                    "--authorized-keys", environment.authorizedKeysPath, "--service", "upper=exec:/usr/bin/tr a-z A-Z",
+                ] + extra)
             #expect(result.exitStatus == 1, "\(result)")
             #expect(nonEmptyLines(result.stderr).count == 1, "\(result)")
             #expect(result.stderr.contains("--service upper") && result.stderr.contains("user"), "\(result)")

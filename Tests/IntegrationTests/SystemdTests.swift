@@ -10,8 +10,9 @@ private let groff = program("/usr/bin/groff")
 /// examples/fived.service, examples/fived.toml and man/, as docs/install.md installs them.
 @Suite("Systemd unit, example config and man pages", .timeLimit(.minutes(2)))
 struct SystemdTests {
-    @Test("systemd-analyze verify accepts the unit without a warning",
-          .enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed (apt-get install systemd)"))
+    @Test(
+        "systemd-analyze verify accepts the unit without a warning",
+        .enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed (apt-get install systemd)"))
     func verify() async throws {
         let environment = try await TestEnvironment.make()
         // verify checks that ExecStart's program exists: point it at the built one.
@@ -69,10 +70,13 @@ struct SystemdTests {
         }
     }
 
-    @Test("the man pages render without a warning, and say what they are for",
-          .enabled(if: groff != nil, "groff is not installed (apt-get install groff-base)"),
-          arguments: [("fived.8", "fived - the Layer Five Daemon"), ("fived.toml.5", "fived.toml - configuration file of fived"),
-                      ("fived-connect.1", "fived-connect - reach a service behind fived by name")])
+    @Test(
+        "the man pages render without a warning, and say what they are for",
+        .enabled(if: groff != nil, "groff is not installed (apt-get install groff-base)"),
+        arguments: [
+            ("fived.8", "fived - the Layer Five Daemon"), ("fived.toml.5", "fived.toml - configuration file of fived"),
+            ("fived-connect.1", "fived-connect - reach a service behind fived by name"),
+        ])
     func manPage(page: String, name: String) async throws {
         let environment = try await TestEnvironment.make()
         let path = Examples.path("../man/\(page)")

@@ -53,20 +53,20 @@ struct TCPMUXTests {
             var replies: [String] = []
             for _ in 0..<5 {
                 replies += try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<10 {
-                    group.addTask {
-                        try await onThread {
-                            let fd = try Sockets.connectTCP(port: port)
-                            defer { close(fd) }
-                            setReceiveTimeout(fd, seconds: 15)
-                            try Sockets.writeAll(fd, Array("private\r\n".utf8) + [UInt8](repeating: 0x78, count: 2000))
-                            return String(decoding: try Sockets.readAll(fd), as: UTF8.self)
+                    for _ in 0..<10 {
+                        group.addTask {
+                            try await onThread {
+                                let fd = try Sockets.connectTCP(port: port)
+                                defer { close(fd) }
+                                setReceiveTimeout(fd, seconds: 15)
+                                try Sockets.writeAll(fd, Array("private\r\n".utf8) + [UInt8](repeating: 0x78, count: 2000))
+                                return String(decoding: try Sockets.readAll(fd), as: UTF8.self)
+                            }
                         }
                     }
-                }
-                var all: [String] = []
-                for try await reply in group { all.append(reply) }
-                return all
+                    var all: [String] = []
+                    for try await reply in group { all.append(reply) }
+                    return all
                 }
             }
             let arrived = replies.filter { $0 == "-service not available\r\n" }.count
@@ -163,8 +163,9 @@ struct TCPMUXTests {
                 }
                 return got
             }
-            #expect(String(decoding: reply, as: UTF8.self) == "+\r\nriding along",
-                    "\(String(decoding: reply, as: UTF8.self).debugDescription)")
+            #expect(
+                String(decoding: reply, as: UTF8.self) == "+\r\nriding along",
+                "\(String(decoding: reply, as: UTF8.self).debugDescription)")
         }
     }
 
@@ -211,8 +212,9 @@ struct TCPMUXTests {
                 let bytes = try Sockets.readAll(fd)  // the `-` reply, then EOF (not a reset), at once
                 return (bytes, ContinuousClock.now - started)
             }
-            #expect(String(decoding: third, as: UTF8.self) == "-too many connections from this address\r\n" && thirdElapsed < .seconds(2),
-                    "third connection: \(String(decoding: third, as: UTF8.self).debugDescription) after \(thirdElapsed) (want a `-` reply and a close at once)")
+            #expect(
+                String(decoding: third, as: UTF8.self) == "-too many connections from this address\r\n" && thirdElapsed < .seconds(2),
+                "third connection: \(String(decoding: third, as: UTF8.self).debugDescription) after \(thirdElapsed) (want a `-` reply and a close at once)")
             let dropped = await fived.waitForLog { $0.message.hasPrefix("tcpmux connection dropped") }
             #expect(dropped?["client"]?.hasPrefix("127.0.0.1:") == true, "\(String(describing: dropped))")
 

@@ -58,12 +58,14 @@ struct TerminalTests {
 
     /// "": paramiko's get_pty(), ^C typed; "no-echo": a pty-req with ECHO off in its
     /// modes (the typed line must not come back); "signal": a `signal` request instead of ^C.
-    @Test("paramiko on a terminal: TERM, size, echo (or none, by the modes), resize, ^C or a signal request, the exit status",
-          arguments: ["", "no-echo", "signal"])
+    @Test(
+        "paramiko on a terminal: TERM, size, echo (or none, by the modes), resize, ^C or a signal request, the exit status",
+        arguments: ["", "no-echo", "signal"])
     func paramikoTerminal(_ variant: String) async throws {
         try await withREPL { fived in
             let (steps, exit, output) = try await drive(
-                fived, ["paramiko", String(fived.port), fived.environment.key.privatePath, fived.environment.user, "repl"]
+                fived,
+                ["paramiko", String(fived.port), fived.environment.key.privatePath, fived.environment.user, "repl"]
                     + (variant.isEmpty ? [] : [variant]))
             #expect(steps == ["start": true, "line": true, "resize": true, "interrupt": true], "\(output)")
             #expect(exit == "7", "\(output)")

@@ -18,8 +18,9 @@ extension Clients {
         static let slackKiB = 8 * 1024
         static let flood = 64 << 20
 
-        @Test("plink -nc (a 2 GiB window) downloading 64 MiB with its reader stalled 6 s: fived's RSS grows by about 0",
-              .enabled(if: plinkMissing == nil, "\(plinkMissing ?? "")"))
+        @Test(
+            "plink -nc (a 2 GiB window) downloading 64 MiB with its reader stalled 6 s: fived's RSS grows by about 0",
+            .enabled(if: plinkMissing == nil, "\(plinkMissing ?? "")"))
         func hugeWindowStalledReader() async throws {
             let environment = try await TestEnvironment.make()
             let options = FivedOptions(services: [
@@ -48,8 +49,8 @@ extension Clients {
                 func written() -> Int {
                     for pid in fived.descendants() {
                         guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8), comm.hasPrefix("head"),
-                              let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
-                              let line = io.split(separator: "\n").first(where: { $0.hasPrefix("wchar:") })
+                            let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+                            let line = io.split(separator: "\n").first(where: { $0.hasPrefix("wchar:") })
                         else { continue }
                         return Int(line.dropFirst("wchar:".count).trimmingCharacters(in: .whitespaces)) ?? 0
                     }
@@ -69,8 +70,9 @@ extension Clients {
                 }
                 let heldAt = samples.last ?? 0
                 // Held back: the last second of the stall moved nothing, well short of the whole flood.
-                #expect(samples.suffix(10).allSatisfy { $0 == heldAt } && heldAt < Self.flood,
-                        "the service was not held back by the stalled reader: wrote \(samples.suffix(10)) of \(Self.flood)")
+                #expect(
+                    samples.suffix(10).allSatisfy { $0 == heldAt } && heldAt < Self.flood,
+                    "the service was not held back by the stalled reader: wrote \(samples.suffix(10)) of \(Self.flood)")
 
                 try await onThread {
                     let fd = open(fifo, O_WRONLY)
@@ -80,8 +82,9 @@ extension Clients {
                 }
                 let ended = await pipeline.wait(timeout: .seconds(60))
                 let counted = String(decoding: pipeline.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                #expect(ended == .exited(0) && counted == "\(Self.flood)",
-                        "after the stall the reader got \(counted) of \(Self.flood) bytes (\(ended.map { "\($0)" } ?? "still running")): \(pipeline.stderr)")
+                #expect(
+                    ended == .exited(0) && counted == "\(Self.flood)",
+                    "after the stall the reader got \(counted) of \(Self.flood) bytes (\(ended.map { "\($0)" } ?? "still running")): \(pipeline.stderr)")
                 let growth = peak - baseline
                 print("plink -nc, reader stalled 6 s: fived RSS \(baseline) KiB, peak \(peak) KiB (+\(growth) KiB); the service was held at \(heldAt) bytes")
                 #expect(growth < Self.slackKiB, "fived grew by \(growth) KiB while plink's reader stalled (baseline \(baseline) KiB)")
@@ -113,10 +116,13 @@ extension Clients {
                         let want = try await Tools.sha256(data, scratch: fived.directory)
                         let input = try fived.input(data)
                         group.addTask {
-                            (index, want, try await LowPriority.run(
-                                try Tools.path("ssh"), fived.sshArguments(["-S", control, "-W", "echo:1"], command: [], key: environment.key, user: nil),
-                                environment: Tools.environment(home: fived.directory.path), stdin: input,
-                                scratch: fived.directory.path, timeout: .seconds(90)))
+                            (
+                                index, want,
+                                try await LowPriority.run(
+                                    try Tools.path("ssh"), fived.sshArguments(["-S", control, "-W", "echo:1"], command: [], key: environment.key, user: nil),
+                                    environment: Tools.environment(home: fived.directory.path), stdin: input,
+                                    scratch: fived.directory.path, timeout: .seconds(90))
+                            )
                         }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }

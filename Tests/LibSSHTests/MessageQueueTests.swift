@@ -53,7 +53,8 @@ struct MessageQueueTests {
         let server = try InProcessServer { _, message in
             if acceptEveryKey(message) { return }
             if case .channelOpen(let open) = message.kind {
-                seen["open"] = "\(open.type) \(open.destination!.host):\(open.destination!.port) from \(open.originator!.host):\(open.originator!.port) window \(open.window.map(String.init) ?? "?") packet \(open.maxPacket.map(String.init) ?? "?")"
+                seen["open"] =
+                    "\(open.type) \(open.destination!.host):\(open.destination!.port) from \(open.originator!.host):\(open.originator!.port) window \(open.window.map(String.init) ?? "?") packet \(open.maxPacket.map(String.init) ?? "?")"
                 message.refuse()
             }
         }
@@ -73,21 +74,23 @@ struct MessageQueueTests {
         let heldAt = Mutex<Int64>(0)
         final class Box: @unchecked Sendable { var messages: [SSHMessage] = [] }
         let box = Box()
-        let server = try InProcessServer(handle: { _, message in
-            if acceptEveryKey(message) { return }
-            if case .channelOpen = message.kind {
-                box.messages.append(message)
-                heldAt.withLock { $0 = MonotonicClock.now }
-            }
-        }, tick: { _ in
-            guard let message = box.messages.first, MonotonicClock.now - heldAt.withLock({ $0 }) >= 300 else { return }
-            box.messages.removeAll()
-            answered.withLock { $0 += 1 }  // before the answer goes out, so the client sees the count
-            if let channel = message.acceptChannelOpen() {
-                channel.close()
-                channel.release()
-            }
-        })
+        let server = try InProcessServer(
+            handle: { _, message in
+                if acceptEveryKey(message) { return }
+                if case .channelOpen = message.kind {
+                    box.messages.append(message)
+                    heldAt.withLock { $0 = MonotonicClock.now }
+                }
+            },
+            tick: { _ in
+                guard let message = box.messages.first, MonotonicClock.now - heldAt.withLock({ $0 }) >= 300 else { return }
+                box.messages.removeAll()
+                answered.withLock { $0 += 1 }  // before the answer goes out, so the client sees the count
+                if let channel = message.acceptChannelOpen() {
+                    channel.close()
+                    channel.release()
+                }
+            })
         defer { server.stop() }
         let client = try connectedClient(port: server.port)
         defer { client.disconnect() }

@@ -32,11 +32,15 @@ public final class InProcessServer: @unchecked Sendable {
         self.tick = tick
         let box = Unmanaged.passRetained(self)
         var tid = pthread_t()
-        guard pthread_create(&tid, nil, { arg in
-            let server = Unmanaged<InProcessServer>.fromOpaque(arg!).takeRetainedValue()
-            server.run()
-            return nil
-        }, box.toOpaque()) == 0 else {
+        guard
+            pthread_create(
+                &tid, nil,
+                { arg in
+                    let server = Unmanaged<InProcessServer>.fromOpaque(arg!).takeRetainedValue()
+                    server.run()
+                    return nil
+                }, box.toOpaque()) == 0
+        else {
             box.release()
             throw SystemError("pthread_create", errno: EAGAIN)
         }

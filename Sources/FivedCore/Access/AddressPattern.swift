@@ -172,7 +172,8 @@ public struct AddressPattern: Sendable, Equatable, CustomStringConvertible {
             for entry in entries {
                 let hit: Bool
                 if let network = entry.network {
-                    hit = Self.sameFamily(address, network.address)
+                    hit =
+                        Self.sameFamily(address, network.address)
                         && Self.masked(address.bytes, network.prefix) == network.address.bytes
                 } else {
                     hit = Wildcard.matches(text, pattern: entry.pattern)

@@ -32,7 +32,8 @@ public enum AllowRule: Hashable, Sendable, CustomStringConvertible {
             self = .certificateAuthority(try Self.fingerprint(body, context: context))
         } else if let (prefix, name) = Self.split(raw, prefixes: ["user:", "principal:", "key-id:"]) {
             guard !name.isEmpty else {
-                throw FivedCoreError(.invalidAllowRule, "\(context): '\(prefix)' needs a \(prefix == "key-id:" ? "key ID" : prefix == "user:" ? "user name" : "principal")")
+                throw FivedCoreError(
+                    .invalidAllowRule, "\(context): '\(prefix)' needs a \(prefix == "key-id:" ? "key ID" : prefix == "user:" ? "user name" : "principal")")
             }
             switch prefix {
             case "user:": self = .user(name)

@@ -99,9 +99,11 @@ public struct TerminalRequest: Sendable, Equatable {
     /// A request as received. `term` is kept only when it is 1 to 64 bytes of
     /// letters, digits and `-_.+` (terminfo names), so it is safe in an environment.
     public init(term: String, columns: UInt32, rows: UInt32, widthPixels: UInt32, heightPixels: UInt32, modes: TerminalModes) {
-        let valid = (1...64).contains(term.utf8.count) && term.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || "-_.+".utf8.contains(byte)
-        }
+        let valid =
+            (1...64).contains(term.utf8.count)
+            && term.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || "-_.+".utf8.contains(byte)
+            }
         self.term = valid ? term : ""
         self.columns = columns
         self.rows = rows

@@ -163,7 +163,8 @@ struct ConfigFileParser {
             if let earlier = spellings[name] {
                 throw FivedCoreError(
                     .configInvalidValue,
-                    "\(location(path)): services '\(DisplayText.escaped(earlier))' and '\(rawName)' differ only by case, and service names are compared without case")
+                    "\(location(path)): services '\(DisplayText.escaped(earlier))' and '\(rawName)' differ only by case, and service names are compared without case"
+                )
             }
             spellings[name] = rawName
             let body = try self.table(value, at: path)

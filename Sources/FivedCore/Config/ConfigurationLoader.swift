@@ -60,7 +60,8 @@ public enum ConfigurationLoader {
         for (i, plain) in config.tcpmux.enumerated() {
             guard let ssh = config.listen.first(where: { overlaps($0, plain) }) else { continue }
             let whence = i < fileTCPMUXCount ? (file?.context(["tcpmux"]) ?? "tcpmux") : "--tcpmux"
-            let fix = config.tcpmuxOnSSHPort
+            let fix =
+                config.tcpmuxOnSSHPort
                 ? "tcpmux_on_ssh_port = true already answers TCPMUX there: remove it from tcpmux"
                 : "give the TCPMUX listener another port, or set tcpmux_on_ssh_port = true to answer TCPMUX on the SSH port"
             throw FivedCoreError(.invalidListenAddress, "\(whence): \(plain) would share a port with the SSH listener \(ssh): \(fix)")
@@ -71,7 +72,8 @@ public enum ConfigurationLoader {
         {
             throw FivedCoreError(
                 .invalidListenAddress,
-                "\(file?.context(["metrics_listen"]) ?? "metrics_listen"): \(metrics) would share a port with the listener \(taken): give metrics_listen another port")
+                "\(file?.context(["metrics_listen"]) ?? "metrics_listen"): \(metrics) would share a port with the listener \(taken): give metrics_listen another port"
+            )
         }
 
         for service in config.sortedServices {
@@ -188,7 +190,8 @@ public enum ConfigurationLoader {
                 let token = next < raw.endIndex ? "%\(raw[next])" : "%"
                 throw FivedCoreError(
                     .configInvalidValue,
-                    "\(context): '\(DisplayText.escaped(raw))' has '\(DisplayText.escaped(token))': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%")
+                    "\(context): '\(DisplayText.escaped(raw))' has '\(DisplayText.escaped(token))': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%"
+                )
             }
             i = raw.index(after: next)
         }

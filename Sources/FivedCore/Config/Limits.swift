@@ -104,7 +104,8 @@ public struct Limits: Sendable, Equatable {
         guard maxStartupsPerSource <= maxStartups else {
             throw FivedCoreError(
                 .configInvalidValue,
-                "\(locate("max_startups_per_source") ?? locate("max_startups") ?? context): limits.max_startups_per_source: \(maxStartupsPerSource) is more than max_startups (\(maxStartups))")
+                "\(locate("max_startups_per_source") ?? locate("max_startups") ?? context): limits.max_startups_per_source: \(maxStartupsPerSource) is more than max_startups (\(maxStartups))"
+            )
         }
     }
 }

@@ -141,7 +141,8 @@ enum TOMLAbortGuard {
             guard j < b.count else { return nil }
         }
         let k = b[j]
-        let bare = (k >= 0x30 && k <= 0x39) || (k >= 0x41 && k <= 0x5A) || (k >= 0x61 && k <= 0x7A)
+        let bare =
+            (k >= 0x30 && k <= 0x39) || (k >= 0x41 && k <= 0x5A) || (k >= 0x61 && k <= 0x7A)
             || k == UInt8(ascii: "_") || k == UInt8(ascii: "-")
         if bare || k == UInt8(ascii: "\"") || k == UInt8(ascii: "'") || k == UInt8(ascii: "]") { return nil }
         return j

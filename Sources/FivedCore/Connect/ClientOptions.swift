@@ -178,8 +178,9 @@ public struct ClientOptions: Sendable, Equatable {
         }
         let user = commandLine.user ?? first["user"]?.value ?? destinationUser ?? environment.localUser
 
-        var tokens = PathTokens(home: environment.home, localUser: environment.localUser, alias: alias,
-                                hostName: alias, port: port, remoteUser: user)
+        var tokens = PathTokens(
+            home: environment.home, localUser: environment.localUser, alias: alias,
+            hostName: alias, port: port, remoteUser: user)
         var hostName = alias
         if let line = first["hostname"] {
             hostName = tokens.expand(line.value, tilde: false)

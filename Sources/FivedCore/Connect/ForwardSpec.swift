@@ -60,8 +60,10 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
         }
         var parts = try ForwardParts.split(raw, fail: fail)
         // PORT:SERVICE:RPORT or BIND:PORT:SERVICE:RPORT, ssh's own spelling.
-        if parts.count == 4 || (parts.count == 3 && ForwardParts.port(parts[0]) != nil && ForwardParts.port(parts[2]) != nil
-            && ForwardParts.port(parts[1]) == nil) {
+        if parts.count == 4
+            || (parts.count == 3 && ForwardParts.port(parts[0]) != nil && ForwardParts.port(parts[2]) != nil
+                && ForwardParts.port(parts[1]) == nil)
+        {
             guard ForwardParts.port(parts[parts.count - 1]) != nil else {
                 throw fail("'\(DisplayText.escaped(parts[parts.count - 1]))' is not a port")
             }
@@ -187,7 +189,8 @@ enum ForwardParts {
     /// A decimal port, 1...65535 (0 too when `allowZero`).
     static func port(_ text: String, allowZero: Bool = false) -> UInt16? {
         guard !text.isEmpty, text.count <= 5, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let value = Int(text), value <= 65535, value >= (allowZero ? 0 : 1) else { return nil }
+            let value = Int(text), value <= 65535, value >= (allowZero ? 0 : 1)
+        else { return nil }
         return UInt16(value)
     }
 }

@@ -109,8 +109,11 @@ public struct HostKeyCheck: Sendable, Equatable {
             KnownHostsFile.lines(in: file.text, hostName: hostName, port: port).map { Located(path: file.path, entry: $0) }
         }
         if let revoked = lines.first(where: { $0.entry.marker == .revoked && $0.entry.blob == offered.blob }) {
-            return .refuse(Refusal(kind: .revoked, message: "host key for \(name) (\(shownKey)) is revoked: \(revoked.place) marks it @revoked; "
-                + "refusing to connect whatever StrictHostKeyChecking says (it may be a stolen key used to impersonate the host)"))
+            return .refuse(
+                Refusal(
+                    kind: .revoked,
+                    message: "host key for \(name) (\(shownKey)) is revoked: \(revoked.place) marks it @revoked; "
+                        + "refusing to connect whatever StrictHostKeyChecking says (it may be a stolen key used to impersonate the host)"))
         }
         let plain = lines.filter { $0.entry.marker == .none }
         if let match = plain.first(where: { $0.entry.blob == offered.blob }) {
@@ -119,20 +122,32 @@ public struct HostKeyCheck: Sendable, Equatable {
         if !plain.isEmpty {
             let recorded = plain.map { "\($0.place) has \($0.entry.keyType) \($0.entry.fingerprint ?? "(unreadable key)")" }
                 .joined(separator: ", ")
-            return .refuse(Refusal(kind: .changed, message: "HOST KEY FOR \(name) HAS CHANGED: the server offers \(shownKey) but \(recorded); "
-                + "refusing to connect; if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(plain[0].path)"))
+            return .refuse(
+                Refusal(
+                    kind: .changed,
+                    message: "HOST KEY FOR \(name) HAS CHANGED: the server offers \(shownKey) but \(recorded); "
+                        + "refusing to connect; if the change is expected, remove the old key with: ssh-keygen -R '\(name)' -f \(plain[0].path)"))
         }
         let authorities = lines.filter { $0.entry.marker == .certificateAuthority }
-        let unusable = authorities.isEmpty ? "" : "\(authorities.map(\.place).joined(separator: ", ")) "
-            + "\(authorities.count == 1 ? "names a certificate authority" : "name certificate authorities") (@cert-authority) for \(name), "
-            + "but fived-connect cannot verify host certificates (libssh 0.10.6 negotiates no certificate host key)"
+        let unusable =
+            authorities.isEmpty
+            ? ""
+            : "\(authorities.map(\.place).joined(separator: ", ")) "
+                + "\(authorities.count == 1 ? "names a certificate authority" : "name certificate authorities") (@cert-authority) for \(name), "
+                + "but fived-connect cannot verify host certificates (libssh 0.10.6 negotiates no certificate host key)"
         switch strict {
         case .yes where authorities.isEmpty:
-            return .refuse(Refusal(kind: .unknown, message: "host key for \(name) is not known (\(shownKey)); "
-                + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record it in \(recordFile)"))
+            return .refuse(
+                Refusal(
+                    kind: .unknown,
+                    message: "host key for \(name) is not known (\(shownKey)); "
+                        + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record it in \(recordFile)"))
         case .yes:
-            return .refuse(Refusal(kind: .certificateAuthorityOnly, message: "host key for \(name) is not known (\(shownKey)): \(unusable); "
-                + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record the plain key in \(recordFile)"))
+            return .refuse(
+                Refusal(
+                    kind: .certificateAuthorityOnly,
+                    message: "host key for \(name) is not known (\(shownKey)): \(unusable); "
+                        + "if that fingerprint is right, run once with -o StrictHostKeyChecking=accept-new to record the plain key in \(recordFile)"))
         case .acceptNew, .no:
             let note = "permanently added '\(name)' (\(shownKey)) to \(recordFile)"
             return .record(note: authorities.isEmpty ? note : "\(note); \(unusable)")

@@ -68,7 +68,7 @@ public struct ClusterConfig: Sendable, Equatable {
     /// Checks `prefix`: starts and ends with `/`, 2 to 128 printable ASCII characters.
     public static func checkedPrefix(_ raw: String, context: String) throws(FivedCoreError) -> String {
         guard raw.count >= 2, raw.count <= 128, raw.hasPrefix("/"), raw.hasSuffix("/"),
-              raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+            raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
         else {
             throw FivedCoreError(
                 .configInvalidValue,
@@ -111,9 +111,9 @@ public struct NodeName: Hashable, Sendable, Comparable, CustomStringConvertible 
     public init?(_ raw: some StringProtocol) {
         let bytes = raw.utf8
         guard !bytes.isEmpty, bytes.count <= Self.maximumLength,
-              bytes.allSatisfy({ b in
-                  (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
-              })
+            bytes.allSatisfy({ b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
+            })
         else { return nil }
         value = String(raw).lowercased()
     }

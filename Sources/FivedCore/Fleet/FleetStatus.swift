@@ -17,8 +17,10 @@ public struct FleetStatus: Sendable, Equatable {
         /// The last failure, or empty.
         public var lastError: String
 
-        public init(node: String, state: String, address: String = "-", channelsOpen: Int = 0, channelsTotal: Int = 0,
-                    bytesOut: Int = 0, bytesIn: Int = 0, lastError: String = "") {
+        public init(
+            node: String, state: String, address: String = "-", channelsOpen: Int = 0, channelsTotal: Int = 0,
+            bytesOut: Int = 0, bytesIn: Int = 0, lastError: String = ""
+        ) {
             self.node = node
             self.state = state
             self.address = address
@@ -56,8 +58,10 @@ public struct FleetStatus: Sendable, Equatable {
         }
         let header = ["PEER", "STATE", "ADDRESS", "OPEN", "RELAYED", "BYTES_OUT", "BYTES_IN", "LAST_ERROR"]
         let rows = peers.sorted { $0.node < $1.node }.map { p in
-            [p.node, p.state, p.address, String(p.channelsOpen), String(p.channelsTotal), String(p.bytesOut), String(p.bytesIn),
-             p.lastError.isEmpty ? "-" : p.lastError]
+            [
+                p.node, p.state, p.address, String(p.channelsOpen), String(p.channelsTotal), String(p.bytesOut), String(p.bytesIn),
+                p.lastError.isEmpty ? "-" : p.lastError,
+            ]
         }
         if rows.isEmpty {
             lines.append("peers: (none yet)")
@@ -65,9 +69,10 @@ public struct FleetStatus: Sendable, Equatable {
             let table = [header] + rows
             let widths = header.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
             for row in table {
-                lines.append(row.enumerated().map { c, cell in
-                    c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
-                }.joined())
+                lines.append(
+                    row.enumerated().map { c, cell in
+                        c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
+                    }.joined())
             }
         }
         return lines.joined(separator: "\n") + "\n"

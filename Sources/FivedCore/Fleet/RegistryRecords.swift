@@ -140,8 +140,10 @@ public struct RegistrySnapshot: Sendable, Equatable {
     public var names: [ServiceName: NameRecord]
     public var nodes: [NodeName: NodeRecord]
 
-    public init(live: Bool = false, reason: String = "not connected to etcd yet", names: [ServiceName: NameRecord] = [:],
-                nodes: [NodeName: NodeRecord] = [:]) {
+    public init(
+        live: Bool = false, reason: String = "not connected to etcd yet", names: [ServiceName: NameRecord] = [:],
+        nodes: [NodeName: NodeRecord] = [:]
+    ) {
         self.live = live
         self.reason = reason
         self.names = names

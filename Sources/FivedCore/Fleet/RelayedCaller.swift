@@ -113,8 +113,9 @@ public struct RelayedCaller: Sendable, Equatable {
             key: AuthorizedKey(blob: key, comment: keyComment, options: options, file: "relayed by node \(entryNode)", line: 0),
             address: clientAddress, port: clientPort,
             certificate: certificate.map {
-                CertificateIdentity(keyID: $0.keyID, serial: $0.serial, principal: $0.principal, caFingerprint: $0.caFingerprint,
-                                    restrictions: restrictions)
+                CertificateIdentity(
+                    keyID: $0.keyID, serial: $0.serial, principal: $0.principal, caFingerprint: $0.caFingerprint,
+                    restrictions: restrictions)
             })
     }
 

@@ -87,8 +87,10 @@ public struct StatusReport: Sendable, Equatable {
     public var silentWorkers: [Int]
 
     /// A picture of the daemon.
-    public init(time: Int64, workers: Int, connections: [Connection], publications: [Publication],
-                tcpmuxConnections: Int = 0, silentWorkers: [Int] = []) {
+    public init(
+        time: Int64, workers: Int, connections: [Connection], publications: [Publication],
+        tcpmuxConnections: Int = 0, silentWorkers: [Int] = []
+    ) {
         self.time = time
         self.workers = workers
         self.connections = connections
@@ -106,7 +108,7 @@ public struct StatusReport: Sendable, Equatable {
             "fived status at \(Self.timestamp(time)): \(plural(workers, "worker")), "
                 + "\(plural(connections.count, "connection")) (\(unauthenticated) unauthenticated), "
                 + "\(plural(channelCount, "channel")), \(plural(publications.count, "published name")), "
-                + "\(plural(tcpmuxConnections, "tcpmux connection"))",
+                + "\(plural(tcpmuxConnections, "tcpmux connection"))"
         ]
         if !silentWorkers.isEmpty {
             lines.append("note: worker \(silentWorkers.map(String.init).joined(separator: ", ")) did not answer; its connections are missing")

@@ -34,14 +34,17 @@ extension Connection {
     func authenticatePeer(_ message: SSHMessage, user: String, blob: PublicKeyBlob, verified: Bool) -> Bool {
         guard let fleet = worker.fleet else { return false }
         let candidates = worker.authorizedKeys.ownKeys(for: user, patterns: [fleet.cluster.peersAuthorizedKeys])
-        guard case .accepted(let entry) = KeyMatcher.match(
-            presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
+        guard
+            case .accepted(let entry) = KeyMatcher.match(
+                presented: blob, candidates: candidates, clientAddress: client.address, now: Int64(time(nil)))
         else { return false }
         guard let node = NodeName(user), node != fleet.me else {
-            logger.info("authentication failed", metadata: [
-                "user": "\(ServiceName.printable(user))", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
-                "reason": "a peer node key must log in with its node name as the user",
-            ])
+            logger.info(
+                "authentication failed",
+                metadata: [
+                    "user": "\(ServiceName.printable(user))", "fingerprint": "\(blob.fingerprint)", "client": "\(client)",
+                    "reason": "a peer node key must log in with its node name as the user",
+                ])
             message.refuse()
             return true
         }
@@ -53,9 +56,11 @@ extension Connection {
         peerNode = node
         message.acceptAuthentication()
         releaseStartupSlot()
-        logger.info("peer node authenticated", metadata: [
-            "node": "\(node)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)", "key_file": "\(entry.file):\(entry.line)",
-        ])
+        logger.info(
+            "peer node authenticated",
+            metadata: [
+                "node": "\(node)", "fingerprint": "\(blob.fingerprint)", "client": "\(client)", "key_file": "\(entry.file):\(entry.line)",
+            ])
         return true
     }
 
@@ -66,11 +71,13 @@ extension Connection {
     func openRelayed(_ message: SSHMessage, _ open: SSHMessage.ChannelOpen) {
         guard let fleet = worker.fleet, let from = peerNode else { return message.refuse() }
         guard open.type == .directTCPIP, let destination = open.destination, let originator = open.originator,
-              RelayedCaller.isRelayed(originator.host)
+            RelayedCaller.isRelayed(originator.host)
         else {
-            logger.info("channel refused", metadata: [
-                "node": "\(from)", "client": "\(client)", "reason": "a peer node may only relay callers (direct-tcpip with a relayed caller)",
-            ])
+            logger.info(
+                "channel refused",
+                metadata: [
+                    "node": "\(from)", "client": "\(client)", "reason": "a peer node may only relay callers (direct-tcpip with a relayed caller)",
+                ])
             return message.refuse()
         }
         let relayed: RelayedCaller
@@ -116,8 +123,9 @@ extension Connection {
         case .ready(let backend):
             acceptDirect(message, backend: backend, name: name, channelID: channelID, preamble: preamble)
         case .pending(let backend):
-            let pending = PendingOpen(connection: self, message: message, name: name, requested: name.value,
-                                      channelID: channelID, preamble: preamble, pending: backend)
+            let pending = PendingOpen(
+                connection: self, message: message, name: name, requested: name.value,
+                channelID: channelID, preamble: preamble, pending: backend)
             pendingOpens[ObjectIdentifier(pending)] = pending
             worker.watchPending(pending)
         }
@@ -126,7 +134,7 @@ extension Connection {
     /// `NAME.THIS-NODE` for a configured service NAME with `export = true`.
     func exportedService(_ name: ServiceName, _ config: Configuration) -> ServiceConfig? {
         guard let fleet = worker.fleet, let (service, node) = RegistryLayout.split(name), node == fleet.me,
-              let found = config.services[service], found.export
+            let found = config.services[service], found.export
         else { return nil }
         return found
     }
@@ -175,8 +183,9 @@ extension Connection {
         let (open, stream, timeout) = try joinedPair()
         let now = MonotonicClock.now
         let channelID = handOff.channelID ?? makeChannelID()
-        let relayed = RelayedCaller(entryNode: fleet.me, caller: caller, localAddress: handOff.localAddress,
-                                    localPort: handOff.localPort, channelID: channelID)
+        let relayed = RelayedCaller(
+            entryNode: fleet.me, caller: caller, localAddress: handOff.localAddress,
+            localPort: handOff.localPort, channelID: channelID)
         let hop = "\(fleet.me)->\(remote.owner)"
         fleetHops[channelID] = FleetHop(hop: hop, caller: nil)
         let request = RelayRequest(

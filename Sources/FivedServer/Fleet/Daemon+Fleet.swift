@@ -7,8 +7,10 @@ import Logging
 extension Daemon {
     /// Sets up this node's fleet (`[cluster]`): loads or generates the node key,
     /// works out the advertised address and makes the registry (not started yet).
-    static func makeFleet(_ cluster: ClusterConfig, hostKeys: [SSHKey], listeners: [Endpoint], workers: WorkerDirectory,
-                          logger: Logger) throws(StartupError) -> Fleet {
+    static func makeFleet(
+        _ cluster: ClusterConfig, hostKeys: [SSHKey], listeners: [Endpoint], workers: WorkerDirectory,
+        logger: Logger
+    ) throws(StartupError) -> Fleet {
         let nodeKey: SSHKey
         do {
             guard let key = try HostKeys.load(paths: [cluster.nodeKey], logger: logger).first else {
@@ -26,18 +28,25 @@ extension Daemon {
         } else if let first = listeners.first, first.address != "0.0.0.0", first.address != "::" {
             advertise = "\(first)"
         } else {
-            throw StartupError(.fleet, "cluster.advertise: required when the first listener is a wildcard address (\(listeners.first.map { "\($0)" } ?? "none")): give the address other nodes reach this one at")
+            throw StartupError(
+                .fleet,
+                "cluster.advertise: required when the first listener is a wildcard address (\(listeners.first.map { "\($0)" } ?? "none")): give the address other nodes reach this one at"
+            )
         }
         let fingerprint = { (key: SSHKey) in (try? key.publicBlob()).flatMap { PublicKeyBlob(bytes: $0)?.fingerprint } ?? "" }
         let nodeFingerprint = fingerprint(nodeKey)
         let hostFingerprints = hostKeys.map(fingerprint).filter { !$0.isEmpty }
-        let registry = Registry(cluster: cluster, nodeRecord: { lease in
-            NodeRecord(advertise: advertise, hostKeys: hostFingerprints, nodeKey: nodeFingerprint, lease: lease)
-        }, logger: logger)
-        logger.info("fleet node", metadata: [
-            "node": "\(cluster.nodeName)", "advertise": "\(advertise)", "node_key": "\(nodeFingerprint)",
-            "etcd": "\(cluster.etcdEndpoints.joined(separator: ","))",
-        ])
+        let registry = Registry(
+            cluster: cluster,
+            nodeRecord: { lease in
+                NodeRecord(advertise: advertise, hostKeys: hostFingerprints, nodeKey: nodeFingerprint, lease: lease)
+            }, logger: logger)
+        logger.info(
+            "fleet node",
+            metadata: [
+                "node": "\(cluster.nodeName)", "advertise": "\(advertise)", "node_key": "\(nodeFingerprint)",
+                "etcd": "\(cluster.etcdEndpoints.joined(separator: ","))",
+            ])
         return Fleet(cluster: cluster, registry: registry, advertise: advertise, nodeKey: nodeKey, workers: workers)
     }
 

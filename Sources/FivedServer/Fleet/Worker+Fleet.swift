@@ -218,9 +218,11 @@ extension Worker {
             $0.state = "up"
             $0.lastError = ""
         }
-        logger.info("peer connected", metadata: [
-            "node": "\(link.node)", "address": "\(link.dialedAddress)", "fingerprint": "\(connection.caller?.key.blob.fingerprint ?? "-")",
-        ])
+        logger.info(
+            "peer connected",
+            metadata: [
+                "node": "\(link.node)", "address": "\(link.dialedAddress)", "fingerprint": "\(connection.caller?.key.blob.fingerprint ?? "-")",
+            ])
         openWaiting(link, on: connection, now: MonotonicClock.now)
     }
 
@@ -270,10 +272,12 @@ extension Worker {
             $0.lastError = reason
             $0.channelsOpen = 0
         }
-        logger.warning("peer unreachable", metadata: [
-            "node": "\(link.node)", "address": "\(link.dialedAddress)", "reason": "\(reason)", "refused": "\(refused)",
-            "retry_ms": "\(retryIn)",
-        ])
+        logger.warning(
+            "peer unreachable",
+            metadata: [
+                "node": "\(link.node)", "address": "\(link.dialedAddress)", "reason": "\(reason)", "refused": "\(refused)",
+                "retry_ms": "\(retryIn)",
+            ])
     }
 
     // MARK: Relayed channels

@@ -100,7 +100,8 @@ enum ServiceAccounts {
             guard let user = user(of: service, in: configuration, privileged: privileged) else {
                 if privileged && service.origin == ServiceConfig.flagOrigin {
                     problems.append(
-                        "--service \(service.name.value): an exec service given as a flag names no user, and fived runs as root: define it in the config file with user = \"...\"")
+                        "--service \(service.name.value): an exec service given as a flag names no user, and fived runs as root: define it in the config file with user = \"...\""
+                    )
                 } else if privileged {
                     problems.append("\(key): an exec service needs 'user' when fived runs as root (user = \"root\" runs it as root, explicitly)")
                 }
@@ -115,17 +116,20 @@ enum ServiceAccounts {
             }
             if !privileged, account.uid != euid {
                 problems.append(
-                    "\(key).user: fived runs as \(me?.name ?? String(euid)) and cannot switch to '\(ServiceName.printable(user))': start it as root, or remove 'user'")
+                    "\(key).user: fived runs as \(me?.name ?? String(euid)) and cannot switch to '\(ServiceName.printable(user))': start it as root, or remove 'user'"
+                )
             }
             if let daemonAccount, account.uid == daemonAccount.uid {
                 problems.append(
-                    "\(key).user: '\(ServiceName.printable(user))' is also daemon_user: a service must not run as the user fived serves as (it could signal or trace fived); give one of them another account")
+                    "\(key).user: '\(ServiceName.printable(user))' is also daemon_user: a service must not run as the user fived serves as (it could signal or trace fived); give one of them another account"
+                )
             }
         }
         if let commandUser = configuration.authorizedKeysCommandUser {
             if let account = Account.resolve(user: commandUser) {
                 if !privileged, account.uid != euid {
-                    problems.append("authorized_keys_command_user: fived runs as \(me?.name ?? String(euid)) and cannot switch to '\(ServiceName.printable(commandUser))'")
+                    problems.append(
+                        "authorized_keys_command_user: fived runs as \(me?.name ?? String(euid)) and cannot switch to '\(ServiceName.printable(commandUser))'")
                 }
             } else {
                 problems.append("authorized_keys_command_user: no user '\(ServiceName.printable(commandUser))' on this host")

@@ -32,9 +32,11 @@ extension Daemon {
                 throw StartupError(.privileges, "cannot become \(name) (uid \(account.uid)): \(String(cString: strerror(errno)))")
             }
             droppedRoot = true
-            logger.info("privileges dropped", metadata: [
-                "user": "\(name)", "uid": "\(account.uid)", "spawner": "\(spawner.pid)", "spawner_socket": "\(spawner.descriptor)",
-            ])
+            logger.info(
+                "privileges dropped",
+                metadata: [
+                    "user": "\(name)", "uid": "\(account.uid)", "spawner": "\(spawner.pid)", "spawner_socket": "\(spawner.descriptor)",
+                ])
         } else if Self.holdsCapabilities {
             guard fived_drop_capabilities() == 0 else {
                 throw StartupError(.privileges, "cannot give up capabilities: \(String(cString: strerror(errno)))")

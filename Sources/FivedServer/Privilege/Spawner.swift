@@ -62,8 +62,10 @@ public final class Spawner {
         var buffer = [UInt8](repeating: 0, count: SpawnerProtocol.maximumMessageSize)
         var open = true
         while open || !children.isEmpty {
-            var fds = [pollfd(fd: open ? socket : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: open ? socket : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: SignalPipe.readFD, events: Int16(POLLIN), revents: 0),
+            ]
             let now = MonotonicClock.now
             let next = children.values.compactMap(\.killAt).min()
             let timeout = next.map { Int32(clamping: max(0, $0 - now)) } ?? -1
@@ -177,9 +179,11 @@ public final class Spawner {
     private func send(_ event: SpawnerEvent, fds: [Descriptor] = []) {
         let bytes = event.encoded()
         let raw = fds.map(\.rawValue)
-        let n = bytes.withUnsafeBytes { b in raw.withUnsafeBufferPointer { f in
-            fived_send_with_fds(socket, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
-        } }
+        let n = bytes.withUnsafeBytes { b in
+            raw.withUnsafeBufferPointer { f in
+                fived_send_with_fds(socket, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
+            }
+        }
         if n < 0 { logger.warning("spawner could not answer the daemon", metadata: ["reason": "\(errnoText(errno))"]) }
     }
 

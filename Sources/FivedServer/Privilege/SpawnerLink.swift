@@ -108,9 +108,11 @@ public final class SpawnerLink: @unchecked Sendable {
         }
         guard let id else { return nil }
         let bytes = make(id).encoded()
-        let n = bytes.withUnsafeBytes { b in fds.withUnsafeBufferPointer { f in
-            fived_send_with_fds(socket.rawValue, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
-        } }
+        let n = bytes.withUnsafeBytes { b in
+            fds.withUnsafeBufferPointer { f in
+                fived_send_with_fds(socket.rawValue, b.baseAddress, b.count, f.baseAddress, Int32(f.count))
+            }
+        }
         if n < 0 {
             state.withLock { s in
                 s.waiting.removeValue(forKey: id)
@@ -129,8 +131,10 @@ public final class SpawnerLink: @unchecked Sendable {
         service: ServiceName, environment: [String], source: String, terminal: Bool, fds: [Int32],
         started: @escaping @Sendable (Result<pid_t, BackendFailure>) -> Void, exited: @escaping @Sendable (Int32) -> Void
     ) {
-        let sent = send({ .spawn(id: $0, service: service.value, environment: environment, source: source, terminal: terminal) }, fds: fds,
-                        onExit: exited) { event, _ in
+        let sent = send(
+            { .spawn(id: $0, service: service.value, environment: environment, source: source, terminal: terminal) }, fds: fds,
+            onExit: exited
+        ) { event, _ in
             switch event {
             case .spawned(_, let pid): started(.success(pid))
             case .spawnFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
@@ -153,9 +157,11 @@ public final class SpawnerLink: @unchecked Sendable {
 
     /// The spawner reads its configuration again.
     func reload(_ done: @escaping @Sendable (String?) -> Void) {
-        let sent = send({ .reload(id: $0) }, completion: { event, _ in
-            if case .reloaded(_, let reason) = event { done(reason) } else { done("the spawner answered \(event)") }
-        })
+        let sent = send(
+            { .reload(id: $0) },
+            completion: { event, _ in
+                if case .reloaded(_, let reason) = event { done(reason) } else { done("the spawner answered \(event)") }
+            })
         if !sent { done("the spawner is gone") }
     }
 
@@ -178,25 +184,31 @@ public final class SpawnerLink: @unchecked Sendable {
     func openFiles(user: String, principals: Bool, timeoutMilliseconds: Int = 5000) -> [(SpawnerEvent.FileEntry, Descriptor?)]? {
         let answer = Mutex<[(SpawnerEvent.FileEntry, Descriptor?)]?>(nil)
         let done = DispatchSemaphore(value: 0)
-        let sent = sendRequest({ .openFiles(id: $0, user: user, principals: principals) }, completion: { event, fds in
-            if case .files(_, let entries) = event {
-                var remaining = fds[...]
-                let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
-                    guard entry.status == .opened, let fd = remaining.popFirst() else { return (entry, nil) }
-                    return (entry, fd)
+        let sent = sendRequest(
+            { .openFiles(id: $0, user: user, principals: principals) },
+            completion: { event, fds in
+                if case .files(_, let entries) = event {
+                    var remaining = fds[...]
+                    let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
+                        guard entry.status == .opened, let fd = remaining.popFirst() else { return (entry, nil) }
+                        return (entry, fd)
+                    }
+                    answer.withLock { $0 = paired }
                 }
-                answer.withLock { $0 = paired }
-            }
-            done.signal()
-        })
+                done.signal()
+            })
         guard let id = sent else { return nil }
         guard done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else {
             // Given up: a late answer finds no completion and its descriptors are closed.
             state.withLock { _ = $0.waiting.removeValue(forKey: id) }
-            answer.withLock { $0?.forEach { $0.1?.close() }; $0 = nil }
-            logger.warning("the spawner did not open authorized_keys files in time", metadata: [
-                "user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)",
-            ])
+            answer.withLock {
+                $0?.forEach { $0.1?.close() }; $0 = nil
+            }
+            logger.warning(
+                "the spawner did not open authorized_keys files in time",
+                metadata: [
+                    "user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)",
+                ])
             return nil
         }
         return answer.withLock { $0 }
@@ -208,8 +220,10 @@ public final class SpawnerLink: @unchecked Sendable {
         user: String, key: PublicKeyBlob, started: @escaping @Sendable (Result<(pid_t, Descriptor), BackendFailure>) -> Void,
         exited: @escaping @Sendable (Int32) -> Void
     ) {
-        let sent = send({ .runCommand(id: $0, user: user, keyType: key.keyType, fingerprint: key.fingerprint, keyBase64: key.base64) },
-                        onExit: exited) { event, fds in
+        let sent = send(
+            { .runCommand(id: $0, user: user, keyType: key.keyType, fingerprint: key.fingerprint, keyBase64: key.base64) },
+            onExit: exited
+        ) { event, fds in
             switch event {
             case .commandStarted(_, let pid) where fds.count == 1: started(.success((pid, fds[0])))
             case .commandFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))

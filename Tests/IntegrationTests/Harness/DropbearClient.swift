@@ -49,7 +49,8 @@ struct DropbearClient: ChannelClient {
             stdin: input.map { .file($0) } ?? .null, scratch: fived.directory.path, timeout: timeout)
         // dbclient reports its own failures as "dbclient: Exited: REASON" or
         // "dbclient: Connection to ... exited: REASON" (a refused -B open is silent).
-        let succeeded = result.termination != nil && !result.stderr.lowercased().contains("exited:")
+        let succeeded =
+            result.termination != nil && !result.stderr.lowercased().contains("exited:")
             && (form.isSession || result.exitStatus == 0)
         let outcome: ChannelOutcome = form.isSession ? result.exitStatus.map { .exitStatus($0) } ?? .none : .none
         return ClientRun(client: .dbclient, form: form, service: service, process: result, outcome: outcome, clientSucceeded: succeeded)

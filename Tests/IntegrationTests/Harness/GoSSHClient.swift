@@ -53,10 +53,12 @@ struct GoSSHClient: ChannelClient {
         let output = "\(directory)/go_client"
         let built = try await LowPriority.run(
             go, ["build", "-o", output, ClientPrograms.path("go_client/main.go")],
-            environment: Tools.environment(home: directory, extra: [
-                "GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOCACHE": "\(directory)/cache",
-                "GOFLAGS": "", "CGO_ENABLED": "0",
-            ]),
+            environment: Tools.environment(
+                home: directory,
+                extra: [
+                    "GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOCACHE": "\(directory)/cache",
+                    "GOFLAGS": "", "CGO_ENABLED": "0",
+                ]),
             scratch: directory, timeout: .seconds(300))
         guard built.exitStatus == 0, access(output, X_OK) == 0 else {
             throw HarnessError("building Clients/go_client failed: \(built)")

@@ -31,7 +31,9 @@ final class InetdSSHD: Sendable {
             try Tools.path("ssh-keygen"), ["-q", "-t", "ed25519", "-N", "", "-f", hostKey],
             environment: Tools.environment(home: directory.path), scratch: directory.path)
         guard made.exitStatus == 0 else { throw HarnessError("ssh-keygen for sshd's host key: \(made)") }
-        configPath = try directory.write("sshd_config", """
+        configPath = try directory.write(
+            "sshd_config",
+            """
             HostKey \(hostKey)
             AuthorizedKeysFile \(authorizedKeys)
             PermitRootLogin prohibit-password
@@ -51,8 +53,9 @@ final class InetdSSHD: Sendable {
         Sockets.acceptEach(listener, while: { [self] in !stopped.load(ordering: .relaxed) }) { [self] fd in
             defer { close(fd) }
             let name = "sshd-\(UInt32.random(in: 0...UInt32.max))"
-            guard let child = try? ChildProcess.spawn(
-                sshd, arguments, environment: environment, stdin: .socket(fd), outputPrefix: self.directory.file(name))
+            guard
+                let child = try? ChildProcess.spawn(
+                    sshd, arguments, environment: environment, stdin: .socket(fd), outputPrefix: self.directory.file(name))
             else { return }
             children.withLock { $0.append(child) }
         }
@@ -73,7 +76,8 @@ final class InetdSSHD: Sendable {
 /// neither within `timeout`. The answer of authentication alone: no command runs.
 func keyAccepted(port: UInt16, key: ClientKey, user: String, scratch: TestDirectory, timeout: Duration = .seconds(20)) async throws -> Bool? {
     let client = try ChildProcess.spawn(
-        try Tools.path("ssh"), [
+        try Tools.path("ssh"),
+        [
             "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15", "-i", key.privatePath, "-p", String(port), "-l", user,
             "-N", "-v", "127.0.0.1",

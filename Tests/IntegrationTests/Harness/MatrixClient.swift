@@ -115,8 +115,9 @@ enum MatrixClient: String, CaseIterable, Sendable, CustomTestStringConvertible, 
     /// The client's own account of its version, one line.
     func version(scratch: TestDirectory) async -> String {
         func firstLine(_ executable: String, _ arguments: [String], stderr: Bool = false) async -> String {
-            guard let result = try? await runProcess(
-                executable, arguments, environment: Tools.environment(home: scratch.path), scratch: scratch.path)
+            guard
+                let result = try? await runProcess(
+                    executable, arguments, environment: Tools.environment(home: scratch.path), scratch: scratch.path)
             else { return "?" }
             let text = stderr ? result.stderr : result.stdoutText
             return nonEmptyLines(text).first ?? "?"

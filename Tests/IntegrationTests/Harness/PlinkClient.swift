@@ -57,7 +57,8 @@ struct PlinkClient: ChannelClient {
         let result = try await LowPriority.run(
             "/usr/bin/plink", arguments([]) + tail, environment: Tools.environment(home: fived.directory.path),
             stdin: input.map { .file($0) } ?? .null, scratch: fived.directory.path, timeout: timeout)
-        let succeeded = result.termination != nil && !result.stderr.contains("FATAL ERROR")
+        let succeeded =
+            result.termination != nil && !result.stderr.contains("FATAL ERROR")
             && (form.isSession || result.exitStatus == 0)
         return ClientRun(
             client: .plink, form: form, service: service, process: result,
