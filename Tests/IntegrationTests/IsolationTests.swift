@@ -27,7 +27,9 @@ struct IsolationTests {
         return (listener, fillers, port)
     }
 
-    @Test("eight opens pending to a black-holed backend: other channels' echo round trips stay under 50 ms at the 99th percentile")
+    @Test(
+        "eight opens pending to a black-holed backend hold up no other channel: echo round trips under 1 s, p99 under 50 ms or near the same trips without them"
+    )
     func blackHoledBackend() async throws {
         let hole = try Self.blackHole()
         defer { ([hole.listener] + hole.fillers).forEach { close($0) } }
@@ -73,11 +75,14 @@ struct IsolationTests {
             times.sort()
             let p99 = times[times.count * 99 / 100]
             let p50 = times[times.count / 2]
-            // Under 50 ms, or (a loaded machine) no worse than twice the same trips
-            // without the holes: a worker held by a pending connect stalls for seconds.
-            #expect(
-                p99 < .milliseconds(50) || p99 <= baselineP99 * 2,
-                "p50 \(p50), p99 \(p99), max \(times.last!); without the holes p99 \(baselineP99)")
+            // A worker held by a pending connect would hold this channel for the
+            // connect timeout (300 s here): no round trip may wait that. The 50 ms
+            // p99 is an unloaded machine's figure (bench/isolation.sh measures it);
+            // beside the rest of the suite on 2 cores the same trips without the
+            // holes are the yardstick.
+            let report = "p50 \(p50), p99 \(p99), max \(times.last!); without the holes p50 \(baseline[baseline.count / 2]), p99 \(baselineP99)"
+            #expect(times.last! < .seconds(1), "\(report)")
+            #expect(p99 < .milliseconds(50) || p99 <= baselineP99 * 4, "\(report)")
             // The holes themselves are still waiting (their connect times out after 300 s).
             let waitingHoles = holes.filter { $0.isRunning }.count
             #expect(waitingHoles == 8, "a hole open ended before its connect timeout")
