@@ -789,8 +789,11 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// Sends a keepalive now.
+    /// Sends a keepalive now. Packets libssh parsed before it (the last read
+    /// pass's, not yet counted) are counted first, so that only what arrives
+    /// after the keepalive can answer it.
     func probe(_ c: Connection, now: Int64) {
+        if c.session.packetsReceived != c.packetsSeen { heard(from: c, at: now) }
         serving = c
         c.session.sendKeepalive()
         c.probesUnanswered += 1

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One line of fived's log: `TIMESTAMP LEVEL MESSAGE key=value key="value with spaces" ...`.
 struct LogLine: Sendable, CustomStringConvertible {
     let timestamp: String
@@ -7,6 +9,14 @@ struct LogLine: Sendable, CustomStringConvertible {
     let raw: String
 
     subscript(key: String) -> String? { fields[key] }
+
+    /// When fived logged it (its `TIMESTAMP`, UTC with milliseconds): for timing
+    /// what fived did by its own clock, not by when a test got round to reading.
+    var date: Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: timestamp)
+    }
 
     var description: String { raw }
 
