@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Debian package fived_VERSION_amd64.deb: a release build with the Swift
 # runtime linked in (swift build -c release --static-swift-stdlib), so the package
-# needs only Debian's libssh (and, through it, OpenSSL) besides the C and C++
-# runtime; then checks it with lintian, which must report no error.
+# needs only Debian's libssh (and, through it, OpenSSL) and libcurl (the fleet's
+# etcd client speaks HTTP through Foundation's URLSession, which links it) besides
+# the C and C++ runtime; then checks it with lintian, which must report no error.
 #
 # The version comes from the VERSION file (one line, e.g. 0.1.0); the top entry of
 # packaging/deb/changelog must name the same version, or the script stops.
@@ -47,6 +48,8 @@ changelog_version=$(sed -n '1s/^fived (\([^)]*\)).*/\1/p' packaging/deb/changelo
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists libssh 2>/dev/null || missing+=(libssh-dev)
+# FoundationNetworking, linked statically, links libcurl (-lcurl needs the dev package).
+pkg-config --exists libcurl 2>/dev/null || missing+=(libcurl4-openssl-dev)
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v strip >/dev/null 2>&1 && command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 if [[ ${FIVED_LINTIAN:-1} != 0 ]]; then command -v lintian >/dev/null 2>&1 || missing+=(lintian); fi

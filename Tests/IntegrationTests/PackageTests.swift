@@ -59,7 +59,7 @@ struct PackageTests {
 
         let depends = try await field("Depends", of: deb, scratch: scratch)
         let dependencies = depends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).split(separator: " ").first.map(String.init) ?? "" }
-        #expect(Set(dependencies) == ["adduser", "libc6", "libgcc-s1", "libssh-4", "libstdc++6"], "Depends: \(depends)")
+        #expect(Set(dependencies) == ["adduser", "libc6", "libcurl4", "libgcc-s1", "libssh-4", "libstdc++6"], "Depends: \(depends)")
 
         // 2. A fresh Debian with exactly what Depends names, from the machine's own mirror.
         let root = directory.file("root")
