@@ -101,14 +101,14 @@ struct HardeningTests {
             var idle: [Int32] = []
             defer { idle.forEach { close($0) } }
             for _ in 0..<3 {
-                let fd = try await onThread { try RawClient.connect(port: port, from: "127.0.0.2") }
+                let fd = try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.2") }
                 idle.append(fd)
                 // Read fived's banner so the connection is surely admitted before the next.
                 let banner = try await onThread { try RawClient.readBanner(fd) }
                 #expect(banner.hasPrefix("SSH-2.0-"), "\(banner.debugDescription)")
             }
             // A fourth from 127.0.0.2 is held: no banner, not closed.
-            let fourth = try await onThread { try RawClient.connect(port: port, from: "127.0.0.2") }
+            let fourth = try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.2") }
             defer { close(fourth) }
             let held = try await onThread { try RawClient.readToEnd(fourth, timeout: 1) }
             #expect(held.received.isEmpty && held.closedBy == .timeout, "a fourth connection from 127.0.0.2: \(held)")
@@ -142,14 +142,14 @@ struct HardeningTests {
                 var idle: [Int32] = []
                 var firstStarted: ContinuousClock.Instant?
                 for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
-                    let fd = try RawClient.connect(port: port, from: source)
+                    let fd = try Sockets.connectTCP(port: port, from: source)
                     idle.append(fd)
                     _ = try RawClient.readBanner(fd)
                     if firstStarted == nil { firstStarted = ContinuousClock.now }
                 }
                 let pause = firstStarted! + .seconds(5) - ContinuousClock.now
                 if pause > .zero { Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18) }
-                let waiting = try RawClient.connect(port: port, from: "127.0.0.5")
+                let waiting = try Sockets.connectTCP(port: port, from: "127.0.0.5")
                 return (idle, waiting, try RawClient.readToEnd(waiting, timeout: 1))
             }
             defer {
@@ -203,7 +203,7 @@ struct HardeningTests {
             var idle: [Int32] = []
             defer { idle.forEach { close($0) } }
             for _ in 0..<300 {
-                idle.append(try await onThread { try RawClient.connect(port: port, from: "127.0.0.2") })
+                idle.append(try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.2") })
             }
             // 4 started, 32 waiting (8 × max_startups_per_source), the rest dropped.
             let dropped = await eventually(timeout: .seconds(15)) {
@@ -413,7 +413,7 @@ enum RawClient {
     }
 
     static func run(port: UInt16, _ script: Script, from source: String = "127.0.0.1") throws -> Outcome {
-        let fd = try connect(port: port, from: source)
+        let fd = try Sockets.connectTCP(port: port, from: source)
         defer { close(fd) }
         let started = ContinuousClock.now
         switch script {
@@ -496,36 +496,6 @@ enum RawClient {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
-    }
-
-    /// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works
-    /// on Linux loopback), so fived sees that client address.
-    static func connect(port: UInt16, from source: String = "127.0.0.1") throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-        func address(_ host: String, _ port: UInt16) -> sockaddr_in {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            a.sin_addr.s_addr = inet_addr(host)
-            return a
-        }
-        var local = address(source, 0)
-        var remote = address("127.0.0.1", port)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        let connected =
-            bound == 0
-            && withUnsafePointer(to: &remote) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            } == 0
-        guard connected else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
-        }
-        return fd
     }
 
     private static func writeIgnoringErrors(_ fd: Int32, _ bytes: [UInt8]) {

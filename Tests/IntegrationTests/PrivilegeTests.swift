@@ -22,8 +22,11 @@ struct PrivilegeTests {
     ]
 
     /// `Name:` fields of /proc/PID/status.
-    static func status(of pid: pid_t) -> [String: String] {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return [:] }
+    static func status(of pid: pid_t) -> [String: String] { status(atPath: "/proc/\(pid)/status") }
+
+    /// The fields of a status file (a process's, or one thread's: /proc/PID/task/TID/status).
+    static func status(atPath path: String) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
         var fields: [String: String] = [:]
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -77,12 +80,7 @@ struct PrivilegeTests {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(fived.pid)/task")) ?? []
             #expect(tasks.count > 2)
             for task in tasks {
-                let text = (try? String(contentsOfFile: "/proc/\(fived.pid)/task/\(task)/status", encoding: .utf8)) ?? ""
-                let fields = Dictionary(
-                    text.split(separator: "\n").compactMap { line -> (String, String)? in
-                        guard let colon = line.firstIndex(of: ":") else { return nil }
-                        return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-                    }, uniquingKeysWith: { a, _ in a })
+                let fields = Self.status(atPath: "/proc/\(fived.pid)/task/\(task)/status")
                 #expect(
                     fields["CapBnd"] == "0000000000000000" && fields["NoNewPrivs"] == "1" && fields["CapEff"] == "0000000000000000",
                     "thread \(task) (\(fields["Name"] ?? "")): CapBnd \(fields["CapBnd"] ?? "") NoNewPrivs \(fields["NoNewPrivs"] ?? "")")

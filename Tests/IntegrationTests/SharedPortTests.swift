@@ -192,8 +192,8 @@ struct SharedPortTests {
             // Two silent connections from 127.0.0.1: judged SSH after a second, and
             // holding both of its startup slots until they authenticate or go.
             var held = [
-                try await onThread { try connectFrom("127.0.0.1", port: port) },
-                try await onThread { try connectFrom("127.0.0.1", port: port) },
+                try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.1") },
+                try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.1") },
             ]
             defer { held.forEach { close($0) } }
             let bothSSH = await eventually(timeout: .seconds(10)) {
@@ -204,7 +204,7 @@ struct SharedPortTests {
             // A third from 127.0.0.1 waits, unread, for a slot: its TCPMUX request gets no answer yet.
             let third = Task {
                 try await onThread { () -> String in
-                    let fd = try connectFrom("127.0.0.1", port: port)
+                    let fd = try Sockets.connectTCP(port: port, from: "127.0.0.1")
                     defer { close(fd) }
                     var timeout = timeval(tv_sec: 90, tv_usec: 0)  // it waits for a slot first
                     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -213,7 +213,7 @@ struct SharedPortTests {
             }
             // Another address is counted apart, and served at once.
             let other = try await onThread { () -> String in
-                let fd = try connectFrom("127.0.0.2", port: port)
+                let fd = try Sockets.connectTCP(port: port, from: "127.0.0.2")
                 defer { close(fd) }
                 var timeout = timeval(tv_sec: 10, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -258,34 +258,4 @@ struct SharedPortTests {
             nonEmptyLines(refused.stderr).count == 1 && refused.stderr.contains("bad.toml:1: tcpmux_on_ssh_port: must be true or false, not a string"),
             "\(refused)")
     }
-}
-
-/// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address on Linux loopback).
-private func connectFrom(_ source: String, port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-    func address(_ host: String, _ port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        a.sin_addr.s_addr = inet_addr(host)
-        return a
-    }
-    var local = address(source, 0)
-    var remote = address("127.0.0.1", port)
-    let bound = withUnsafePointer(to: &local) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    let connected =
-        bound != 0
-        ? -1
-        : withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-    guard connected == 0 else {
-        let text = errnoText()
-        close(fd)
-        throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
-    }
-    return fd
 }

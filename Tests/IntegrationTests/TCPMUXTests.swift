@@ -89,7 +89,7 @@ struct TCPMUXTests {
     /// Sends `bytes` in one write, half-closes, and returns all that came back.
     private static func exchange(port: UInt16, _ bytes: [UInt8], from source: String = "127.0.0.1") async throws -> [UInt8] {
         try await onThread {
-            let fd = try connect(port: port, from: source)
+            let fd = try Sockets.connectTCP(port: port, from: source)
             defer { close(fd) }
             setReceiveTimeout(fd, seconds: 15)
             return try Sockets.exchange(fd, bytes)
@@ -194,8 +194,8 @@ struct TCPMUXTests {
             func sockets() -> Int { fived.openDescriptors().values.filter { $0.hasPrefix("socket:") }.count }
             let baseline = sockets()
             // Two idle connections hold both of 127.0.0.1's slots (for up to 10 s).
-            let first = try await onThread { try connect(port: port, from: "127.0.0.1") }
-            let second = try await onThread { try connect(port: port, from: "127.0.0.1") }
+            let first = try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.1") }
+            let second = try await onThread { try Sockets.connectTCP(port: port, from: "127.0.0.1") }
             var held = [first, second]
             defer { held.forEach { close($0) } }
             // Both are admitted (the acceptor has taken them) before the third arrives.
@@ -205,7 +205,7 @@ struct TCPMUXTests {
             #expect(admitted, "fived did not take the first two connections: \(fived.openDescriptors())")
 
             let (third, thirdElapsed) = try await onThread {
-                let fd = try connect(port: port, from: "127.0.0.1")
+                let fd = try Sockets.connectTCP(port: port, from: "127.0.0.1")
                 defer { close(fd) }
                 setReceiveTimeout(fd, seconds: 5)
                 let started = ContinuousClock.now
@@ -237,39 +237,6 @@ struct TCPMUXTests {
             #expect(reopened, "127.0.0.1 not admitted after a slot was freed: \(again.debugDescription)")
         }
     }
-}
-
-/// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works on
-/// Linux loopback): bound before connect, so fived sees that client address.
-private func connect(port: UInt16, from source: String) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-    func address(_ host: String, _ port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        a.sin_addr.s_addr = inet_addr(host)
-        return a
-    }
-    var local = address(source, 0)
-    var remote = address("127.0.0.1", port)
-    let bound = withUnsafePointer(to: &local) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else {
-        let text = errnoText()
-        close(fd)
-        throw HarnessError("bind \(source): \(text)")
-    }
-    let connected = withUnsafePointer(to: &remote) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        let text = errnoText()
-        close(fd)
-        throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
-    }
-    return fd
 }
 
 private func setReceiveTimeout(_ fd: Int32, seconds: Int) {

@@ -81,12 +81,6 @@ enum ServiceAccounts {
     /// The daemon's account after it drops root: `daemon_user`, else `nobody`.
     static func daemonUser(_ configuration: Configuration) -> String { configuration.daemonUser ?? "nobody" }
 
-    /// The account an exec service runs as: its `user`; nil, fived's own (only
-    /// when fived is not root: `problems` refuses it otherwise).
-    static func user(of service: ServiceConfig, in configuration: Configuration, privileged: Bool) -> String? {
-        service.user
-    }
-
     /// One line per problem: an exec service without `user` while fived runs as
     /// root, a user or group that does not exist, a user other than fived's own
     /// while fived cannot switch users, a daemon_user that does not exist.
@@ -97,7 +91,8 @@ enum ServiceAccounts {
         let daemonAccount = privileged ? Account.resolve(user: daemonUser(configuration)) : nil
         for service in configuration.sortedServices where service.backend.isExec {
             let key = "\(service.origin): services.\(service.name.value)"
-            guard let user = user(of: service, in: configuration, privileged: privileged) else {
+            // No `user`: fived's own, which fived started as root refuses here.
+            guard let user = service.user else {
                 if privileged && service.origin == ServiceConfig.flagOrigin {
                     problems.append(
                         "--service \(service.name.value): an exec service given as a flag names no user, and fived runs as root: define it in the config file with user = \"...\""

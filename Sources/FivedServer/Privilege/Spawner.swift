@@ -212,7 +212,7 @@ public final class Spawner {
             return .failure(Refusal("per_source (\(limit)) reached for \(ServiceName.printable(source))"))
         }
         let account: Account
-        if let user = ServiceAccounts.user(of: service, in: configuration, privileged: privileged) {
+        if let user = service.user {
             guard let resolved = Account.resolve(user: user, group: service.group) else {
                 return .failure(Refusal("no user '\(ServiceName.printable(user))'\(service.group.map { " or group '\(ServiceName.printable($0))'" } ?? "")"))
             }

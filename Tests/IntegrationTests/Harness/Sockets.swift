@@ -84,6 +84,33 @@ enum Sockets {
         return fd
     }
 
+    /// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works
+    /// on Linux loopback): bound before connect, so fived sees that client address.
+    static func connectTCP(port: UInt16, from source: String) throws -> Int32 {
+        let fd = socket(AF_INET, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        var local = loopback(port: 0)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = loopback(port: port)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("bind \(source): \(text)")
+        }
+        let connected = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let text = errnoText()
+            close(fd)
+            throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
+        }
+        return fd
+    }
+
     /// A connection to the Unix stream socket at `path`.
     static func connectUnix(path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, streamCloexec, 0)
