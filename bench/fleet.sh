@@ -26,6 +26,9 @@ command -v etcd >/dev/null || { say "no etcd (apt-get install etcd-server): flee
 [[ -x $fived_bin ]] || { say "no fived at $fived_bin"; exit 1; }
 
 work=$(mktemp -d /tmp/fived-bench-fleet.XXXXXX)
+# Started as root, fived reads peers_authorized_keys as its daemon_user (nobody)
+# after dropping root: the folder must let it in (mktemp -d makes it 0700).
+chmod 755 "$work"
 started=()
 cleanup() {
     local p

@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import Foundation
 import Logging
 import Synchronization
@@ -56,23 +57,31 @@ final class AuthorizedKeysStore: Sendable {
         self.spawner = spawner
     }
 
-    /// All keys authorized for `user` by the configured file patterns.
-    func keys(for user: String, patterns: [String]) -> [AuthorizedKey] {
-        lookup(for: user, patterns: patterns).keys
-    }
-
     /// The keys of files that are fived's own configuration (the fleet's
     /// peers_authorized_keys), read by the daemon itself, never through the spawner.
     func ownKeys(for user: String, patterns: [String]) -> [AuthorizedKey] {
-        lookup(for: user, patterns: patterns, direct: true).keys
+        read(for: user, patterns: patterns).keys
     }
 
     /// The keys authorized for `user` by the configured `authorized_keys`
     /// patterns, with an account of which files were read, missing, unsafe or
-    /// unreadable. After root was dropped, the spawner opens them (it applies
-    /// the same patterns from its own copy of the configuration).
-    func lookup(for user: String, patterns: [String], direct: Bool = false) -> AuthorizedKeysLookup {
-        if let spawner, !direct { return lookup(for: user, through: spawner) }
+    /// unreadable. `completion` runs once: at once, on this thread, when the
+    /// daemon reads the files itself; after root was dropped the spawner opens
+    /// them (it applies the same patterns from its own copy of the
+    /// configuration) and `completion` runs later on another thread, the
+    /// caller waiting for nothing.
+    func lookup(for user: String, patterns: [String], completion: @escaping @Sendable (AuthorizedKeysLookup) -> Void) {
+        guard let spawner else {
+            completion(read(for: user, patterns: patterns))
+            return
+        }
+        spawner.openFiles(user: user, principals: false) { files in
+            completion(self.read(opened: files))
+        }
+    }
+
+    /// Reads the files `patterns` name for `user` itself, with sshd's StrictModes.
+    private func read(for user: String, patterns: [String]) -> AuthorizedKeysLookup {
         let account = PasswordEntry(named: user)
         var owners: Set<uid_t> = [0, geteuid()]
         if let account { owners.insert(account.uid) }
@@ -110,12 +119,12 @@ final class AuthorizedKeysStore: Sendable {
         return found
     }
 
-    /// The files the spawner opened for `user` (it applies the patterns of its own
-    /// copy of the configuration, and StrictModes), read from their descriptors.
-    /// A spawner that does not answer reads as no file at all (fail closed).
-    private func lookup(for user: String, through spawner: SpawnerLink) -> AuthorizedKeysLookup {
+    /// The files the spawner opened (it applies the patterns of its own copy
+    /// of the configuration, and StrictModes), read from their descriptors.
+    /// A spawner that did not answer (nil) reads as no file at all (fail closed).
+    private func read(opened: [(SpawnerEvent.FileEntry, Descriptor?)]?) -> AuthorizedKeysLookup {
         var found = AuthorizedKeysLookup()
-        guard let files = spawner.openFiles(user: user, principals: false) else {
+        guard let files = opened else {
             found.unreadable.append("(the spawner did not answer)")
             return found
         }

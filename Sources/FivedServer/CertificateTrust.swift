@@ -1,4 +1,5 @@
 import FivedCore
+import FivedSystem
 import Foundation
 import Logging
 import Synchronization
@@ -52,26 +53,47 @@ final class CertificateTrust: Sendable {
     /// The principals file `pattern` names for `user` (`%u`, `%h`, a relative
     /// path from the home), or nil when no file is configured. A file that does
     /// not exist or cannot be read has no entries, so no certificate is accepted
-    /// through `trusted_user_ca_keys` for that user, as with sshd.
-    func principals(pattern: String?, user: String, home: String?) -> AuthorizedPrincipalsFile? {
-        guard let pattern else { return nil }
-        if let spawner {
-            guard let files = spawner.openFiles(user: user, principals: true), let (entry, descriptor) = files.first else {
-                return AuthorizedPrincipalsFile(path: pattern, entries: [])
-            }
-            guard entry.status == .opened, let descriptor else {
-                if entry.status != .missing { warnOnce("authorized_principals_file unreadable", "\(entry.path): \(entry.reason)") }
-                return AuthorizedPrincipalsFile(path: entry.path, entries: [])
-            }
-            defer { descriptor.close() }
-            guard let contents = FileContents.read(descriptor.rawValue, limit: 4 << 20), contents.count <= 4 << 20 else {
-                warnOnce("authorized_principals_file unreadable", "\(entry.path): cannot be read or larger than 4 MiB")
-                return AuthorizedPrincipalsFile(path: entry.path, entries: [])
-            }
-            let parsed = AuthorizedPrincipalsParser.parseFile(contents, path: entry.path)
-            parsed.problems.forEach { warnOnce("authorized_principals_file line not honoured", $0.message) }
-            return AuthorizedPrincipalsFile(path: entry.path, entries: parsed.entries)
+    /// through `trusted_user_ca_keys` for that user, as with sshd. `completion`
+    /// runs once: at once when the daemon reads the file itself; after root was
+    /// dropped the spawner opens it, as the user, and `completion` runs later
+    /// on another thread.
+    func principals(
+        pattern: String?, user: String, home: String?, completion: @escaping @Sendable (AuthorizedPrincipalsFile?) -> Void
+    ) {
+        guard let pattern else {
+            completion(nil)
+            return
         }
+        guard let spawner else {
+            completion(read(pattern: pattern, user: user, home: home))
+            return
+        }
+        spawner.openFiles(user: user, principals: true) { files in
+            completion(self.read(pattern: pattern, opened: files))
+        }
+    }
+
+    /// The principals file the spawner opened (nil: it did not answer: no entries).
+    private func read(pattern: String, opened: [(SpawnerEvent.FileEntry, Descriptor?)]?) -> AuthorizedPrincipalsFile {
+        guard let files = opened, let (entry, descriptor) = files.first else {
+            return AuthorizedPrincipalsFile(path: pattern, entries: [])
+        }
+        guard entry.status == .opened, let descriptor else {
+            if entry.status != .missing { warnOnce("authorized_principals_file unreadable", "\(entry.path): \(entry.reason)") }
+            return AuthorizedPrincipalsFile(path: entry.path, entries: [])
+        }
+        defer { descriptor.close() }
+        guard let contents = FileContents.read(descriptor.rawValue, limit: 4 << 20), contents.count <= 4 << 20 else {
+            warnOnce("authorized_principals_file unreadable", "\(entry.path): cannot be read or larger than 4 MiB")
+            return AuthorizedPrincipalsFile(path: entry.path, entries: [])
+        }
+        let parsed = AuthorizedPrincipalsParser.parseFile(contents, path: entry.path)
+        parsed.problems.forEach { warnOnce("authorized_principals_file line not honoured", $0.message) }
+        return AuthorizedPrincipalsFile(path: entry.path, entries: parsed.entries)
+    }
+
+    /// The principals file `pattern` names for `user`, read by the daemon itself.
+    private func read(pattern: String, user: String, home: String?) -> AuthorizedPrincipalsFile {
         guard var path = AuthorizedKeysParser.expandPath(pattern, user: user, home: home) else {
             return AuthorizedPrincipalsFile(path: pattern, entries: [])
         }

@@ -64,34 +64,57 @@ extension Connection {
             refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: "\(revocation)")
             return
         }
-        let lookup = worker.authorizedKeys.lookup(for: request.user, patterns: config.authorizedKeys)
+        let (user, signed, store) = (request.user, state == .verified, worker.authorizedKeys)
+        awaitAnswer(message) { answer in
+            store.lookup(for: user, patterns: config.authorizedKeys, completion: answer)
+        } decide: { connection, message, lookup in
+            connection.authenticate(message, user: user, blob: blob, signed: signed, lookup: lookup, byCommand: config.authorizedKeysCommand != nil)
+        }
+    }
+
+    /// A plain key, with the authorized_keys files read for `user`.
+    private func authenticate(_ message: SSHMessage, user: String, blob: PublicKeyBlob, signed: Bool, lookup: AuthorizedKeysLookup, byCommand: Bool) {
         let result = KeyMatcher.match(presented: blob, candidates: lookup.keys, clientAddress: client.address, now: Int64(time(nil)))
         switch result {
         case .accepted(let entry):
-            admit(message, user: request.user, key: entry, certificate: nil, signed: state == .verified)
-        case .notListed where config.authorizedKeysCommand != nil:
-            authenticateByCommand(message, user: request.user, blob: blob, signed: state == .verified, lookup: lookup)
+            admit(message, user: user, key: entry, certificate: nil, signed: signed)
+        case .notListed where byCommand:
+            authenticateByCommand(message, user: user, blob: blob, signed: signed, lookup: lookup)
         case .notListed, .refused:
             let reason = lookup.read.isEmpty && result == .notListed ? "no authorized_keys file could be read" : "\(result)"
-            refuse(message, user: request.user, fingerprint: blob.fingerprint, reason: reason, lookup: lookup)
+            refuse(message, user: user, fingerprint: blob.fingerprint, reason: reason, lookup: lookup)
+        }
+    }
+
+    /// Holds `message` while `gather` collects what deciding it needs (users'
+    /// files, which the spawner opens; the output of authorized_keys_command),
+    /// which may answer at once or later on another thread; `decide` then runs
+    /// with the answer on this connection's worker, unless the connection closed
+    /// meanwhile. The connection reads nothing while it waits; no other
+    /// connection waits with it (a home on a hung file system holds up only the
+    /// logins that need it).
+    private func awaitAnswer<Answer: Sendable>(
+        _ message: SSHMessage, gather: (@escaping @Sendable (Answer) -> Void) -> Void,
+        decide: @escaping (Connection, SSHMessage, Answer) -> Void
+    ) {
+        awaitingAuthorization = true
+        let waiting = WaitingAuthentication(connection: self, message: message, decide: decide)
+        let worker = worker
+        gather { answer in
+            worker.post(.perform { _ in waiting.resume(answer) })
         }
     }
 
     /// A key no authorized_keys file lists, with `authorized_keys_command`
     /// configured: the command's output is read as one more authorized_keys
     /// file (sshd reads the files first, then the command). The request waits
-    /// off the event loop (`AuthorizedKeysCommandRun`); this connection reads
-    /// nothing meanwhile, the others are not held up. Any failure refuses the key.
+    /// off the event loop (`AuthorizedKeysCommandRun`). Any failure refuses the key.
     private func authenticateByCommand(_ message: SSHMessage, user: String, blob: PublicKeyBlob, signed: Bool, lookup: AuthorizedKeysLookup) {
-        awaitingKeysCommand = true
-        let waiting = WaitingAuthentication(connection: self, message: message)
-        let worker = worker
-        AuthorizedKeysCommandRun.start(spawner: worker.spawner, user: user, key: blob) { outcome in
-            worker.post(
-                .perform { _ in
-                    guard let connection = waiting.connection else { return }
-                    connection.keysCommandAnswered(waiting.message, user: user, blob: blob, signed: signed, lookup: lookup, outcome: outcome)
-                })
+        let spawner = worker.spawner
+        awaitAnswer(message) { answer in
+            AuthorizedKeysCommandRun.start(spawner: spawner, user: user, key: blob, completion: answer)
+        } decide: { connection, message, outcome in
+            connection.keysCommandAnswered(message, user: user, blob: blob, signed: signed, lookup: lookup, outcome: outcome)
         }
     }
 
@@ -99,9 +122,6 @@ extension Connection {
         _ message: SSHMessage, user: String, blob: PublicKeyBlob, signed: Bool, lookup: AuthorizedKeysLookup,
         outcome: AuthorizedKeysCommandRun.Outcome
     ) {
-        awaitingKeysCommand = false
-        defer { worker.touched[ObjectIdentifier(self)] = self }
-        guard !closing else { return }
         var lookup = lookup
         lookup.read.append("authorized_keys_command")
         switch outcome {
@@ -134,15 +154,35 @@ extension Connection {
             return
         }
         let config = worker.config.snapshot
+        let (trust, store) = (worker.certificateTrust, worker.authorizedKeys)
+        let principalsPattern = config.trustedUserCAKeys.isEmpty ? nil : config.authorizedPrincipalsFile
+        let home = AuthorizedKeysStore.home(of: user)
+        awaitAnswer(message) { answer in
+            // cert-authority lines in authorized_keys, then the principals file.
+            store.lookup(for: user, patterns: config.authorizedKeys) { lookup in
+                trust.principals(pattern: principalsPattern, user: user, home: home) { principals in
+                    answer(UserFiles(authorizedKeys: lookup, principals: principals))
+                }
+            }
+        } decide: { connection, message, files in
+            connection.authenticate(message, user: user, certificate: certificate, signed: signed, files: files, config: config)
+        }
+    }
+
+    /// What a certificate login reads of a user's files.
+    private struct UserFiles: Sendable {
+        var authorizedKeys: AuthorizedKeysLookup
+        var principals: AuthorizedPrincipalsFile?
+    }
+
+    private func authenticate(
+        _ message: SSHMessage, user: String, certificate: OpenSSHCertificate, signed: Bool, files: UserFiles, config: Configuration
+    ) {
         let trust = worker.certificateTrust
         let request = CertificateCheck.Request(
             certificate: certificate, user: user, clientAddress: client.address, now: Int64(time(nil)),
-            authorizedKeys: worker.authorizedKeys.keys(for: user, patterns: config.authorizedKeys),
-            trustedCAKeys: trust.trustedCAKeys(config.trustedUserCAKeys),
-            authorizedPrincipals: trust.principals(
-                pattern: config.trustedUserCAKeys.isEmpty ? nil : config.authorizedPrincipalsFile, user: user,
-                home: AuthorizedKeysStore.home(of: user)),
-            revokedKeys: trust.revokedKeys(config.revokedKeys))
+            authorizedKeys: files.authorizedKeys.keys, trustedCAKeys: trust.trustedCAKeys(config.trustedUserCAKeys),
+            authorizedPrincipals: files.principals, revokedKeys: trust.revokedKeys(config.revokedKeys))
         switch CertificateCheck.check(request) {
         case .accepted(let acceptance):
             admit(message, user: user, key: acceptance.key, certificate: acceptance.identity, signed: signed)
@@ -219,14 +259,26 @@ extension Connection {
     }
 }
 
-/// An authentication request held while authorized_keys_command runs. Only the
-/// connection's worker thread touches either; the box only carries them across.
-private final class WaitingAuthentication: @unchecked Sendable {
+/// An authentication request held while what decides it is gathered
+/// (`Connection.awaitAnswer`). Only the connection's worker thread touches the
+/// connection, the message and `decide`; the box only carries them across.
+private final class WaitingAuthentication<Answer>: @unchecked Sendable {
     weak var connection: Connection?
     let message: SSHMessage
+    let decide: (Connection, SSHMessage, Answer) -> Void
 
-    init(connection: Connection, message: SSHMessage) {
+    init(connection: Connection, message: SSHMessage, decide: @escaping (Connection, SSHMessage, Answer) -> Void) {
         self.connection = connection
         self.message = message
+        self.decide = decide
+    }
+
+    /// On the worker: lets the connection read again and decides, unless it closed meanwhile.
+    func resume(_ answer: Answer) {
+        guard let connection else { return }
+        connection.awaitingAuthorization = false
+        defer { connection.worker.touched[ObjectIdentifier(connection)] = connection }
+        guard !connection.closing else { return }
+        decide(connection, message, answer)
     }
 }

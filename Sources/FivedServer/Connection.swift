@@ -30,10 +30,10 @@ final class Connection {
     /// The authenticated caller; nil until authentication succeeds.
     var caller: Caller?
     var failedAttempts = 0
-    /// An authentication request waits for authorized_keys_command: no further
-    /// message is answered (replies keep their order) and the socket is not
+    /// An authentication request waits for what decides it (a user's files the
+    /// spawner opens, authorized_keys_command): no further message is answered (replies keep their order) and the socket is not
     /// read (a client cannot queue input meanwhile) until it is decided.
-    var awaitingKeysCommand = false
+    var awaitingAuthorization = false
     /// The unauthenticated-connection slot this connection holds until it authenticates.
     private var startupSlot: StartupSlot?
     /// The key this connection counts against (`max_connections_per_key`), once authenticated.
@@ -169,7 +169,7 @@ final class Connection {
     /// Answers what libssh queued. Called after every pass over the session (and
     /// after channels ran, since libssh reads packets inside channel calls too).
     func drainMessages() {
-        while !closing, !awaitingKeysCommand, let message = session.nextMessage() {
+        while !closing, !awaitingAuthorization, let message = session.nextMessage() {
             handle(message)
         }
         // libssh handled the request inside its packet pass, possibly after a

@@ -373,7 +373,7 @@ final class Worker: @unchecked Sendable {
                 c.close(reason: c.isAuthenticated ? .clientDisconnected : .disconnectedBeforeAuthentication)
                 continue
             }
-            let reading = c.awaitingKeysCommand ? 0 : PollEvents.readable
+            let reading = c.awaitingAuthorization ? 0 : PollEvents.readable
             let wanted = reading | (c.session.flushOutput() ? 0 : PollEvents.writable)
             if wanted != c.registeredEvents {
                 poller.modify(c.pollerToken, events: wanted)

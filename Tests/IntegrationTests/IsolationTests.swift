@@ -89,6 +89,70 @@ struct IsolationTests {
         }
     }
 
+    @Test(
+        "a login whose authorized_keys the spawner cannot open yet (a home on a hung file system) holds up no other connection, and gets in once the spawner answers"
+    )
+    func stalledSpawner() async throws {
+        // Users' files go through the spawner only when fived starts as root.
+        guard TestDirectory.asRoot else { return }
+        let environment = try await TestEnvironment.make()
+        try await environment.withFived(FivedOptions()) { fived in
+            let dropped = try #require(await fived.waitForLog { $0.message == "privileges dropped" }, "\(fived.logText)")
+            let spawner = try #require(dropped["spawner"].flatMap { pid_t($0) })
+            // One connection per worker (a new connection goes to the least
+            // loaded one), each with an echo channel: the login lands beside one.
+            let workers = try #require(await fived.waitForLog { $0.message == "ready" }?["workers"].flatMap { Int($0) })
+            var masters: [(master: ChildProcess, control: String)] = []
+            for i in 0..<workers { masters.append(try await fived.startControlMaster(name: "m\(i)")) }
+            defer { masters.forEach { $0.master.signal(SIGTERM) } }
+            var echoes: [Int32] = []
+            defer { echoes.forEach { close($0) } }
+            for (i, master) in masters.enumerated() {
+                let path = fived.directory.file("echo\(i).sock")
+                let forward = try await fived.ssh(["-S", master.control, "-O", "forward", "-L", "\(path):echo:1"])
+                #expect(forward.exitStatus == 0, "\(forward)")
+                echoes.append(try Sockets.connectUnix(path: path))
+                _ = try await onThread { [fd = echoes[i]] in try Sockets.echoRoundTrips(fd, [0x78], timeout: .seconds(10)) }
+            }
+
+            // A stopped spawner opens nothing: the next login's request waits.
+            kill(spawner, SIGSTOP)
+            var continued = false
+            defer { if !continued { kill(spawner, SIGCONT) } }
+            let login = try fived.spawnSSH(["-v"], command: ["echo"], name: "waiting-login")
+            defer { login.signal(SIGKILL) }
+            #expect(await eventually(timeout: .seconds(15)) { login.stderr.contains("Offering public key") }, "\(login.stderr)")
+            let offered = ContinuousClock.now
+            // 1.5 s of echoes on every connection while it waits. A worker that
+            // waited for the spawner itself would hold the channel beside the
+            // login until the spawner answered or the 5 s timeout.
+            let times = try await onThread { [echoes] () throws -> [Duration] in
+                var times: [Duration] = []
+                let until = ContinuousClock.now + .milliseconds(1500)
+                while ContinuousClock.now < until {
+                    for fd in echoes { times += try Sockets.echoRoundTrips(fd, [0x78], timeout: .seconds(10)) }
+                }
+                return times
+            }
+            #expect(login.isRunning, "the login did not wait for the spawner: \(login.stderr)")
+            #expect(times.max()! < .seconds(1), "slowest of \(times.count) round trips: \(times.max()!)")
+
+            kill(spawner, SIGCONT)
+            continued = true
+            let waited = ContinuousClock.now - offered
+            let end = await login.wait(timeout: .seconds(20))
+            if waited < .seconds(4) {
+                // Within the 5 s fived gives the spawner: the login goes on.
+                #expect(end == .exited(0), "after \(waited): \(login.stderr)\n\(fived.logText)")
+            } else {
+                // The machine was too slow to continue the spawner in time: refused, and said why.
+                #expect(
+                    fived.logLines.contains { $0.message == "authentication failed" && $0["unreadable"]?.contains("the spawner did not answer") == true },
+                    "after \(waited): \(fived.logText)")
+            }
+        }
+    }
+
     /// fived's sockets connecting (SYN-SENT) to 127.0.0.1:`port`, from /proc/net/tcp and its descriptors.
     static func connectsTo(_ port: UInt16, of pid: pid_t) -> Int {
         // Read to the end: procfs files report size 0, and a one-shot read stops at a page.

@@ -215,4 +215,30 @@ struct PrivilegeTests {
             #expect(nonEmptyLines(result.stderr).count == 1 && result.stderr.contains(mustName), "\(result)")
         }
     }
+
+    @Test("a revoked_keys file daemon_user cannot read stops the start as root, naming the key; readable, fived starts")
+    func ownFilesReadableAfterDrop() async throws {
+        guard TestDirectory.asRoot else { return }
+        let environment = try await TestEnvironment.make()
+        let krl = try environment.directory.write("revoked", "", mode: 0o600)
+        let text = """
+            listen = ["127.0.0.1:0"]
+            host_keys = ["\(environment.directory.file("host_key"))"]
+            authorized_keys = ["\(environment.authorizedKeysPath)"]
+            daemon_user = "daemon"
+            revoked_keys = ["\(krl)"]
+            """
+        let path = try environment.directory.write("own-files.toml", text)
+        let refused = try await environment.runFived(["--config", path])
+        #expect(refused.exitStatus != 0, "\(refused)")
+        #expect(
+            nonEmptyLines(refused.stderr).filter { $0.hasPrefix("fived:") }.count == 1
+                && refused.stderr.contains("revoked_keys: \(krl): Permission denied for daemon_user 'daemon'"), "\(refused)")
+        // Readable by daemon: the same configuration starts.
+        chmod(krl, 0o644)
+        try await environment.withFived(FivedOptions(extraTOML: "revoked_keys = [\"\(krl)\"]")) { fived in
+            let echoed = try await fived.stdio("echo", Array("ok\n".utf8))
+            #expect(echoed.stdoutText == "ok\n", "\(echoed)")
+        }
+    }
 }

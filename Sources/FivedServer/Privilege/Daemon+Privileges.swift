@@ -32,6 +32,7 @@ extension Daemon {
                 throw StartupError(.privileges, "cannot become \(name) (uid \(account.uid)): \(String(cString: strerror(errno)))")
             }
             droppedRoot = true
+            if let problem = Self.unreadableOwnFile(configuration, as: name) { throw StartupError(.privileges, problem) }
             logger.info(
                 "privileges dropped",
                 metadata: [
@@ -43,6 +44,32 @@ extension Daemon {
             }
             logger.info("capabilities dropped", metadata: ["spawner": "\(spawner.pid)"])
         }
+    }
+
+    /// fived's own files it reads again after dropping root, at each login:
+    /// `trusted_user_ca_keys`, `revoked_keys` and the fleet's
+    /// `peers_authorized_keys`. Opened once as `daemon_user` (so ACLs count as
+    /// the kernel counts them): one it may not open stops the start, naming
+    /// the key, where it would otherwise trust no CA, revoke every key or admit
+    /// no peer, found only when someone tried. A missing file is left to the
+    /// login-time rules. Users' files are not checked: the spawner opens them.
+    static func unreadableOwnFile(_ configuration: Configuration, as user: String) -> String? {
+        let files =
+            configuration.trustedUserCAKeys.map { ("trusted_user_ca_keys", $0) }
+            + configuration.revokedKeys.map { ("revoked_keys", $0) }
+            + (configuration.cluster.map { [("cluster.peers_authorized_keys", $0.peersAuthorizedKeys)] } ?? [])
+        for (key, path) in files {
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+            if fd >= 0 {
+                close(fd)
+                continue
+            }
+            let error = errno
+            guard error == EACCES || error == EPERM else { continue }
+            return "\(key): \(path): \(String(cString: strerror(error))) for daemon_user '\(user)', who reads it after fived drops root: "
+                + "make the file readable by \(user), and every directory above it searchable"
+        }
+        return nil
     }
 
     /// True when /proc/self/status shows any effective or permitted capability.

@@ -179,39 +179,45 @@ public final class SpawnerLink: @unchecked Sendable {
     }
 
     /// Opens the authorized_keys files (or principals file) of SSH user `user`
-    /// through the spawner, waiting at most `timeoutMilliseconds`: each entry
-    /// with its descriptor when opened. nil when the spawner did not answer.
-    func openFiles(user: String, principals: Bool, timeoutMilliseconds: Int = 5000) -> [(SpawnerEvent.FileEntry, Descriptor?)]? {
-        let answer = Mutex<[(SpawnerEvent.FileEntry, Descriptor?)]?>(nil)
-        let done = DispatchSemaphore(value: 0)
+    /// through the spawner. `completion` runs once: on the reader thread with
+    /// each entry and its descriptor when opened, or with nil when the spawner
+    /// is gone or did not answer within `timeoutMilliseconds` (then on a
+    /// timer's thread; a late answer finds no completion and its descriptors
+    /// are closed). Nothing waits meanwhile: a home on a file system that
+    /// hangs holds up only this request.
+    func openFiles(
+        user: String, principals: Bool, timeoutMilliseconds: Int = 5000,
+        completion: @escaping @Sendable ([(SpawnerEvent.FileEntry, Descriptor?)]?) -> Void
+    ) {
         let sent = sendRequest(
             { .openFiles(id: $0, user: user, principals: principals) },
             completion: { event, fds in
-                if case .files(_, let entries) = event {
-                    var remaining = fds[...]
-                    let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
-                        guard entry.status == .opened, let fd = remaining.popFirst() else { return (entry, nil) }
-                        return (entry, fd)
-                    }
-                    answer.withLock { $0 = paired }
+                guard case .files(_, let entries) = event else {
+                    fds.forEach { $0.close() }
+                    completion(nil)
+                    return
                 }
-                done.signal()
+                var remaining = fds[...]
+                let paired = entries.map { entry -> (SpawnerEvent.FileEntry, Descriptor?) in
+                    guard entry.status == .opened, let fd = remaining.popFirst() else { return (entry, nil) }
+                    return (entry, fd)
+                }
+                remaining.forEach { $0.close() }
+                completion(paired)
             })
-        guard let id = sent else { return nil }
-        guard done.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success else {
-            // Given up: a late answer finds no completion and its descriptors are closed.
-            state.withLock { _ = $0.waiting.removeValue(forKey: id) }
-            answer.withLock {
-                $0?.forEach { $0.1?.close() }; $0 = nil
-            }
+        guard let id = sent else {
+            completion(nil)
+            return
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) { [self] in
+            // Whoever takes the request out of `waiting` first answers it: the
+            // reader with the spawner's answer, or this timer with nil.
+            guard state.withLock({ $0.waiting.removeValue(forKey: id) }) != nil else { return }
             logger.warning(
                 "the spawner did not open authorized_keys files in time",
-                metadata: [
-                    "user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)",
-                ])
-            return nil
+                metadata: ["user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)"])
+            completion(nil)
         }
-        return answer.withLock { $0 }
     }
 
     /// Runs the authorized_keys_command for `user` and the presented key;
