@@ -209,14 +209,16 @@ public final class SpawnerLink: @unchecked Sendable {
             completion(nil)
             return
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) { [self] in
-            // Whoever takes the request out of `waiting` first answers it: the
-            // reader with the spawner's answer, or this timer with nil.
-            guard state.withLock({ $0.waiting.removeValue(forKey: id) }) != nil else { return }
+        // Whoever takes the request out of `waiting` first answers it: the
+        // reader with the spawner's answer, or this timer with nil. The timer
+        // holds only the id: what the completion holds (the waiting login) is
+        // let go as soon as the answer comes, not when the timer fires.
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(timeoutMilliseconds)) { [weak self] in
+            guard let self, let expired = state.withLock({ $0.waiting.removeValue(forKey: id) }) else { return }
             logger.warning(
                 "the spawner did not open authorized_keys files in time",
                 metadata: ["user": "\(user)", "timeout_ms": "\(timeoutMilliseconds)"])
-            completion(nil)
+            expired(.spawnFailed(id: id, reason: "no answer within \(timeoutMilliseconds) ms"), [])
         }
     }
 
