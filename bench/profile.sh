@@ -36,6 +36,12 @@ if [[ ${1:-} != -- && -n ${1:-} ]]; then cipher=$1; shift; fi
 if [[ ${1:-} != -- && -n ${1:-} ]]; then bytes=$1; shift; fi
 callgrind_out=
 if [[ ${1:-} == --callgrind ]]; then callgrind_out=${2:?--callgrind needs a file}; shift 2; fi
+# Started as root, fived becomes nobody: callgrind_control can no longer reach it
+# (valgrind made its FIFOs as root), and --zero would wait forever.
+if [[ -n $callgrind_out && $(id -u) == 0 ]]; then
+    echo "profile.sh: --callgrind needs a user other than root (fived started as root drops to nobody, out of callgrind_control's reach); bench/instructions.sh counts as root" >&2
+    exit 2
+fi
 [[ ${1:-} == -- ]] && shift
 profiler=("$@")
 
