@@ -10,23 +10,17 @@ import Testing
 /// `no-more-sessions@openssh.com` a session open ends the connection.
 @Suite("Channel requests", .timeLimit(.minutes(2)))
 struct ChannelRequestTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/request_peer.py").path
-
     static let services: [TestService] = [.exec("echo", "/bin/cat"), .exec("yes", "/usr/bin/yes")]
 
     /// Runs a request_peer.py scenario; returns its RESULT line and the count of
     /// messages fived sent for a channel after that channel's CLOSE.
     func run(_ fived: Fived, _ scenario: String) async throws -> (result: String, afterClose: Int) {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
-        let run = try await runProcess(
-            python, [Self.script, String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario],
-            environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path, timeout: .seconds(60))
-        let lines = run.stdoutText.split(separator: "\n")
-        let result = try #require(lines.first { $0.hasPrefix("RESULT ") }, "no RESULT line: \(run)")
-        let after = try #require(lines.first { $0.hasPrefix("AFTER-CLOSE ") }, "no AFTER-CLOSE line: \(run)")
+        let run = try await Peers.run(
+            "request_peer.py", [String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario], in: fived.directory)
+        let result = try Peers.result(of: run)
+        let after = try #require(run.stdoutText.split(separator: "\n").first { $0.hasPrefix("AFTER-CLOSE ") }, "no AFTER-CLOSE line: \(run)")
         let count = Int(after.split(separator: " ")[1]) ?? -1
-        return (String(result.dropFirst("RESULT ".count)), count)
+        return (result, count)
     }
 
     @Test("every want-reply request gets exactly one reply, requests without want-reply none, on session and direct-tcpip channels")
