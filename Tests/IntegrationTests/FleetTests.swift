@@ -43,23 +43,15 @@ struct FleetTests {
     )
     func publishedAcrossNodes() async throws {
         let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="laptop-*:*""#),
-        ])
+        let publisherKey = try await environment.newPublisherKey(permitlisten: "laptop-*:*")
         let echo = try EchoServer.tcp()
         defer { echo.stop() }
         let recorder = try RecordingServer(reply: Array("recorded\n".utf8))
         defer { recorder.stop() }
         try await FleetNodes.start(environment).run { fleet in
             let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
-            let publisher = try a.spawnSSH(
-                [
-                    "-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)",
-                    "-R", "laptop-id:2:127.0.0.1:\(recorder.port)",
-                ],
-                identity: .key(publisherKey), name: "publisher")
+            let publisher = try a.spawnPublisher(
+                "laptop-web:1:127.0.0.1:\(echo.port)", "laptop-id:2:127.0.0.1:\(recorder.port)", key: publisherKey, name: "publisher")
             defer { publisher.signal(SIGKILL) }
             let probe = Array("probe\n".utf8)
             var last: ProcessResult?
@@ -101,20 +93,14 @@ struct FleetTests {
                     && onA?["client"] == onC?["client"], "A logs the relayed caller: \(onA.map { "\($0)" } ?? a.logText)")
 
             // One name, one owner, fleet-wide: a second publisher on C gets the usual refusal.
-            let second = try await c.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)"],
-                identity: .key(publisherKey), timeout: .seconds(20))
+            let second = try await c.publishing("laptop-web:1:127.0.0.1:\(echo.port)", identity: .key(publisherKey))
             #expect(second.exitStatus == 255, "\(second)")
             #expect(await c.waitForLog { $0.message == "publish refused" && $0["reason"] == "already published (by node a)" } != nil, "\(c.logText)")
 
             // A clean cancel (the publisher's disconnect) removes the name at once, fleet-wide.
             publisher.signal(SIGTERM)
             _ = await publisher.wait(timeout: .seconds(5))
-            var after: ProcessResult?
-            let gone = try await eventually(timeout: .seconds(3)) {
-                after = try await b.stdio("laptop-web", probe)
-                return after?.exitStatus == 255
-            }
+            let (gone, after) = try await b.waitUntilUnpublished("laptop-web", probe: probe, timeout: .seconds(3))
             #expect(gone, "the name outlived its publisher: \(after.map { "\($0)" } ?? "-")")
         }
     }
@@ -251,8 +237,7 @@ struct FleetTests {
     )
     func etcdOutage() async throws {
         let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([environment.key.publicLine, publisherKey.authorizedLine(options: #"permitlisten="late:*""#)])
+        let publisherKey = try await environment.newPublisherKey(permitlisten: "late:*")
         let echo = try EchoServer.tcp()
         defer { echo.stop() }
         let services = ["a": [Self.echo("web")], "b": [Self.echo("web")], "c": [Self.echo("web")]]
@@ -283,8 +268,7 @@ struct FleetTests {
                 #expect(local.stdout == ping, "local names keep working: \(local)")
             }
             // Publishing works locally with etcd away, and is registered when it returns.
-            let publisher = try b.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "late:1:127.0.0.1:\(echo.port)"], identity: .key(publisherKey), name: "late")
+            let publisher = try b.spawnPublisher("late:1:127.0.0.1:\(echo.port)", key: publisherKey, name: "late")
             defer { publisher.signal(SIGKILL) }
             let localPublish = try await eventually(timeout: .seconds(10)) {
                 try await b.stdio("late", ping).stdout == ping
