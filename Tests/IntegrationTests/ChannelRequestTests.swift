@@ -25,8 +25,7 @@ struct ChannelRequestTests {
 
     @Test("every want-reply request gets exactly one reply, requests without want-reply none, on session and direct-tcpip channels")
     func oneReplyPerRequest() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             // winadj@putty, break, xon-xoff, env and an unknown name with want-reply (5 replies,
             // all FAILURE: fived grants none of them); simple@putty and an unknown name without.
             for scenario in ["replies-session", "replies-direct"] {
@@ -39,8 +38,7 @@ struct ChannelRequestTests {
 
     @Test("eow@openssh.com: the service's output stops, the program ends on EPIPE, the channel closes")
     func endOfWriting() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let (result, afterClose) = try await run(fived, "eow")
             // yes dies of SIGPIPE, or (a write already blocked on the full socketpair
             // when fived shut its read side gets EPIPE without the signal on Linux)
@@ -76,8 +74,7 @@ struct ChannelRequestTests {
 
     @Test("no-more-sessions@openssh.com: direct-tcpip still opens; a later session open ends the connection, as in sshd")
     func noMoreSessions() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let (result, _) = try await run(fived, "no-more-sessions")
             #expect(result == "first ok direct ok second refused disconnected", "\(result)")
             let logged = await fived.waitForLog {

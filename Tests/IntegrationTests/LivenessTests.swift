@@ -40,9 +40,8 @@ struct LivenessTests {
 
     @Test("a client whose path freezes is dropped after client_alive_count_max unanswered keepalives, and logged")
     func frozenClientIsDropped() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 1\nclient_alive_count_max = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let client = try fived.spawnSSH(Self.proxyCommand(fived) + ["-N"], name: "frozen")
             defer { client.signal(SIGKILL) }
             let authenticated = await fived.waitForLog { $0.message == "authenticated" }
@@ -67,9 +66,8 @@ struct LivenessTests {
 
     @Test("an idle client that answers its keepalives stays connected long past client_alive_count_max intervals")
     func idleClientAnsweringStays() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 1\nclient_alive_count_max = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             // An authenticated connection with no traffic of its own: only the
             // keepalive replies (which libssh may read inside ssh_send_keepalive's
             // own poll, where no socket event reaches fived) show it alive.

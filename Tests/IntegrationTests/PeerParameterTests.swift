@@ -60,9 +60,8 @@ struct PeerParameterTests {
 
     @Test("a 2^32-1 window and window adjusts that overflow do not grow fived beyond its per-channel bound")
     func hugeWindowsAndOverflowingAdjusts() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .exec("yes", "/usr/bin/yes")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let before = Self.rssKiB(fived.pid)
             let read = try await run(fived, "huge-window", String(64 << 20))
             #expect(read == "read all")
@@ -81,9 +80,8 @@ struct PeerParameterTests {
     func lateMessagesAreViolations(_ scenario: String) async throws {
         let sink = try RecordingServer(reply: [])
         defer { sink.stop() }
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .connect("sink", "127.0.0.1:\(sink.port)")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let outcome = try await run(fived, scenario)
             #expect(outcome == "disconnected")
             let logged = await fived.waitForLog { $0.message == "protocol violation" }

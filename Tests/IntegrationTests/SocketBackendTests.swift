@@ -6,11 +6,10 @@ import Testing
 struct SocketBackendTests {
     @Test("a tcp: backend: bytes echo intact over -W and exec; exit-status 0 on a clean close")
     func tcp() async throws {
-        let environment = try await TestEnvironment.make()
         let server = try EchoServer.tcp()
         defer { server.stop() }
         let options = FivedOptions(services: [.connect("tcpecho", "127.0.0.1:\(server.port)")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let data = randomBytes(1024 * 1024)
             let stdio = try await fived.stdio("tcpecho", data)
             #expect(stdio.exitStatus == 0, "\(stdio)")
