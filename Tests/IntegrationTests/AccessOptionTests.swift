@@ -116,7 +116,6 @@ struct AccessOptionTests {
     @Test("the status table opens for an admin (by its allow list) and looks unknown to others")
     func status() async throws {
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "[services.status]\nallow = [\"user:admin\"]\n")
         try await TestEnvironment.withFived(options) { fived in
             let admin = try await fived.ssh(command: ["status"], user: "admin")

@@ -41,7 +41,6 @@ struct ConcurrencyTests {
     @Test("20 ssh connections at once, each intact")
     func parallelConnections() async throws {
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "[limits]\nmax_startups_per_source = 64\nmax_startups = 256\n")
         try await TestEnvironment.withFived(options) { fived in
             let results = try await withThrowingTaskGroup(of: (Int, [UInt8], ProcessResult).self) { group in

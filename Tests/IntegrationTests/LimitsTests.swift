@@ -9,7 +9,7 @@ import Testing
 struct LimitsTests {
     @Test("a connection that does not authenticate is closed after login_grace_seconds")
     func loginGrace() async throws {
-        let options = FivedOptions(services: [.exec("echo", "/bin/cat")], extraTOML: "[limits]\nlogin_grace_seconds = 1\n")
+        let options = FivedOptions(extraTOML: "[limits]\nlogin_grace_seconds = 1\n")
         try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             let (banner, seconds) = try await onThread { () -> (String, Double) in

@@ -72,7 +72,6 @@ struct MetricsTests {
         let admin = try await environment.newKey(.ed25519, name: "id_admin", comment: "admin@ops")
         try environment.setAuthorizedKeys([environment.key.authorizedLine(), admin.authorizedLine()])
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "metrics_listen = \"127.0.0.1:0\"\n[services.metrics]\nallow = [\"admin@ops\"]\n")
         try await environment.withFived(options) { fived in
             let dir = fived.directory
