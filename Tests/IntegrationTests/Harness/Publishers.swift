@@ -71,11 +71,22 @@ extension TestEnvironment {
         _ names: [String], permitlisten pattern: String, comment: String? = nil, options: FivedOptions = FivedOptions(),
         _ body: (Fived, [ClientKey], EchoServer) async throws -> R
     ) async throws -> R {
+        try await withPublishingEnvironment(names, permitlisten: pattern, comment: comment) { environment, keys, target in
+            try await environment.withFived(options) { fived in try await body(fived, keys, target) }
+        }
+    }
+
+    /// The same before any fived starts, for tests that start their own (a fleet):
+    /// `body` gets the environment, the keys and the target.
+    static func withPublishingEnvironment<R>(
+        _ names: [String], permitlisten pattern: String, comment: String? = nil,
+        _ body: (TestEnvironment, [ClientKey], EchoServer) async throws -> R
+    ) async throws -> R {
         let environment = try await make()
         let keys = try await environment.newPublisherKeys(names, permitlisten: pattern, comment: comment)
         let target = try EchoServer.tcp()
         defer { target.stop() }
-        return try await environment.withFived(options) { fived in try await body(fived, keys, target) }
+        return try await body(environment, keys, target)
     }
 
     /// The same with one key, `publisher`.
