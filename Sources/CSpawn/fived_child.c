@@ -145,16 +145,25 @@ int fived_restore_identity(void) {
     return 0;
 }
 
-ssize_t fived_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int nfds) {
-    struct iovec iov = {(void *)bytes, length};
+/* Room for FIVED_MAX_FDS descriptors in one SCM_RIGHTS message, aligned for a cmsghdr. */
+union fived_rights_control {
+    struct cmsghdr header;
+    char space[CMSG_SPACE(sizeof(int) * FIVED_MAX_FDS)];
+};
+
+/* A message carrying the one buffer `iov`, with no control data yet. */
+static struct msghdr fived_message(struct iovec *iov) {
     struct msghdr msg;
     memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
+    msg.msg_iov = iov;
     msg.msg_iovlen = 1;
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int) * FIVED_MAX_FDS)];
-    } control;
+    return msg;
+}
+
+ssize_t fived_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int nfds) {
+    struct iovec iov = {(void *)bytes, length};
+    struct msghdr msg = fived_message(&iov);
+    union fived_rights_control control;
     if (nfds > FIVED_MAX_FDS) {
         errno = EINVAL;
         return -1;
@@ -178,14 +187,8 @@ ssize_t fived_send_with_fds(int socket, const void *bytes, size_t length, const 
 
 ssize_t fived_receive_with_fds(int socket, void *buffer, size_t capacity, int *fds, int max_fds, int *nfds) {
     struct iovec iov = {buffer, capacity};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int) * FIVED_MAX_FDS)];
-    } control;
+    struct msghdr msg = fived_message(&iov);
+    union fived_rights_control control;
     memset(&control, 0, sizeof control);
     msg.msg_control = control.space;
     msg.msg_controllen = sizeof control.space;

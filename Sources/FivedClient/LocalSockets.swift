@@ -8,7 +8,7 @@ import Glibc
 enum LocalSockets {
     /// A listening socket for a `-L` bind; returns it and the address actually
     /// bound (port 0 becomes the kernel's choice).
-    static func listen(_ bind: LocalBind) throws(SystemError) -> (socket: Descriptor, shown: String) {
+    static func listen(_ bind: LocalSocket) throws(SystemError) -> (socket: Descriptor, shown: String) {
         switch bind {
         case .tcp(let host, let port):
             var lastError = SystemError("bind", errno: EADDRNOTAVAIL, subject: "\(bind)")
@@ -56,7 +56,7 @@ enum LocalSockets {
 
     /// Starts a non-blocking connect to a `-R` target. Returns the socket and
     /// whether the connection is already complete; throws when it failed at once.
-    static func connect(_ target: ForwardTarget) throws(SystemError) -> (socket: Descriptor, done: Bool) {
+    static func connect(_ target: LocalSocket) throws(SystemError) -> (socket: Descriptor, done: Bool) {
         let addresses: [SocketAddress]
         switch target {
         case .tcp(let host, let port): addresses = try SocketAddress.resolve(host: host, port: port, passive: false)

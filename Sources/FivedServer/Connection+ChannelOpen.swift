@@ -110,17 +110,7 @@ extension Connection {
                 protocolViolation("a session open after no-more-sessions@openssh.com")
                 return
             }
-            guard takeKeyChannel() else {
-                message.refuse()
-                return
-            }
-            guard let raw = message.acceptChannelOpen() else {
-                releaseKeyChannel()
-                return
-            }
-            let channel = ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: true, phase: .awaitingRequest)
-            channel.countsAgainstKey = true
-            adopt(channel)
+            _ = acceptAwaitingRequest(message, isSessionChannel: true)
         case .directTCPIP:
             guard let destination = open.destination else {
                 message.refuse()
@@ -140,6 +130,24 @@ extension Connection {
         case .forwardedTCPIP, .x11, .authAgent:
             message.refuse()
         }
+    }
+
+    /// Accepts `message` as a channel counted against the caller's key that waits for
+    /// its first request (a session, or help and status by -W); nil when the key is at
+    /// its limit (the open is refused) or the accept failed.
+    private func acceptAwaitingRequest(_ message: SSHMessage, isSessionChannel: Bool) -> ServiceChannel? {
+        guard takeKeyChannel() else {
+            message.refuse()
+            return nil
+        }
+        guard let raw = message.acceptChannelOpen() else {
+            releaseKeyChannel()
+            return nil
+        }
+        let channel = ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: isSessionChannel, phase: .awaitingRequest)
+        channel.countsAgainstKey = true
+        adopt(channel)
+        return channel
     }
 
     private func openDirect(_ message: SSHMessage, requested: String, port: UInt32) {
@@ -177,17 +185,7 @@ extension Connection {
                 worker.watchPending(pending)
             }
         case .help, .status:
-            guard takeKeyChannel() else {
-                message.refuse()
-                return
-            }
-            guard let raw = message.acceptChannelOpen() else {
-                releaseKeyChannel()
-                return
-            }
-            let channel = ServiceChannel(id: makeChannelID(), channel: raw, connection: self, isSessionChannel: false, phase: .awaitingRequest)
-            channel.countsAgainstKey = true
-            adopt(channel)
+            guard let channel = acceptAwaitingRequest(message, isSessionChannel: false) else { return }
             if decision == .status {
                 worker.answerStatus(channel, form: .directTCPIP)
             } else {

@@ -12,34 +12,29 @@ final class KeyUsage: Sendable {
     private let table = Mutex<[String: Held]>([:])
 
     /// Counts a connection for `key` (a fingerprint) unless it already has `limit`; false when full.
-    func takeConnection(_ key: String, limit: Int) -> Bool {
-        table.withLock { t in
-            guard t[key, default: Held()].connections < limit else { return false }
-            t[key, default: Held()].connections += 1
-            return true
-        }
-    }
+    func takeConnection(_ key: String, limit: Int) -> Bool { take(\.connections, of: key, limit: limit) }
 
-    func releaseConnection(_ key: String) {
-        table.withLock { t in release(&t, key) { $0.connections -= 1 } }
-    }
+    func releaseConnection(_ key: String) { release(\.connections, of: key) }
 
     /// Counts a channel for `key` unless it already has `limit`; false when full.
-    func takeChannel(_ key: String, limit: Int) -> Bool {
+    func takeChannel(_ key: String, limit: Int) -> Bool { take(\.channels, of: key, limit: limit) }
+
+    func releaseChannel(_ key: String) { release(\.channels, of: key) }
+
+    private func take(_ count: WritableKeyPath<Held, Int>, of key: String, limit: Int) -> Bool {
         table.withLock { t in
-            guard t[key, default: Held()].channels < limit else { return false }
-            t[key, default: Held()].channels += 1
+            guard t[key, default: Held()][keyPath: count] < limit else { return false }
+            t[key, default: Held()][keyPath: count] += 1
             return true
         }
     }
 
-    func releaseChannel(_ key: String) {
-        table.withLock { t in release(&t, key) { $0.channels -= 1 } }
-    }
-
-    private func release(_ t: inout [String: Held], _ key: String, _ change: (inout Held) -> Void) {
-        guard var held = t[key] else { return }
-        change(&held)
-        if held.connections <= 0 && held.channels <= 0 { t.removeValue(forKey: key) } else { t[key] = held }
+    /// One less of `count` for `key`; a key that holds nothing leaves the table.
+    private func release(_ count: WritableKeyPath<Held, Int>, of key: String) {
+        table.withLock { t in
+            guard var held = t[key] else { return }
+            held[keyPath: count] -= 1
+            if held.connections <= 0 && held.channels <= 0 { t.removeValue(forKey: key) } else { t[key] = held }
+        }
     }
 }

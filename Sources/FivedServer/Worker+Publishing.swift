@@ -2,9 +2,25 @@ import FivedCore
 import FivedSystem
 import LibSSH
 
+/// An open asked of another worker for a caller (toward a publisher here, or relayed
+/// to the node that owns the name), whose worker waits for the answer under `token`.
+protocol CallerOpenRequest {
+    /// The caller's worker.
+    var replyTo: Worker { get }
+    var token: UInt64 { get }
+}
+
+extension CallerOpenRequest {
+    /// Tells the caller's worker how the open went (nil: confirmed).
+    func answer(failure: String?) {
+        let token = token
+        replyTo.perform { $0.publisherAnswered(token: token, failure: failure) }
+    }
+}
+
 /// A caller's channel to a published name, as the caller's worker asks the
 /// publisher's worker to open it.
-struct ForwardRequest: Sendable {
+struct ForwardRequest: CallerOpenRequest, Sendable {
     /// The publisher's connection (ids are unique in the process).
     let connectionID: UInt64
     let name: ServiceName
@@ -18,12 +34,6 @@ struct ForwardRequest: Sendable {
     let token: UInt64
     /// How long the publisher's client may take to answer, in ms.
     let timeoutMilliseconds: Int64
-
-    /// Tells the caller's worker how the open went (nil: confirmed).
-    func answer(failure: String?) {
-        let token = token
-        replyTo.perform { $0.publisherAnswered(token: token, failure: failure) }
-    }
 }
 
 /// A forwarded-tcpip open toward a publisher, waiting for its client to answer.

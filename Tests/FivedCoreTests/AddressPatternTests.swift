@@ -87,15 +87,11 @@ import Testing
         #expect(throws: FivedCoreError.self) { try AddressPattern(parsing: pattern, context: "keys:1") }
     }
 
-    @Test func errorNamesContext() {
-        do {
-            _ = try AddressPattern(parsing: "10.0.0.1/8", context: "/etc/fived/authorized_keys:7")
-            Issue.record("accepted")
-        } catch {
-            #expect(error.code == .authorizedKeyMalformed)
-            #expect(error.message.hasPrefix("/etc/fived/authorized_keys:7: "))
-            #expect(error.message.contains("10.0.0.1/8"))
-        }
+    @Test func errorNamesContext() throws {
+        let error = try #require(thrown { _ = try AddressPattern(parsing: "10.0.0.1/8", context: "/etc/fived/authorized_keys:7") })
+        #expect(error.code == .authorizedKeyMalformed)
+        #expect(error.message.hasPrefix("/etc/fived/authorized_keys:7: "))
+        #expect(error.message.contains("10.0.0.1/8"))
     }
 
     @Test func longEntriesAreRejectedAndHostilePatternsAreFast() throws {

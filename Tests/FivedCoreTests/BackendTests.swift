@@ -48,14 +48,10 @@ import Testing
         ("127.0.0.1:8080", "is not tcp:HOST:PORT"),
         ("", "is not tcp:HOST:PORT"),
     ])
-    func rejects(_ raw: String, _ reason: String) {
-        #expect {
-            try Backend(flagValue: raw, context: "--service web")
-        } throws: { error in
-            let error = error as! FivedCoreError
-            return error.code == .invalidBackend && error.message.hasPrefix("--service web: ")
-                && error.message.contains(reason) && !error.message.contains("\n")
-        }
+    func rejects(_ raw: String, _ reason: String) throws {
+        let error = try #require(thrown { _ = try Backend(flagValue: raw, context: "--service web") })
+        #expect(error.code == .invalidBackend)
+        #expect(error.message.hasPrefix("--service web: ") && error.message.contains(reason) && !error.message.contains("\n"), "\(error)")
     }
 
     @Test func unixPathAtTheKernelLimitIsAccepted() throws {

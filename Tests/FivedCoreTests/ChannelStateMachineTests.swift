@@ -105,18 +105,6 @@ struct ChannelStateMachineTests {
         #expect(try m.handle(.peerData) == [.leave])
     }
 
-    @Test func dataAfterEOFIsAViolation() throws {
-        var m = try relaying()
-        _ = try m.handle(.peerEOF)
-        #expect { try m.handle(.peerData) } throws: { ($0 as? Machine.Violation) == .dataAfterEOF }
-    }
-
-    @Test func dataAfterCloseIsAViolation() throws {
-        var m = try relaying()
-        _ = try m.handle(.peerClose(undelivered: true, now: 0))
-        #expect { try m.handle(.peerData) } throws: { ($0 as? Machine.Violation) == .dataAfterClose }
-    }
-
     // MARK: The peer's EOF
 
     @Test func eofWhileRelayingStartsDelivering() throws {
@@ -140,18 +128,6 @@ struct ChannelStateMachineTests {
         _ = try m.handle(.answering(exit: .status(0)))
         _ = try m.handle(.peerEOF)
         #expect(m.inbound == .ended)
-    }
-
-    @Test func secondEOFIsAViolation() throws {
-        var m = try relaying()
-        _ = try m.handle(.peerEOF)
-        #expect { try m.handle(.peerEOF) } throws: { ($0 as? Machine.Violation) == .secondEOF }
-    }
-
-    @Test func eofAfterCloseIsAViolation() throws {
-        var m = try relaying()
-        _ = try m.handle(.peerClose(undelivered: false, now: 0))
-        #expect { try m.handle(.peerEOF) } throws: { ($0 as? Machine.Violation) == .eofAfterClose }
     }
 
     @Test func eofAfterOurCloseIsIgnored() throws {
@@ -206,12 +182,6 @@ struct ChannelStateMachineTests {
         #expect(try m.handle(.peerClose(undelivered: true, now: 0)) == [])
     }
 
-    @Test func secondCloseIsAViolation() throws {
-        var m = try relaying()
-        _ = try m.handle(.peerClose(undelivered: true, now: 0))
-        #expect { try m.handle(.peerClose(undelivered: true, now: 0)) } throws: { ($0 as? Machine.Violation) == .secondClose }
-    }
-
     // MARK: Draining
 
     @Test func drainingEndsWhenTheLastBytesAreDelivered() throws {
@@ -254,10 +224,22 @@ struct ChannelStateMachineTests {
         #expect(try m.handle(.peerRequest) == [])
     }
 
-    @Test func requestAfterPeerCloseIsAViolation() throws {
+    // MARK: Protocol violations
+
+    /// After `first` on a relaying channel, the peer's `then` is the protocol violation `violation`.
+    @Test(
+        arguments: [
+            (.peerEOF, .peerData, .dataAfterEOF),
+            (.peerClose(undelivered: true, now: 0), .peerData, .dataAfterClose),
+            (.peerEOF, .peerEOF, .secondEOF),
+            (.peerClose(undelivered: false, now: 0), .peerEOF, .eofAfterClose),
+            (.peerClose(undelivered: true, now: 0), .peerClose(undelivered: true, now: 0), .secondClose),
+            (.peerClose(undelivered: true, now: 0), .peerRequest, .requestAfterClose),
+        ] as [(first: Machine.Event, then: Machine.Event, violation: Machine.Violation)])
+    func violation(_ transition: (first: Machine.Event, then: Machine.Event, violation: Machine.Violation)) throws {
         var m = try relaying()
-        _ = try m.handle(.peerClose(undelivered: true, now: 0))
-        #expect { try m.handle(.peerRequest) } throws: { ($0 as? Machine.Violation) == .requestAfterClose }
+        _ = try m.handle(transition.first)
+        #expect { try m.handle(transition.then) } throws: { ($0 as? Machine.Violation) == transition.violation }
     }
 
     // MARK: The local end

@@ -87,13 +87,9 @@ import Testing
         #expect(throws: FivedCoreError.self) { try resolve(ClientCommandLine(destination: "h", options: options)) }
     }
 
-    @Test func badConfigValueNamesFileAndLine() {
-        do {
-            _ = try resolve(ClientCommandLine(destination: "h"), "\nPort nope\n")
-            Issue.record("accepted")
-        } catch {
-            #expect((error as? FivedCoreError)?.message.contains("cfg:2") == true)
-        }
+    @Test func badConfigValueNamesFileAndLine() throws {
+        let error = try #require(thrown { _ = try resolve(ClientCommandLine(destination: "h"), "\nPort nope\n") })
+        #expect(error.message.contains("cfg:2"))
     }
 
     @Test func emptyHostOrUserRejected() {

@@ -3,21 +3,6 @@ import Testing
 
 @testable import FivedCore
 
-/// The error `body` throws, or nil.
-private func thrown(_ body: () throws -> Void) -> FivedCoreError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error as? FivedCoreError
-    }
-}
-
-/// The error parsing `toml` (as a file named fived.toml) throws, or nil.
-private func parseError(_ toml: String) -> FivedCoreError? {
-    thrown { _ = try ConfigurationLoader.parse(toml: toml, file: "fived.toml") }
-}
-
 /// A directory of its own for one test, removed by `remove()`.
 private struct TempDirectory {
     let path: String
@@ -211,47 +196,77 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ),
     ])
     func badKeepalivesAndTimeoutsAreNamed(_ body: String, _ message: String) throws {
-        let e = try #require(parseError(body + "\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == message)
+        try expectParseError(body + "\n", .configInvalidValue, message)
     }
 
     // MARK: Syntax
 
     @Test func syntaxErrorNamesFileAndLine() throws {
-        let e = try #require(parseError("listen = [\"0.0.0.0:1\"]\n\n[services.web\nconnect = \"x\"\n"))
-        #expect(e.code == .configSyntax)
-        #expect(e.message.hasPrefix("fived.toml:3: TOML syntax error: "))
+        let e = try expectParseError("listen = [\"0.0.0.0:1\"]\n\n[services.web\nconnect = \"x\"\n", .configSyntax, prefix: "fived.toml:3: TOML syntax error: ")
         #expect(!e.message.contains("\n"))
     }
 
-    @Test func duplicateKeyIsASyntaxError() throws {
-        let e = try #require(parseError("log_level = \"info\"\nlog_level = \"debug\"\n"))
-        #expect(e.code == .configSyntax)
-        #expect(e.message.hasPrefix("fived.toml:2: "))
+    /// Errors named by file, line and key: the text, the code, the whole message.
+    @Test(
+        arguments: [
+            // a NUL character is refused, not read as the end of the file
+            ("log_level = \"info\"\n\u{0}\nlisten = 3\n", .configSyntax, "fived.toml:2: TOML syntax error: NUL character in the file"),
+            // both connect and exec
+            (
+                "[services.web]\nconnect = \"127.0.0.1:80\"\nexec = [\"/bin/cat\"]\n", .configInvalidValue,
+                "fived.toml:1: services.web: has both 'connect' and 'exec': a service needs exactly one"
+            ),
+            // neither connect nor exec
+            (
+                "[services.web]\nproxy_protocol = true\n", .configInvalidValue,
+                "fived.toml:1: services.web: has neither 'connect' nor 'exec': a service needs exactly one"
+            ),
+            // the status table takes only allow
+            (
+                "[services.status]\nallow = []\nconnect = \"127.0.0.1:80\"\n", .configInvalidValue,
+                "fived.toml:3: services.status.connect: 'status' is the built-in status table: its table takes only 'allow'"
+            ),
+            // a log level fived does not know
+            (
+                "log_level = \"verbose\"\n", .configInvalidValue,
+                "fived.toml:1: log_level: 'verbose' is not a log level: use one of trace, debug, info, warning, error"
+            ),
+        ] as [(toml: String, code: FivedCoreError.Code, message: String)])
+    func namedError(_ error: (toml: String, code: FivedCoreError.Code, message: String)) throws {
+        try expectParseError(error.toml, error.code, error.message)
     }
 
-    @Test func nulCharacterIsRefusedNotTruncated() throws {
-        let e = try #require(parseError("log_level = \"info\"\n\u{0}\nlisten = 3\n"))
-        #expect(e.code == .configSyntax)
-        #expect(e.message == "fived.toml:2: TOML syntax error: NUL character in the file")
+    /// The same where the message goes on (a parser's or a list's words): how it starts.
+    @Test(
+        arguments: [
+            // a key given twice is a syntax error
+            ("log_level = \"info\"\nlog_level = \"debug\"\n", .configSyntax, "fived.toml:2: "),
+            // help is reserved
+            ("[services.HELP]\nconnect = \"127.0.0.1:80\"\n", .invalidServiceName, "fived.toml:1: services.HELP: 'help' is reserved"),
+            // a bare IPv6 listen address
+            (
+                "log_level = \"info\"\nlisten = [\"0.0.0.0:1\", \"::1:22\"]\n", .invalidListenAddress,
+                "fived.toml:2: listen[1]: '::1:22' looks like a bare IPv6 address"
+            ),
+            // a tcpmux address without a port
+            ("tcpmux = [\"0.0.0.0\"]\n", .invalidListenAddress, "fived.toml:1: tcpmux[0]: '0.0.0.0' has no port"),
+        ] as [(toml: String, code: FivedCoreError.Code, prefix: String)])
+    func namedErrorStart(_ error: (toml: String, code: FivedCoreError.Code, prefix: String)) throws {
+        try expectParseError(error.toml, error.code, prefix: error.prefix)
     }
 
     // MARK: Unknown keys
 
     @Test func unknownServiceKeyIsNamedWithLine() throws {
-        let e = try #require(
-            parseError(
-                """
-                [services.web]
-                connect = "127.0.0.1:80"
+        try expectParseError(
+            """
+            [services.web]
+            connect = "127.0.0.1:80"
 
-                [services.echo]
-                exec = ["/bin/cat"]
-                conect = "127.0.0.1:7"
-                """))
-        #expect(e.code == .configUnknownKey)
-        #expect(e.message == "fived.toml:6: unknown key 'services.echo.conect' (did you mean 'connect'?)")
+            [services.echo]
+            exec = ["/bin/cat"]
+            conect = "127.0.0.1:7"
+            """, .configUnknownKey, "fived.toml:6: unknown key 'services.echo.conect' (did you mean 'connect'?)")
     }
 
     @Test(arguments: [
@@ -269,9 +284,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("[services.web]\nconnect = \"127.0.0.1:80\"\n\"odd key\" = 1", "fived.toml:3: unknown key 'services.web.\"odd key\"'"),
     ])
     func unknownKeysAreNamed(_ toml: String, _ message: String) throws {
-        let e = try #require(parseError(toml))
-        #expect(e.code == .configUnknownKey)
-        #expect(e.message == message)
+        try expectParseError(toml, .configUnknownKey, message)
     }
 
     @Test func unknownKeyInAnInlineTableNamesItsLine() throws {
@@ -326,24 +339,10 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("[services.status]\nallow = [1]", "fived.toml:2: services.status.allow[0]: must be a string, not an integer"),
     ])
     func wrongTypesAreNamed(_ toml: String, _ message: String) throws {
-        let e = try #require(parseError(toml))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == message)
+        try expectParseError(toml, .configInvalidValue, message)
     }
 
     // MARK: Services
-
-    @Test func bothConnectAndExecIsAnError() throws {
-        let e = try #require(parseError("[services.web]\nconnect = \"127.0.0.1:80\"\nexec = [\"/bin/cat\"]\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == "fived.toml:1: services.web: has both 'connect' and 'exec': a service needs exactly one")
-    }
-
-    @Test func neitherConnectNorExecIsAnError() throws {
-        let e = try #require(parseError("[services.web]\nproxy_protocol = true\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == "fived.toml:1: services.web: has neither 'connect' nor 'exec': a service needs exactly one")
-    }
 
     @Test(arguments: [
         ("[services.\"bad name\"]\nconnect = \"127.0.0.1:80\"", "fived.toml:1: invalid service name 'bad name'"),
@@ -354,34 +353,18 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("[services.\"caf\u{e9}\"]\nconnect = \"127.0.0.1:80\"", "fived.toml:1: invalid service name 'caf\u{e9}'"),
     ])
     func invalidServiceNamesAreNamed(_ toml: String, _ prefix: String) throws {
-        let e = try #require(parseError(toml))
-        #expect(e.code == .invalidServiceName)
-        #expect(e.message.hasPrefix(prefix))
+        try expectParseError(toml, .invalidServiceName, prefix: prefix)
     }
 
     @Test func namesDifferingOnlyByCaseAreAnError() throws {
-        let e = try #require(
-            parseError(
-                """
-                [services.web]
-                connect = "127.0.0.1:80"
-                [services.Web]
-                connect = "127.0.0.1:81"
-                """))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == "fived.toml:1: services 'Web' and 'web' differ only by case, and service names are compared without case")
-    }
-
-    @Test func helpCannotBeConfigured() throws {
-        let e = try #require(parseError("[services.HELP]\nconnect = \"127.0.0.1:80\"\n"))
-        #expect(e.code == .invalidServiceName)
-        #expect(e.message.hasPrefix("fived.toml:1: services.HELP: 'help' is reserved"))
-    }
-
-    @Test func statusTakesOnlyAllow() throws {
-        let e = try #require(parseError("[services.status]\nallow = []\nconnect = \"127.0.0.1:80\"\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == "fived.toml:3: services.status.connect: 'status' is the built-in status table: its table takes only 'allow'")
+        try expectParseError(
+            """
+            [services.web]
+            connect = "127.0.0.1:80"
+            [services.Web]
+            connect = "127.0.0.1:81"
+            """, .configInvalidValue,
+            "fived.toml:1: services 'Web' and 'web' differ only by case, and service names are compared without case")
     }
 
     @Test(arguments: [
@@ -398,9 +381,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("exec = [\"cat\"]", "fived.toml:2: services.web.exec: program 'cat' must be an absolute path"),
     ])
     func badBackendsAreNamed(_ body: String, _ prefix: String) throws {
-        let e = try #require(parseError("[services.web]\n\(body)\n"))
-        #expect(e.code == .invalidBackend)
-        #expect(e.message.hasPrefix(prefix))
+        try expectParseError("[services.web]\n\(body)\n", .invalidBackend, prefix: prefix)
     }
 
     @Test(arguments: [
@@ -413,9 +394,7 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("allow = [\"ca:SHA256:short\"]", "fived.toml:3: services.web.allow[0]: 'SHA256:short' is not a SHA256 fingerprint"),
     ])
     func badAllowEntriesAreNamed(_ body: String, _ prefix: String) throws {
-        let e = try #require(parseError("[services.web]\nconnect = \"127.0.0.1:80\"\n\(body)\n"))
-        #expect(e.code == .invalidAllowRule)
-        #expect(e.message.hasPrefix(prefix))
+        try expectParseError("[services.web]\nconnect = \"127.0.0.1:80\"\n\(body)\n", .invalidAllowRule, prefix: prefix)
     }
 
     @Test func certificateAllowEntries() throws {
@@ -501,24 +480,6 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
 
     // MARK: Scalars and lists
 
-    @Test func badListenAddressIsNamed() throws {
-        let e = try #require(parseError("log_level = \"info\"\nlisten = [\"0.0.0.0:1\", \"::1:22\"]\n"))
-        #expect(e.code == .invalidListenAddress)
-        #expect(e.message.hasPrefix("fived.toml:2: listen[1]: '::1:22' looks like a bare IPv6 address"))
-    }
-
-    @Test func badTCPMUXAddressIsNamed() throws {
-        let e = try #require(parseError("tcpmux = [\"0.0.0.0\"]\n"))
-        #expect(e.code == .invalidListenAddress)
-        #expect(e.message.hasPrefix("fived.toml:1: tcpmux[0]: '0.0.0.0' has no port"))
-    }
-
-    @Test func badLogLevelIsNamed() throws {
-        let e = try #require(parseError("log_level = \"verbose\"\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == "fived.toml:1: log_level: 'verbose' is not a log level: use one of trace, debug, info, warning, error")
-    }
-
     @Test(arguments: [
         ("login_grace_seconds = 0", "fived.toml:2: limits.login_grace_seconds: 0 is out of range: use 1 to 3600"),
         ("login_grace_seconds = 86400", "fived.toml:2: limits.login_grace_seconds: 86400 is out of range: use 1 to 3600"),
@@ -532,17 +493,15 @@ private func name(_ raw: String) -> ServiceName { ServiceName(raw)! }
         ("connect_timeout_seconds = 301", "fived.toml:2: limits.connect_timeout_seconds: 301 is out of range: use 1 to 300"),
     ])
     func badLimitsAreNamed(_ body: String, _ message: String) throws {
-        let e = try #require(parseError("[limits]\n\(body)\n"))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == message)
+        try expectParseError("[limits]\n\(body)\n", .configInvalidValue, message)
     }
 
     @Test func badPathsAreNamed() throws {
         let empty = try #require(parseError("host_keys = [\"\"]\n"))
         #expect(empty.message == "fived.toml:1: host_keys[0]: '' is not a file name")
-        let token = try #require(parseError("authorized_keys = [\"/etc/fived/%u\", \"/home/%x/keys\"]\n"))
-        #expect(token.code == .configInvalidValue)
-        #expect(token.message == "fived.toml:1: authorized_keys[1]: '/home/%x/keys' has '%x': use %h (home), %u (user) or %% (a percent sign)")
+        try expectParseError(
+            "authorized_keys = [\"/etc/fived/%u\", \"/home/%x/keys\"]\n", .configInvalidValue,
+            "fived.toml:1: authorized_keys[1]: '/home/%x/keys' has '%x': use %h (home), %u (user) or %% (a percent sign)")
         #expect(parseError("authorized_keys = [\"%h/.ssh/authorized_keys\", \"/keys/%u\", \"/100%%\"]") == nil)
         #expect(parseError("authorized_keys = [\"/keys/%\"]")?.message.contains("has '%'") == true)
     }

@@ -37,15 +37,11 @@ import Testing
         #expect(throws: FivedCoreError.self) { try LocalForward(parsing: raw) }
     }
 
-    @Test func localErrorNamesTheFlagAndTheForm() {
-        do {
-            _ = try LocalForward(parsing: "nonsense")
-            Issue.record("accepted")
-        } catch {
-            #expect(error.code == .invalidForwardSpec)
-            #expect(error.message.contains("-L 'nonsense'"))
-            #expect(error.message.contains("[BIND:]PORT:SERVICE"))
-        }
+    @Test func localErrorNamesTheFlagAndTheForm() throws {
+        let error = try #require(thrown { _ = try LocalForward(parsing: "nonsense") })
+        #expect(error.code == .invalidForwardSpec)
+        #expect(error.message.contains("-L 'nonsense'"))
+        #expect(error.message.contains("[BIND:]PORT:SERVICE"))
     }
 
     @Test func remoteTcpTarget() throws {

@@ -48,14 +48,10 @@ import Testing
         ("127.0.0.1:000022", "from 0 to 65535"),
         ("", "no port"),
     ])
-    func rejects(_ raw: String, _ reason: String) {
-        #expect {
-            try ListenAddress(parsing: raw, context: "--listen")
-        } throws: { error in
-            let error = error as! FivedCoreError
-            return error.code == .invalidListenAddress && error.message.hasPrefix("--listen: '")
-                && error.message.contains(reason)
-        }
+    func rejects(_ raw: String, _ reason: String) throws {
+        let error = try #require(thrown { _ = try ListenAddress(parsing: raw, context: "--listen") })
+        #expect(error.code == .invalidListenAddress)
+        #expect(error.message.hasPrefix("--listen: '") && error.message.contains(reason), "\(error)")
     }
 
     @Test func messageNamesTheContextAndTheText() {

@@ -10,15 +10,6 @@ struct TCPMUXOnSSHPortConfigTests {
         try ConfigurationLoader.parse(toml: toml, file: "f.toml").withDefaults()
     }
 
-    private func error(_ toml: String) -> FivedCoreError? {
-        do {
-            _ = try ConfigurationLoader.parse(toml: toml, file: "f.toml")
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     @Test("false by default; true or false as written")
     func values() throws {
         #expect(try parse("").tcpmuxOnSSHPort == false)
@@ -34,15 +25,13 @@ struct TCPMUXOnSSHPortConfigTests {
             ("tcpmux_on_ssh_port = [true]\n", "f.toml:1: tcpmux_on_ssh_port: must be true or false, not an array"),
         ])
     func bad(_ toml: String, _ message: String) throws {
-        let e = try #require(error(toml))
-        #expect(e.code == .configInvalidValue)
-        #expect(e.message == message)
+        let e = try expectParseError(toml, file: "f.toml", .configInvalidValue, message)
         #expect(!e.message.contains("\n"))
     }
 
     @Test("a misspelling is an unknown key, named")
     func misspelled() throws {
-        let e = try #require(error("tcpmux_on_ssh = true\n"))
+        let e = try #require(parseError("tcpmux_on_ssh = true\n", file: "f.toml"))
         #expect(e.message.hasPrefix("f.toml:1: unknown key 'tcpmux_on_ssh'"), "\(e.message)")
     }
 

@@ -26,6 +26,14 @@ struct SharedPortSnifferTests {
         #expect(sent == bytes.count)
     }
 
+    /// A new pair whose fived end `sniffer` now watches, undecided for want of bytes:
+    /// (fived's end, the client's end).
+    func watched(by sniffer: SharedPortSniffer, now: Int64 = MonotonicClock.now) throws -> (Descriptor, Descriptor) {
+        let (mine, theirs) = try pair()
+        #expect(sniffer.watch(mine, client: client, local: local, slot: slot, now: now) == nil)
+        return (mine, theirs)
+    }
+
     /// Whether the sniffer's descriptor polls readable within `milliseconds`.
     func hasNews(_ sniffer: SharedPortSniffer, milliseconds: Int32 = 0) -> Bool {
         var pfd = pollfd(fd: sniffer.descriptor, events: Int16(POLLIN), revents: 0)
@@ -50,8 +58,7 @@ struct SharedPortSnifferTests {
     @Test("the bytes are only looked at: the next reader gets them all")
     func peekOnly() throws {
         let sniffer = SharedPortSniffer()
-        let (mine, theirs) = try pair()
-        #expect(sniffer.watch(mine, client: client, local: local, slot: slot, now: MonotonicClock.now) == nil)
+        let (mine, theirs) = try watched(by: sniffer)
         send(theirs, "cat\r\nriding along")
         #expect(hasNews(sniffer, milliseconds: 2000))
         let decided = sniffer.decide(now: MonotonicClock.now)
@@ -64,8 +71,7 @@ struct SharedPortSnifferTests {
     @Test("a partial SSH- waits without waking the acceptor again, and is decided by what follows")
     func partialPrefix() throws {
         let sniffer = SharedPortSniffer()
-        let (mine, theirs) = try pair()
-        #expect(sniffer.watch(mine, client: client, local: local, slot: slot, now: MonotonicClock.now) == nil)
+        let (_, theirs) = try watched(by: sniffer)
         send(theirs, "SS")
         #expect(hasNews(sniffer, milliseconds: 2000))
         #expect(sniffer.decide(now: MonotonicClock.now).isEmpty)
@@ -81,11 +87,9 @@ struct SharedPortSnifferTests {
     @Test("silence until the deadline is SSH; a beginning of SSH- at the deadline is SSH too")
     func silence() throws {
         let sniffer = SharedPortSniffer()
-        let (quiet, quietClient) = try pair()
-        let (partial, partialClient) = try pair()
+        let (quiet, quietClient) = try watched(by: sniffer, now: 1000)
+        let (partial, partialClient) = try watched(by: sniffer, now: 1000)
         defer { withExtendedLifetime(quietClient) {} }
-        #expect(sniffer.watch(quiet, client: client, local: local, slot: slot, now: 1000) == nil)
-        #expect(sniffer.watch(partial, client: client, local: local, slot: slot, now: 1000) == nil)
         send(partialClient, "S")
         #expect(sniffer.nextDeadline == 1000 + SharedPortOpening.silenceMilliseconds)
         #expect(sniffer.decide(now: 1500).isEmpty)
@@ -99,8 +103,7 @@ struct SharedPortSnifferTests {
     @Test("a client that closes before a byte is gone; removeAll hands back what still waits")
     func goneAndRemoved() throws {
         let sniffer = SharedPortSniffer()
-        let (mine, theirs) = try pair()
-        #expect(sniffer.watch(mine, client: client, local: local, slot: slot, now: MonotonicClock.now) == nil)
+        let (_, theirs) = try watched(by: sniffer)
         theirs.close()
         #expect(hasNews(sniffer, milliseconds: 2000))
         let decided = sniffer.decide(now: MonotonicClock.now)
@@ -108,9 +111,8 @@ struct SharedPortSnifferTests {
             Issue.record("want gone, got \(decided.map(\.1))")
             return
         }
-        let (waiting, waitingClient) = try pair()
+        let (waiting, waitingClient) = try watched(by: sniffer)
         defer { withExtendedLifetime(waitingClient) {} }
-        #expect(sniffer.watch(waiting, client: client, local: local, slot: slot, now: MonotonicClock.now) == nil)
         let removed = sniffer.removeAll()
         #expect(removed.count == 1 && removed.first?.socket === waiting && sniffer.count == 0)
     }

@@ -115,11 +115,9 @@ struct AccessOptionTests {
 
     @Test("the status table opens for an admin (by its allow list) and looks unknown to others")
     func status() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "[services.status]\nallow = [\"user:admin\"]\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let admin = try await fived.ssh(command: ["status"], user: "admin")
             #expect(admin.exitStatus == 0, "\(admin)")
             #expect(!admin.stdout.isEmpty, "an empty status table: \(admin)")

@@ -56,8 +56,7 @@ struct BackpressureTests {
 
     @Test("a backend that stops reading: the client is held back by the window, memory stays bounded")
     func backendStalls() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options) { fived in
+        try await TestEnvironment.withFived(Self.options) { fived in
             // 1 GiB offered to a service that never reads its stdin.
             let result = try await growth(fived, "head -c 1073741824 /dev/zero | SSH", sshOptions: ["-W", "stall:1"], seconds: 4)
             #expect(result.sawTraffic)
@@ -70,8 +69,7 @@ struct BackpressureTests {
 
     @Test("a client that stops reading: fived stops reading the backend, memory stays bounded")
     func clientStalls() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options) { fived in
+        try await TestEnvironment.withFived(Self.options) { fived in
             // ssh's stdout is a pipe nobody reads: ssh stops reading its socket.
             let result = try await growth(fived, "SSH | sleep 30", sshOptions: [], command: ["flood"], seconds: 4)
             #expect(result.sawTraffic)

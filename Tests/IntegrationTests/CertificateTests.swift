@@ -40,19 +40,13 @@ struct CertificateTests {
         try await fived.ssh(command: [command], identity: .key(key))
     }
 
-    static let certificateLogin = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/certificate_login.py").path
-
     /// Logs in through paramiko with `key` and the certificate beside it, as the file is.
     static func paramikoLogin(_ fived: Fived, _ key: ClientKey, signingWith signer: ClientKey? = nil) async throws -> String {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
-        let run = try await runProcess(
-            python,
-            [certificateLogin, String(fived.port), fived.environment.user, key.privatePath, key.privatePath + "-cert.pub"]
-                + (signer.map { [$0.privatePath] } ?? []),
-            environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path)
-        let line = run.stdoutText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }
-        return try #require(line.map { String($0.dropFirst("RESULT ".count)) }, "no RESULT line: \(run)")
+        let run = try await Peers.run(
+            "certificate_login.py",
+            [String(fived.port), fived.environment.user, key.privatePath, key.privatePath + "-cert.pub"] + (signer.map { [$0.privatePath] } ?? []),
+            in: fived.directory, timeout: .seconds(30))
+        return try Peers.result(of: run)
     }
 
     static func services() -> [TestService] { [.exec("env", "/usr/bin/env"), .exec("echo", "/bin/cat")] }

@@ -16,8 +16,7 @@ struct ChannelFormTests {
 
     @Test("ssh -W NAME:1 (direct-tcpip) carries bytes both ways and half-closes")
     func directTCPIP() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let data = randomBytes(200_000)
             let result = try await fived.stdio("echo", data)
             #expect(result.exitStatus == 0, "\(result)")
@@ -27,8 +26,7 @@ struct ChannelFormTests {
 
     @Test("ssh -L PORT:NAME:1 forwards each local connection to the service")
     func localForward() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let localPort = try Sockets.unusedPort()
             let forward = try fived.spawnSSH(
                 ["-N", "-o", "ExitOnForwardFailure=yes", "-L", "127.0.0.1:\(localPort):echo:1"], name: "ssh-L")
@@ -58,8 +56,7 @@ struct ChannelFormTests {
 
     @Test("ssh -s host NAME (subsystem) carries bytes and exits 0")
     func subsystem() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let data = randomBytes(150_000)
             let result = try await fived.ssh(["-s"], command: ["echo"], stdin: try fived.input(data))
             #expect(result.exitStatus == 0, "\(result)")
@@ -69,8 +66,7 @@ struct ChannelFormTests {
 
     @Test("ssh host NAME (exec) carries bytes and exits 0")
     func exec() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let data = randomBytes(150_000)
             let result = try await fived.ssh(command: ["echo"], stdin: try fived.input(data))
             #expect(result.exitStatus == 0, "\(result)")
@@ -80,11 +76,10 @@ struct ChannelFormTests {
 
     @Test("an exec service's stderr and exit status reach a session channel; over -W its stderr is logged")
     func stderrAndExitStatus() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [
             .exec("mixed", "/bin/sh", "-c", "echo out; echo 'warn: bad' >&2; exit 3")
         ])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let exec = try await fived.ssh(command: ["mixed"])
             #expect(exec.exitStatus == 3, "\(exec)")
             #expect(exec.stdoutText == "out\n", "\(exec)")
@@ -102,8 +97,7 @@ struct ChannelFormTests {
 
     @Test("bare ssh host (shell) prints the help list on stderr and exits 1")
     func shell() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let result = try await fived.ssh()
             #expect(result.exitStatus == 1, "\(result)")
             #expect(result.stdout.isEmpty, "\(result)")
@@ -115,8 +109,7 @@ struct ChannelFormTests {
 
     @Test("help over -W and over exec lists exactly what the caller may open")
     func help() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let overStdio = try await fived.stdio("help", [])
             let overExec = try await fived.ssh(command: ["help"])
             #expect(overStdio.exitStatus == 0, "\(overStdio)")
@@ -135,8 +128,7 @@ struct ChannelFormTests {
 
     @Test("service names are compared without case, in every form")
     func caseInsensitive() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let data = randomText(5000)
             let stdio = try await fived.stdio("ECHO", data)
             let exec = try await fived.ssh(command: ["Echo"], stdin: try fived.input(data))

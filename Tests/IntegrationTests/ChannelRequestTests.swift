@@ -10,29 +10,22 @@ import Testing
 /// `no-more-sessions@openssh.com` a session open ends the connection.
 @Suite("Channel requests", .timeLimit(.minutes(2)))
 struct ChannelRequestTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/request_peer.py").path
-
     static let services: [TestService] = [.exec("echo", "/bin/cat"), .exec("yes", "/usr/bin/yes")]
 
     /// Runs a request_peer.py scenario; returns its RESULT line and the count of
     /// messages fived sent for a channel after that channel's CLOSE.
     func run(_ fived: Fived, _ scenario: String) async throws -> (result: String, afterClose: Int) {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
-        let run = try await runProcess(
-            python, [Self.script, String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario],
-            environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path, timeout: .seconds(60))
-        let lines = run.stdoutText.split(separator: "\n")
-        let result = try #require(lines.first { $0.hasPrefix("RESULT ") }, "no RESULT line: \(run)")
-        let after = try #require(lines.first { $0.hasPrefix("AFTER-CLOSE ") }, "no AFTER-CLOSE line: \(run)")
+        let run = try await Peers.run(
+            "request_peer.py", [String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario], in: fived.directory)
+        let result = try Peers.result(of: run)
+        let after = try #require(run.stdoutText.split(separator: "\n").first { $0.hasPrefix("AFTER-CLOSE ") }, "no AFTER-CLOSE line: \(run)")
         let count = Int(after.split(separator: " ")[1]) ?? -1
-        return (String(result.dropFirst("RESULT ".count)), count)
+        return (result, count)
     }
 
     @Test("every want-reply request gets exactly one reply, requests without want-reply none, on session and direct-tcpip channels")
     func oneReplyPerRequest() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             // winadj@putty, break, xon-xoff, env and an unknown name with want-reply (5 replies,
             // all FAILURE: fived grants none of them); simple@putty and an unknown name without.
             for scenario in ["replies-session", "replies-direct"] {
@@ -45,8 +38,7 @@ struct ChannelRequestTests {
 
     @Test("eow@openssh.com: the service's output stops, the program ends on EPIPE, the channel closes")
     func endOfWriting() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let (result, afterClose) = try await run(fived, "eow")
             // yes dies of SIGPIPE, or (a write already blocked on the full socketpair
             // when fived shut its read side gets EPIPE without the signal on Linux)
@@ -82,8 +74,7 @@ struct ChannelRequestTests {
 
     @Test("no-more-sessions@openssh.com: direct-tcpip still opens; a later session open ends the connection, as in sshd")
     func noMoreSessions() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: Self.services)) { fived in
+        try await TestEnvironment.withFived(FivedOptions(services: Self.services)) { fived in
             let (result, _) = try await run(fived, "no-more-sessions")
             #expect(result == "first ok direct ok second refused disconnected", "\(result)")
             let logged = await fived.waitForLog {

@@ -79,6 +79,45 @@ extension Clients {
             }
         }
 
+        /// A fresh world's fived, with `client` running the service `service(form)` names
+        /// in every form at once, sent the 16 MiB blob or nothing; each run must have
+        /// succeeded, and then goes to `check`.
+        static func runEveryForm(
+            _ client: MatrixClient, sendingBlob: Bool, _ service: @escaping @Sendable (ClientForm) -> String,
+            check: (ClientRun, Fived, World) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            let world = try await World.make()
+            try await world.withFived { fived in
+                let driver = try await client.client(for: fived)
+                let input = sendingBlob ? world.blob : nil
+                let runs = try await eachForm { form in
+                    try await driver.run(form, service(form), input: input, timeout: runLimit)
+                }
+                for run in runs {
+                    #expect(run.clientSucceeded, "\(run)", sourceLocation: sourceLocation)
+                    try await check(run, fived, world)
+                }
+            }
+        }
+
+        /// Expects `run`'s output to be the 16 MiB blob; `differs` says what it means if not.
+        static func expectBlob(
+            _ run: ClientRun, _ fived: Fived, _ world: World, differs: String, sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            #expect(run.stdout.count == size, "\(run.client) \(run.form): \(run.stdout.count) of \(size) bytes; \(run)", sourceLocation: sourceLocation)
+            let got = try await Tools.sha256(run.stdout, scratch: fived.directory)
+            #expect(got == world.blobHash, "\(run.client) \(run.form): \(differs)", sourceLocation: sourceLocation)
+        }
+
+        /// Expects the `channel closed` line of `run`'s channel to count all 16 MiB in
+        /// `field` (`bytes_in` or `bytes_out`).
+        static func expectLoggedSize(_ fived: Fived, _ run: ClientRun, _ field: String, sourceLocation: SourceLocation = #_sourceLocation) async {
+            let closed = await closedLine(fived, run.service, run.form)
+            #expect(
+                closed?[field] == "\(size)", "\(run.client) \(run.form): \(closed.map { "\($0)" } ?? "no channel closed line")",
+                sourceLocation: sourceLocation)
+        }
+
         /// The `channel closed` line of the one channel of `service` in `form`.
         static func closedLine(_ fived: Fived, _ service: String, _ form: ClientForm) async -> LogLine? {
             await fived.waitForLog { $0.message == "channel closed" && $0["service"] == service && $0["form"] == form.logged }
@@ -108,18 +147,11 @@ extension Clients {
             "16 MiB upload through sha256sum in every form: the hash, bytes_in and the form fived logged",
             arguments: MatrixClient.installed)
         func upload(client: MatrixClient) async throws {
-            let world = try await World.make()
-            try await world.withFived { fived in
-                let driver = try await client.client(for: fived)
-                let runs = try await Self.eachForm { form in
-                    try await driver.run(form, "sha256", input: world.blob, timeout: Self.runLimit)
-                }
-                for run in runs {
-                    #expect(run.clientSucceeded, "\(run)")
-                    #expect(sha256sumOutput(run.process) == world.blobHash, "\(run)")
-                    let closed = await Self.closedLine(fived, "sha256", run.form)
-                    #expect(closed?["bytes_in"] == "\(Self.size)", "\(client) \(run.form): \(closed.map { "\($0)" } ?? "no channel closed line")")
-                }
+            try await Self.runEveryForm(client, sendingBlob: true) { _ in
+                "sha256"
+            } check: { run, fived, world in
+                #expect(sha256sumOutput(run.process) == world.blobHash, "\(run)")
+                await Self.expectLoggedSize(fived, run, "bytes_in")
             }
         }
 
@@ -127,20 +159,11 @@ extension Clients {
             "16 MiB download from /bin/cat in every form: the hash, bytes_out and the form fived logged",
             arguments: MatrixClient.installed)
         func download(client: MatrixClient) async throws {
-            let world = try await World.make()
-            try await world.withFived { fived in
-                let driver = try await client.client(for: fived)
-                let runs = try await Self.eachForm { form in
-                    try await driver.run(form, "download", input: nil, timeout: Self.runLimit)
-                }
-                for run in runs {
-                    #expect(run.clientSucceeded, "\(run)")
-                    #expect(run.stdout.count == Self.size, "\(client) \(run.form): \(run.stdout.count) of \(Self.size) bytes; \(run)")
-                    let got = try await Tools.sha256(run.stdout, scratch: fived.directory)
-                    #expect(got == world.blobHash, "\(client) \(run.form): the download differs from the file")
-                    let closed = await Self.closedLine(fived, "download", run.form)
-                    #expect(closed?["bytes_out"] == "\(Self.size)", "\(client) \(run.form): \(closed.map { "\($0)" } ?? "no channel closed line")")
-                }
+            try await Self.runEveryForm(client, sendingBlob: false) { _ in
+                "download"
+            } check: { run, fived, world in
+                try await Self.expectBlob(run, fived, world, differs: "the download differs from the file")
+                await Self.expectLoggedSize(fived, run, "bytes_out")
             }
         }
 
@@ -201,22 +224,16 @@ extension Clients {
             .enabled(if: access(PythonClient.python, X_OK) == 0, "the service is a Python script: apt-get install python3"),
             arguments: MatrixClient.installed)
         func serviceEndsOutputFirst(client: MatrixClient) async throws {
-            let world = try await World.make()
-            try await world.withFived { fived in
-                let driver = try await client.client(for: fived)
-                let runs = try await Self.eachForm { form in
-                    try await driver.run(form, "output-first-\(form)", input: world.blob, timeout: Self.runLimit)
-                }
-                for run in runs {
-                    #expect(run.clientSucceeded, "\(run)")
-                    #expect(run.process.stdoutText == "ready\n", "\(run)")
-                    let report = world.outputFirstReport(run.form)
-                    let written = await eventually { access(report, F_OK) == 0 }
-                    let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
-                    #expect(
-                        written && text == "\(world.blobHash) \(Self.size)\n",
-                        "\(client) \(run.form): the service read \(text.isEmpty ? "nothing it reported" : text), want \(world.blobHash) \(Self.size)\n\(run)")
-                }
+            try await Self.runEveryForm(client, sendingBlob: true) { form in
+                "output-first-\(form)"
+            } check: { run, _, world in
+                #expect(run.process.stdoutText == "ready\n", "\(run)")
+                let report = world.outputFirstReport(run.form)
+                let written = await eventually { access(report, F_OK) == 0 }
+                let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
+                #expect(
+                    written && text == "\(world.blobHash) \(Self.size)\n",
+                    "\(client) \(run.form): the service read \(text.isEmpty ? "nothing it reported" : text), want \(world.blobHash) \(Self.size)\n\(run)")
             }
         }
 
@@ -225,18 +242,10 @@ extension Clients {
             "half-close: the client sends EOF first and the service's 16 MiB that follow still arrive whole",
             arguments: MatrixClient.installed)
         func clientEndsInputFirst(client: MatrixClient) async throws {
-            let world = try await World.make()
-            try await world.withFived { fived in
-                let driver = try await client.client(for: fived)
-                let runs = try await Self.eachForm { form in
-                    try await driver.run(form, "input-first", input: nil, timeout: Self.runLimit)
-                }
-                for run in runs {
-                    #expect(run.clientSucceeded, "\(run)")
-                    #expect(run.stdout.count == Self.size, "\(client) \(run.form): \(run.stdout.count) of \(Self.size) bytes; \(run)")
-                    let got = try await Tools.sha256(run.stdout, scratch: fived.directory)
-                    #expect(got == world.blobHash, "\(client) \(run.form): the bytes after the client's EOF differ from the file")
-                }
+            try await Self.runEveryForm(client, sendingBlob: false) { _ in
+                "input-first"
+            } check: { run, fived, world in
+                try await Self.expectBlob(run, fived, world, differs: "the bytes after the client's EOF differ from the file")
             }
         }
     }

@@ -9,8 +9,7 @@ import Testing
 struct ConcurrencyTests {
     @Test("50 concurrent -W channels over one ControlMaster connection, each intact")
     func multiplexed() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let (master, control) = try await fived.startControlMaster()
             defer { master.signal(SIGTERM) }
 
@@ -41,11 +40,9 @@ struct ConcurrencyTests {
 
     @Test("20 ssh connections at once, each intact")
     func parallelConnections() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "[limits]\nmax_startups_per_source = 64\nmax_startups = 256\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let results = try await withThrowingTaskGroup(of: (Int, [UInt8], ProcessResult).self) { group in
                 for index in 0..<20 {
                     let data = randomBytes(64 * 1024 + index)

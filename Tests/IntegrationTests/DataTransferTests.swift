@@ -7,9 +7,8 @@ import Testing
 struct DataTransferTests {
     @Test("5 MiB through sha256sum over -W and over exec: the hash matches")
     func upload() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [.exec("sha256", "/usr/bin/sha256sum")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let data = randomBytes(5 * 1024 * 1024)
             let expected = try await Tools.sha256(data, scratch: fived.directory)
             async let stdio = fived.stdio("sha256", data, timeout: .seconds(90))
@@ -46,8 +45,7 @@ struct DataTransferTests {
 
     @Test("2 MiB each way at once through /bin/cat")
     func bothWays() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let data = randomBytes(2 * 1024 * 1024)
             let result = try await fived.stdio("echo", data, timeout: .seconds(90))
             #expect(result.exitStatus == 0, "\(result)")
@@ -62,12 +60,11 @@ struct DataTransferTests {
     /// upload while another, on the same connection, echoes single bytes.
     @Test("a quiet channel's bytes are not held back behind a bulk upload on the same connection")
     func quietBesideBulk() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [
             .exec("echo", "/bin/cat"),
             .exec("sink", "/usr/bin/wc", "-c"),
         ])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let (master, control) = try await fived.startControlMaster()
             defer { master.signal(SIGTERM) }
 

@@ -7,229 +7,229 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct FivedConnectTests {
     @Test func stdioCarriesTenMebibytesBothWaysIntact() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        try world.run("head -c 10485760 /dev/urandom > big")
-        let result = try world.run(
-            """
-            fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo < big | sha256sum | cut -d' ' -f1 > got
-            sha256sum < big | cut -d' ' -f1 > want
-            cmp want got && cat got
-            """)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.count == 65)
+        try ConnectWorld.with { world in
+            try world.run("head -c 10485760 /dev/urandom > big")
+            let result = try world.run(
+                """
+                \(world.connect) 127.0.0.1 echo < big | sha256sum | cut -d' ' -f1 > got
+                sha256sum < big | cut -d' ' -f1 > want
+                cmp want got && cat got
+                """)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.count == 65)
+        }
     }
 
     @Test func halfCloseDeliversEverythingAndExitsZero() throws {
-        let world = try ConnectWorld(services: ["echo=exec:/bin/cat", "wc=exec:/usr/bin/wc -c"])
-        defer { world.stop() }
-        let result = try world.run("printf 'hello' | fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 wc")
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
+        try ConnectWorld.with(services: ["echo=exec:/bin/cat", "wc=exec:/usr/bin/wc -c"]) { world in
+            let result = try world.run("printf 'hello' | \(world.connect) 127.0.0.1 wc")
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
+        }
     }
 
     @Test func refusedServiceExitsOneWithReason() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let result = try world.run("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 nosuch < /dev/null")
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("refused service 'nosuch'"))
+        try ConnectWorld.with { world in
+            let result = try world.run("\(world.connect) 127.0.0.1 nosuch < /dev/null")
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("refused service 'nosuch'"))
+        }
     }
 
     @Test func listPrintsTheServices() throws {
-        let world = try ConnectWorld(services: ["echo=exec:/bin/cat", "other=exec:/bin/cat"])
-        defer { world.stop() }
-        let result = try world.run("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new --list 127.0.0.1")
-        #expect(result.status == 0, "\(result.stderr)")
-        let names = Set(result.stdout.split(separator: "\n").map(String.init))
-        #expect(names.isSuperset(of: ["echo", "other"]))
+        try ConnectWorld.with(services: ["echo=exec:/bin/cat", "other=exec:/bin/cat"]) { world in
+            let result = try world.run("\(world.connect) --list 127.0.0.1")
+            #expect(result.status == 0, "\(result.stderr)")
+            let names = Set(result.stdout.split(separator: "\n").map(String.init))
+            #expect(names.isSuperset(of: ["echo", "other"]))
+        }
     }
 
     @Test func agentOnlyAuthentication() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let sock = "/tmp/fc-agent-\(UUID().uuidString.prefix(8)).sock"
-        defer { _ = try? world.run("SSH_AUTH_SOCK=\(sock) ssh-agent -k >/dev/null 2>&1; rm -f \(sock)") }
-        let result = try world.run(
-            """
-            eval "$(ssh-agent -a \(sock) -s)" >/dev/null
-            ssh-add -q .ssh/id_ed25519
-            mkdir -p keep && mv .ssh/id_ed25519 .ssh/id_ed25519.pub keep/
-            ls .ssh
-            echo agent | fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo
-            status=$?
-            ssh-agent -k >/dev/null
-            exit $status
-            """)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.hasSuffix("agent\n"))
-        #expect(!result.stdout.contains("id_ed25519"))
+        try ConnectWorld.with { world in
+            let sock = "/tmp/fc-agent-\(UUID().uuidString.prefix(8)).sock"
+            defer { _ = try? world.run("SSH_AUTH_SOCK=\(sock) ssh-agent -k >/dev/null 2>&1; rm -f \(sock)") }
+            let result = try world.run(
+                """
+                eval "$(ssh-agent -a \(sock) -s)" >/dev/null
+                ssh-add -q .ssh/id_ed25519
+                mkdir -p keep && mv .ssh/id_ed25519 .ssh/id_ed25519.pub keep/
+                ls .ssh
+                echo agent | \(world.connect) 127.0.0.1 echo
+                status=$?
+                ssh-agent -k >/dev/null
+                exit $status
+                """)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.hasSuffix("agent\n"))
+            #expect(!result.stdout.contains("id_ed25519"))
+        }
     }
 
     @Test func noKeyAtAllIsAnAuthenticationFailure() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let result = try world.run(
-            """
-            mv .ssh/id_ed25519 elsewhere
-            env -u SSH_AUTH_SOCK fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo < /dev/null
-            """)
-        #expect(result.status == 255)
-        #expect(result.stderr.contains("permission denied"))
+        try ConnectWorld.with { world in
+            let result = try world.run(
+                """
+                mv .ssh/id_ed25519 elsewhere
+                env -u SSH_AUTH_SOCK \(world.connect) 127.0.0.1 echo < /dev/null
+                """)
+            #expect(result.status == 255)
+            #expect(result.stderr.contains("permission denied"))
+        }
     }
 
     @Test func configAliasSuppliesHostPortUserAndKey() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        try world.run(
-            """
-            mkdir -p keys && mv .ssh/id_ed25519 keys/mykey
-            cat > .ssh/config <<EOF
-            Host box
-                HostName 127.0.0.1
-                Port \(world.port)
-                User carol
-                IdentityFile ~/keys/mykey
-                StrictHostKeyChecking accept-new
-                UserKnownHostsFile ~/kh
-            Host *
-                Port 9
-            EOF
-            """)
-        let result = try world.run("echo alias | env -u SSH_AUTH_SOCK fived-connect box echo")
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "alias\n")
-        #expect(try world.read("kh").contains("[127.0.0.1]:\(world.port)"))
-        #expect(try world.fivedLog().contains("user=carol"))
+        try ConnectWorld.with { world in
+            try world.run(
+                """
+                mkdir -p keys && mv .ssh/id_ed25519 keys/mykey
+                cat > .ssh/config <<EOF
+                Host box
+                    HostName 127.0.0.1
+                    Port \(world.port)
+                    User carol
+                    IdentityFile ~/keys/mykey
+                    StrictHostKeyChecking accept-new
+                    UserKnownHostsFile ~/kh
+                Host *
+                    Port 9
+                EOF
+                """)
+            let result = try world.run("echo alias | env -u SSH_AUTH_SOCK fived-connect box echo")
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "alias\n")
+            #expect(try world.read("kh").contains("[127.0.0.1]:\(world.port)"))
+            #expect(try world.fivedLog().contains("user=carol"))
+        }
     }
 
     @Test func knownHostsAcceptNewThenYesAndChangedKeyRefused() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let unknown = try world.run("fived-connect -p \(world.port) 127.0.0.1 echo < /dev/null")
-        #expect(unknown.status == 255)
-        #expect(unknown.stderr.contains("is not known"))
-        #expect(unknown.stderr.contains("StrictHostKeyChecking=accept-new"))
+        try ConnectWorld.with { world in
+            let unknown = try world.run("fived-connect -p \(world.port) 127.0.0.1 echo < /dev/null")
+            #expect(unknown.status == 255)
+            #expect(unknown.stderr.contains("is not known"))
+            #expect(unknown.stderr.contains("StrictHostKeyChecking=accept-new"))
 
-        let first = try world.run("echo one | fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new 127.0.0.1 echo")
-        #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stdout == "one\n")
-        let second = try world.run("echo two | fived-connect -p \(world.port) -o StrictHostKeyChecking=yes 127.0.0.1 echo")
-        #expect(second.status == 0, "\(second.stderr)")
-        #expect(second.stdout == "two\n")
+            let first = try world.run("echo one | \(world.connect) 127.0.0.1 echo")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout == "one\n")
+            let second = try world.run("echo two | fived-connect -p \(world.port) -o StrictHostKeyChecking=yes 127.0.0.1 echo")
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(second.stdout == "two\n")
 
-        // Record a different Ed25519 key for the host: the real one is refused, even with accept-new or no.
-        try world.run(
-            """
-            ssh-keygen -q -t ed25519 -N '' -f other
-            echo "[127.0.0.1]:\(world.port) $(cut -d' ' -f1,2 other.pub)" > .ssh/known_hosts
-            """)
-        let otherFingerprint = try world.run("ssh-keygen -lf other.pub | cut -d' ' -f2").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let serverFingerprint = try world.waitFor(in: { (try? world.fivedLog()) ?? "" }, pattern: #"host key fingerprint=(SHA256:[A-Za-z0-9+/]+)"#)
-        for mode in ["yes", "accept-new", "no"] {
-            let changed = try world.run("fived-connect -p \(world.port) -o StrictHostKeyChecking=\(mode) 127.0.0.1 echo < /dev/null")
-            #expect(changed.status == 255)
-            #expect(changed.stderr.contains("HAS CHANGED"))
-            #expect(changed.stderr.contains(otherFingerprint))
-            #expect(changed.stderr.contains(serverFingerprint))
+            // Record a different Ed25519 key for the host: the real one is refused, even with accept-new or no.
+            try world.run(
+                """
+                ssh-keygen -q -t ed25519 -N '' -f other
+                echo "[127.0.0.1]:\(world.port) $(cut -d' ' -f1,2 other.pub)" > .ssh/known_hosts
+                """)
+            let otherFingerprint = try world.run("ssh-keygen -lf other.pub | cut -d' ' -f2").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let serverFingerprint = try world.waitFor(in: { (try? world.fivedLog()) ?? "" }, pattern: #"host key fingerprint=(SHA256:[A-Za-z0-9+/]+)"#)
+            for mode in ["yes", "accept-new", "no"] {
+                let changed = try world.run("fived-connect -p \(world.port) -o StrictHostKeyChecking=\(mode) 127.0.0.1 echo < /dev/null")
+                #expect(changed.status == 255)
+                #expect(changed.stderr.contains("HAS CHANGED"))
+                #expect(changed.stderr.contains(otherFingerprint))
+                #expect(changed.stderr.contains(serverFingerprint))
+            }
         }
     }
 
     @Test func localForwardCarriesParallelConnectionsOverOneSSHConnection() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let forward = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -L 127.0.0.1:0:echo 127.0.0.1")
-        defer { forward.terminate() }
-        let port = try world.waitFor(in: { forward.stderr() }, pattern: #"listening on 127\.0\.0\.1:([0-9]+)"#)
-        let result = try world.run(
-            """
-            for i in $(seq 1 20); do head -c 200000 /dev/urandom > in$i; done
-            for i in $(seq 1 20); do socat -t 10 - TCP:127.0.0.1:\(port) < in$i > out$i & done
-            wait
-            for i in $(seq 1 20); do cmp -s in$i out$i || echo "mismatch $i"; done
-            echo checked
-            """)
-        #expect(result.stdout == "checked\n", "\(result.stderr)")
-        let authenticated = try world.fivedLog().split(separator: "\n").filter { $0.contains(" authenticated ") }
-        #expect(authenticated.count == 1)
+        try ConnectWorld.with { world in
+            let forward = try world.start("\(world.connect) -L 127.0.0.1:0:echo 127.0.0.1")
+            defer { forward.terminate() }
+            let port = try world.waitFor(in: { forward.stderr() }, pattern: #"listening on 127\.0\.0\.1:([0-9]+)"#)
+            let result = try world.run(
+                """
+                for i in $(seq 1 20); do head -c 200000 /dev/urandom > in$i; done
+                for i in $(seq 1 20); do socat -t 10 - TCP:127.0.0.1:\(port) < in$i > out$i & done
+                wait
+                for i in $(seq 1 20); do cmp -s in$i out$i || echo "mismatch $i"; done
+                echo checked
+                """)
+            #expect(result.stdout == "checked\n", "\(result.stderr)")
+            let authenticated = try world.fivedLog().split(separator: "\n").filter { $0.contains(" authenticated ") }
+            #expect(authenticated.count == 1)
+        }
     }
 
     @Test func localForwardReconnectsWhileTheListenerStaysUp() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let forward = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -L 127.0.0.1:0:echo 127.0.0.1")
-        defer { forward.terminate() }
-        let port = try world.waitFor(in: { forward.stderr() }, pattern: #"listening on 127\.0\.0\.1:([0-9]+)"#)
-        #expect(try world.run("echo before | socat -t 5 - TCP:127.0.0.1:\(port)").stdout == "before\n")
-        try world.restartFived()
-        _ = try world.waitFor(in: { forward.stderr() }, pattern: #"(reconnected) to"#)
-        #expect(try world.run("echo after | socat -t 5 - TCP:127.0.0.1:\(port)").stdout == "after\n")
+        try ConnectWorld.with { world in
+            let forward = try world.start("\(world.connect) -L 127.0.0.1:0:echo 127.0.0.1")
+            defer { forward.terminate() }
+            let port = try world.waitFor(in: { forward.stderr() }, pattern: #"listening on 127\.0\.0\.1:([0-9]+)"#)
+            #expect(try world.run("echo before | socat -t 5 - TCP:127.0.0.1:\(port)").stdout == "before\n")
+            try world.restartFived()
+            _ = try world.waitFor(in: { forward.stderr() }, pattern: #"(reconnected) to"#)
+            #expect(try world.run("echo after | socat -t 5 - TCP:127.0.0.1:\(port)").stdout == "after\n")
+        }
     }
 
     @Test func remoteForwardRefusalIsReportedClearly() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let result = try world.run("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -R laptopweb:127.0.0.1:9 127.0.0.1")
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("refused to publish 'laptopweb'"))
-        #expect(result.stderr.contains("permitlisten"))
+        try ConnectWorld.with { world in
+            let result = try world.run("\(world.connect) -R laptopweb:127.0.0.1:9 127.0.0.1")
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("refused to publish 'laptopweb'"))
+            #expect(result.stderr.contains("permitlisten"))
+        }
     }
 
     @Test func remoteForwardPublishesAndStockSSHReachesIt() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        // authorized_keys is read on every authentication: grant publishing now.
-        _ = try world.run(#"sed -i 's/^/permitlisten="laptopweb:*" /' authorized_keys"#)
-        let localPort = try ConnectWorld.freePort()
-        let echo = try world.start("socat TCP-LISTEN:\(localPort),bind=127.0.0.1,reuseaddr,fork EXEC:/bin/cat")
-        defer { echo.terminate() }
-        _ = try world.run("for i in $(seq 100); do socat -u /dev/null TCP:127.0.0.1:\(localPort) 2>/dev/null && break; sleep 0.05; done")
-        let publisher = try world.start("fived-connect -p \(world.port) -o StrictHostKeyChecking=accept-new -R laptopweb:127.0.0.1:\(localPort) 127.0.0.1")
-        defer { publisher.terminate() }
-        _ = try world.waitFor(in: { publisher.stderr() }, pattern: #"(published) 'laptopweb'"#)
-        let result = try world.run(
-            """
-            head -c 4194304 /dev/urandom > in
-            ssh -F /dev/null -p \(world.port) -o UserKnownHostsFile=known_hosts_stock -o StrictHostKeyChecking=no \\
-                -o BatchMode=yes -o IdentitiesOnly=yes -i .ssh/id_ed25519 -W laptopweb:1 127.0.0.1 < in > out
-            cmp in out && echo intact
-            """)
-        #expect(result.stdout == "intact\n", "\(result.stderr)\npublisher: \(publisher.stderr())")
-        let closed = try? world.waitFor(in: { (try? world.fivedLog()) ?? "" }, pattern: #"form=forwarded-tcpip channel=\d+ (bytes_in=4194304)"#)
-        #expect(closed != nil, "\((try? world.fivedLog()) ?? "")")
+        try ConnectWorld.with { world in
+            // authorized_keys is read on every authentication: grant publishing now.
+            _ = try world.run(#"sed -i 's/^/permitlisten="laptopweb:*" /' authorized_keys"#)
+            let localPort = try ConnectWorld.freePort()
+            let echo = try world.start("socat TCP-LISTEN:\(localPort),bind=127.0.0.1,reuseaddr,fork EXEC:/bin/cat")
+            defer { echo.terminate() }
+            _ = try world.run("for i in $(seq 100); do socat -u /dev/null TCP:127.0.0.1:\(localPort) 2>/dev/null && break; sleep 0.05; done")
+            let publisher = try world.start("\(world.connect) -R laptopweb:127.0.0.1:\(localPort) 127.0.0.1")
+            defer { publisher.terminate() }
+            _ = try world.waitFor(in: { publisher.stderr() }, pattern: #"(published) 'laptopweb'"#)
+            let result = try world.run(
+                """
+                head -c 4194304 /dev/urandom > in
+                ssh -F /dev/null -p \(world.port) -o UserKnownHostsFile=known_hosts_stock -o StrictHostKeyChecking=no \\
+                    -o BatchMode=yes -o IdentitiesOnly=yes -i .ssh/id_ed25519 -W laptopweb:1 127.0.0.1 < in > out
+                cmp in out && echo intact
+                """)
+            #expect(result.stdout == "intact\n", "\(result.stderr)\npublisher: \(publisher.stderr())")
+            let closed = try? world.waitFor(in: { (try? world.fivedLog()) ?? "" }, pattern: #"form=forwarded-tcpip channel=\d+ (bytes_in=4194304)"#)
+            #expect(closed != nil, "\((try? world.fivedLog()) ?? "")")
+        }
     }
 
     @Test func worksAsProxyCommand() throws {
-        let world = try ConnectWorld(services: ["echo=exec:/bin/cat", "sshport=tcp:127.0.0.1:PORT"])
-        defer { world.stop() }
-        // ssh speaks SSH through fived-connect to fived's own port (service sshport), then asks that fived for echo.
-        let result = try world.run(
-            """
-            echo proxied | ssh -F none -i .ssh/id_ed25519 -o UserKnownHostsFile=ssh_kh -o StrictHostKeyChecking=accept-new \
-              -o BatchMode=yes -o "ProxyCommand=fived-connect -q -p \(world.port) -o StrictHostKeyChecking=accept-new %h sshport" \
-              -W echo:1 127.0.0.1
-            """)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "proxied\n")
+        try ConnectWorld.with(services: ["echo=exec:/bin/cat", "sshport=tcp:127.0.0.1:PORT"]) { world in
+            // ssh speaks SSH through fived-connect to fived's own port (service sshport), then asks that fived for echo.
+            let result = try world.run(
+                """
+                echo proxied | ssh -F none -i .ssh/id_ed25519 -o UserKnownHostsFile=ssh_kh -o StrictHostKeyChecking=accept-new \
+                  -o BatchMode=yes -o "ProxyCommand=fived-connect -q -p \(world.port) -o StrictHostKeyChecking=accept-new %h sshport" \
+                  -W echo:1 127.0.0.1
+                """)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "proxied\n")
+        }
     }
 
     @Test func badFlagIsOneLineAndExit255() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let result = try world.run("fived-connect --no-such-flag 127.0.0.1 echo")
-        #expect(result.status == 255)
-        #expect(result.stderr.split(separator: "\n").count == 1)
-        let badForward = try world.run("fived-connect -L nonsense 127.0.0.1")
-        #expect(badForward.status == 255)
-        #expect(badForward.stderr.contains("-L 'nonsense'"))
+        try ConnectWorld.with { world in
+            let result = try world.run("fived-connect --no-such-flag 127.0.0.1 echo")
+            #expect(result.status == 255)
+            #expect(result.stderr.split(separator: "\n").count == 1)
+            let badForward = try world.run("fived-connect -L nonsense 127.0.0.1")
+            #expect(badForward.status == 255)
+            #expect(badForward.stderr.contains("-L 'nonsense'"))
+        }
     }
 
     @Test func unreachableHostIsExit255() throws {
-        let world = try ConnectWorld()
-        defer { world.stop() }
-        let result = try world.run("fived-connect -p 9 127.0.0.1 echo < /dev/null")
-        #expect(result.status == 255)
-        #expect(result.stderr.contains("cannot connect to 127.0.0.1 port 9"))
+        try ConnectWorld.with { world in
+            let result = try world.run("fived-connect -p 9 127.0.0.1 echo < /dev/null")
+            #expect(result.status == 255)
+            #expect(result.stderr.contains("cannot connect to 127.0.0.1 port 9"))
+        }
     }
 }
 
@@ -395,6 +395,17 @@ private final class ConnectWorld {
         fived?.terminate(graceful: false)
         try? FileManager.default.removeItem(atPath: home)
     }
+
+    /// A world serving `services` for `body`, stopped after.
+    static func with(services: [String] = ["echo=exec:/bin/cat"], _ body: (ConnectWorld) throws -> Void) throws {
+        let world = try ConnectWorld(services: services)
+        defer { world.stop() }
+        try body(world)
+    }
+
+    /// fived-connect toward this fived as the tests type it: its port, and its host
+    /// key accepted on first use.
+    var connect: String { "fived-connect -p \(port) -o StrictHostKeyChecking=accept-new" }
 
     func fivedLog() throws -> String {
         try fivedLogs.map { try String(contentsOfFile: $0, encoding: .utf8) }.joined()

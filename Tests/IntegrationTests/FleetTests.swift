@@ -42,80 +42,66 @@ struct FleetTests {
         "a name published on A is reached through B and C: bytes intact, the caller's identity in the PROXY v2 header, the hop in both logs; a second publisher anywhere is refused"
     )
     func publishedAcrossNodes() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="laptop-*:*""#),
-        ])
-        let echo = try EchoServer.tcp()
-        defer { echo.stop() }
-        let recorder = try RecordingServer(reply: Array("recorded\n".utf8))
-        defer { recorder.stop() }
-        try await FleetNodes.start(environment).run { fleet in
-            let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
-            let publisher = try a.spawnSSH(
-                [
-                    "-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)",
-                    "-R", "laptop-id:2:127.0.0.1:\(recorder.port)",
-                ],
-                identity: .key(publisherKey), name: "publisher")
-            defer { publisher.signal(SIGKILL) }
-            let probe = Array("probe\n".utf8)
-            var last: ProcessResult?
-            let reached = try await eventually(timeout: .seconds(15)) {
-                guard publisher.isRunning else { return true }
-                last = try await b.stdio("laptop-web", probe)
-                return last?.stdout == probe
+        try await TestEnvironment.withPublishingEnvironment(["publisher"], permitlisten: "laptop-*:*") { environment, keys, echo in
+            let publisherKey = keys[0]
+            let recorder = try RecordingServer(reply: Array("recorded\n".utf8))
+            defer { recorder.stop() }
+            try await FleetNodes.start(environment).run { fleet in
+                let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
+                let publisher = try a.spawnPublisher(
+                    "laptop-web:1:127.0.0.1:\(echo.port)", "laptop-id:2:127.0.0.1:\(recorder.port)", key: publisherKey, name: "publisher")
+                defer { publisher.signal(SIGKILL) }
+                let probe = Array("probe\n".utf8)
+                var last: ProcessResult?
+                let reached = try await eventually(timeout: .seconds(15)) {
+                    guard publisher.isRunning else { return true }
+                    last = try await b.stdio("laptop-web", probe)
+                    return last?.stdout == probe
+                }
+                #expect(
+                    reached && publisher.isRunning, "publisher: \(publisher.stderr)\nlast: \(last.map { "\($0)" } ?? "-")\nA: \(a.logText)\nB: \(b.logText)")
+
+                let data = randomBytes(1 << 20)
+                let viaB = try await b.stdio("laptop-web", data, timeout: .seconds(60))
+                #expect(viaB.exitStatus == 0, "\(viaB)")
+                expectBytes(viaB.stdout, data, "1 MiB through B to the name published on A (-W)")
+                let viaC = try await c.ssh(command: ["laptop-web"], stdin: try c.input(data), timeout: .seconds(60))
+                #expect(viaC.exitStatus == 0, "\(viaC)")
+                expectBytes(viaC.stdout, data, "1 MiB through C to the name published on A (exec form)")
+
+                // Identity: the publisher asked for PROXY v2 (port 2); the header names the caller on C.
+                let hello = try await c.stdio("laptop-id", Array("hi\n".utf8))
+                #expect(hello.stdoutText == "recorded\n", "\(hello)")
+                let recorded = try #require(recorder.recordings.last)
+                guard case .header(let header, let length) = ProxyV2Header.decode(recorded) else {
+                    Issue.record("no PROXY v2 header in \(recorded.prefix(64))")
+                    return
+                }
+                #expect(Array(recorded[length...]) == Array("hi\n".utf8))
+                let tlv = { (type: UInt8) in header.tlvs.first { $0.type == type }.map { String(decoding: $0.value, as: UTF8.self) } }
+                #expect(tlv(ProxyV2Header.userType) == environment.user)
+                #expect(tlv(ProxyV2Header.fingerprintType) == environment.key.fingerprint)
+                #expect(tlv(ProxyV2Header.commentType) == environment.key.comment)
+                #expect(tlv(ProxyV2Header.serviceType) == "laptop-id")
+                let onC = await c.waitForLog { $0.message == "channel closed" && $0["service"] == "laptop-id" && $0["form"] == "direct-tcpip" }
+                #expect(onC?["node_hop"] == "c->a", "C's log: \(c.logText)")
+                #expect(onC?["client"] == "\(header.sourceAddress):\(header.sourcePort)", "the caller's address and port reach the target unchanged: \(header)")
+                let onA = await a.waitForLog { $0.message == "channel closed" && $0["service"] == "laptop-id" && $0["node_hop"] == "c->a" }
+                #expect(
+                    onA?["user"] == environment.user && onA?["fingerprint"] == environment.key.fingerprint
+                        && onA?["client"] == onC?["client"], "A logs the relayed caller: \(onA.map { "\($0)" } ?? a.logText)")
+
+                // One name, one owner, fleet-wide: a second publisher on C gets the usual refusal.
+                let second = try await c.publishing("laptop-web:1:127.0.0.1:\(echo.port)", identity: .key(publisherKey))
+                #expect(second.exitStatus == 255, "\(second)")
+                #expect(await c.waitForLog { $0.message == "publish refused" && $0["reason"] == "already published (by node a)" } != nil, "\(c.logText)")
+
+                // A clean cancel (the publisher's disconnect) removes the name at once, fleet-wide.
+                publisher.signal(SIGTERM)
+                _ = await publisher.wait(timeout: .seconds(5))
+                let (gone, after) = try await b.waitUntilUnpublished("laptop-web", probe: probe, timeout: .seconds(3))
+                #expect(gone, "the name outlived its publisher: \(after.map { "\($0)" } ?? "-")")
             }
-            #expect(reached && publisher.isRunning, "publisher: \(publisher.stderr)\nlast: \(last.map { "\($0)" } ?? "-")\nA: \(a.logText)\nB: \(b.logText)")
-
-            let data = randomBytes(1 << 20)
-            let viaB = try await b.stdio("laptop-web", data, timeout: .seconds(60))
-            #expect(viaB.exitStatus == 0, "\(viaB)")
-            expectBytes(viaB.stdout, data, "1 MiB through B to the name published on A (-W)")
-            let viaC = try await c.ssh(command: ["laptop-web"], stdin: try c.input(data), timeout: .seconds(60))
-            #expect(viaC.exitStatus == 0, "\(viaC)")
-            expectBytes(viaC.stdout, data, "1 MiB through C to the name published on A (exec form)")
-
-            // Identity: the publisher asked for PROXY v2 (port 2); the header names the caller on C.
-            let hello = try await c.stdio("laptop-id", Array("hi\n".utf8))
-            #expect(hello.stdoutText == "recorded\n", "\(hello)")
-            let recorded = try #require(recorder.recordings.last)
-            guard case .header(let header, let length) = ProxyV2Header.decode(recorded) else {
-                Issue.record("no PROXY v2 header in \(recorded.prefix(64))")
-                return
-            }
-            #expect(Array(recorded[length...]) == Array("hi\n".utf8))
-            let tlv = { (type: UInt8) in header.tlvs.first { $0.type == type }.map { String(decoding: $0.value, as: UTF8.self) } }
-            #expect(tlv(ProxyV2Header.userType) == environment.user)
-            #expect(tlv(ProxyV2Header.fingerprintType) == environment.key.fingerprint)
-            #expect(tlv(ProxyV2Header.commentType) == environment.key.comment)
-            #expect(tlv(ProxyV2Header.serviceType) == "laptop-id")
-            let onC = await c.waitForLog { $0.message == "channel closed" && $0["service"] == "laptop-id" && $0["form"] == "direct-tcpip" }
-            #expect(onC?["node_hop"] == "c->a", "C's log: \(c.logText)")
-            #expect(onC?["client"] == "\(header.sourceAddress):\(header.sourcePort)", "the caller's address and port reach the target unchanged: \(header)")
-            let onA = await a.waitForLog { $0.message == "channel closed" && $0["service"] == "laptop-id" && $0["node_hop"] == "c->a" }
-            #expect(
-                onA?["user"] == environment.user && onA?["fingerprint"] == environment.key.fingerprint
-                    && onA?["client"] == onC?["client"], "A logs the relayed caller: \(onA.map { "\($0)" } ?? a.logText)")
-
-            // One name, one owner, fleet-wide: a second publisher on C gets the usual refusal.
-            let second = try await c.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "laptop-web:1:127.0.0.1:\(echo.port)"],
-                identity: .key(publisherKey), timeout: .seconds(20))
-            #expect(second.exitStatus == 255, "\(second)")
-            #expect(await c.waitForLog { $0.message == "publish refused" && $0["reason"] == "already published (by node a)" } != nil, "\(c.logText)")
-
-            // A clean cancel (the publisher's disconnect) removes the name at once, fleet-wide.
-            publisher.signal(SIGTERM)
-            _ = await publisher.wait(timeout: .seconds(5))
-            var after: ProcessResult?
-            let gone = try await eventually(timeout: .seconds(3)) {
-                after = try await b.stdio("laptop-web", probe)
-                return after?.exitStatus == 255
-            }
-            #expect(gone, "the name outlived its publisher: \(after.map { "\($0)" } ?? "-")")
         }
     }
 
@@ -250,58 +236,55 @@ struct FleetTests {
         "etcd stopped: local names answer on every node, remote ones are refused within 1 s; publishing works locally; etcd back: everything returns without restarting fived"
     )
     func etcdOutage() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([environment.key.publicLine, publisherKey.authorizedLine(options: #"permitlisten="late:*""#)])
-        let echo = try EchoServer.tcp()
-        defer { echo.stop() }
-        let services = ["a": [Self.echo("web")], "b": [Self.echo("web")], "c": [Self.echo("web")]]
-        try await FleetNodes.start(environment, services: services).run { fleet in
-            let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
-            let ping = Array("ping\n".utf8)
-            let before = try await c.stdio("web.a", ping)
-            #expect(before.stdout == ping, "\(before)")
+        try await TestEnvironment.withPublishingEnvironment(["publisher"], permitlisten: "late:*") { environment, keys, echo in
+            let publisherKey = keys[0]
+            let services = ["a": [Self.echo("web")], "b": [Self.echo("web")], "c": [Self.echo("web")]]
+            try await FleetNodes.start(environment, services: services).run { fleet in
+                let a = try fleet["a"], b = try fleet["b"], c = try fleet["c"]
+                let ping = Array("ping\n".utf8)
+                let before = try await c.stdio("web.a", ping)
+                #expect(before.stdout == ping, "\(before)")
 
-            await fleet.etcd.stop(signal: SIGKILL)
-            let stoppedAt = ContinuousClock.now
-            var refusedAt: Duration?
-            var slowest = Duration.zero
-            while ContinuousClock.now - stoppedAt < .seconds(5) {
-                let start = ContinuousClock.now
-                let attempt = try await c.stdio("web.a", ping, timeout: .seconds(10))
-                slowest = max(slowest, ContinuousClock.now - start)
-                if attempt.exitStatus == 255 {
-                    refusedAt = ContinuousClock.now - stoppedAt
-                    break
+                await fleet.etcd.stop(signal: SIGKILL)
+                let stoppedAt = ContinuousClock.now
+                var refusedAt: Duration?
+                var slowest = Duration.zero
+                while ContinuousClock.now - stoppedAt < .seconds(5) {
+                    let start = ContinuousClock.now
+                    let attempt = try await c.stdio("web.a", ping, timeout: .seconds(10))
+                    slowest = max(slowest, ContinuousClock.now - start)
+                    if attempt.exitStatus == 255 {
+                        refusedAt = ContinuousClock.now - stoppedAt
+                        break
+                    }
                 }
-            }
-            #expect(refusedAt != nil && refusedAt! < .seconds(1), "remote name refused \(refusedAt.map { "\($0)" } ?? "never") after etcd stopped")
-            #expect(slowest < .seconds(1), "an open took \(slowest) with etcd away")
-            #expect(await c.waitForLog { $0.message == "channel refused" && ($0["reason"] ?? "").contains("fleet registry") } != nil, "\(c.logText)")
-            for node in [a, b, c] {
-                let local = try await node.stdio("web", ping)
-                #expect(local.stdout == ping, "local names keep working: \(local)")
-            }
-            // Publishing works locally with etcd away, and is registered when it returns.
-            let publisher = try b.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "late:1:127.0.0.1:\(echo.port)"], identity: .key(publisherKey), name: "late")
-            defer { publisher.signal(SIGKILL) }
-            let localPublish = try await eventually(timeout: .seconds(10)) {
-                try await b.stdio("late", ping).stdout == ping
-            }
-            #expect(localPublish, "publisher: \(publisher.stderr)\nB: \(b.logText)")
+                #expect(refusedAt != nil && refusedAt! < .seconds(1), "remote name refused \(refusedAt.map { "\($0)" } ?? "never") after etcd stopped")
+                #expect(slowest < .seconds(1), "an open took \(slowest) with etcd away")
+                #expect(await c.waitForLog { $0.message == "channel refused" && ($0["reason"] ?? "").contains("fleet registry") } != nil, "\(c.logText)")
+                for node in [a, b, c] {
+                    let local = try await node.stdio("web", ping)
+                    #expect(local.stdout == ping, "local names keep working: \(local)")
+                }
+                // Publishing works locally with etcd away, and is registered when it returns.
+                let publisher = try b.spawnPublisher("late:1:127.0.0.1:\(echo.port)", key: publisherKey, name: "late")
+                defer { publisher.signal(SIGKILL) }
+                let localPublish = try await eventually(timeout: .seconds(10)) {
+                    try await b.stdio("late", ping).stdout == ping
+                }
+                #expect(localPublish, "publisher: \(publisher.stderr)\nB: \(b.logText)")
 
-            try await fleet.etcd.restart()
-            var after: ProcessResult?
-            let back = try await eventually(timeout: .seconds(20)) {
-                after = try await c.stdio("web.a", ping)
-                return after?.stdout == ping
+                try await fleet.etcd.restart()
+                var after: ProcessResult?
+                let back = try await eventually(timeout: .seconds(20)) {
+                    after = try await c.stdio("web.a", ping)
+                    return after?.stdout == ping
+                }
+                #expect(back, "web.a did not return after etcd did: \(after.map { "\($0)" } ?? "-")\nC: \(c.logText)")
+                let published = try await eventually(timeout: .seconds(10)) {
+                    try await a.stdio("late", ping).stdout == ping
+                }
+                #expect(published, "the name published during the outage is not reachable from A: \(a.logText)")
             }
-            #expect(back, "web.a did not return after etcd did: \(after.map { "\($0)" } ?? "-")\nC: \(c.logText)")
-            let published = try await eventually(timeout: .seconds(10)) {
-                try await a.stdio("late", ping).stdout == ping
-            }
-            #expect(published, "the name published during the outage is not reachable from A: \(a.logText)")
         }
     }
 

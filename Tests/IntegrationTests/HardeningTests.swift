@@ -17,9 +17,8 @@ struct HardeningTests {
     /// startup slot not given back would lock 127.0.0.1 out.
     @Test("garbage before the banner, an endless banner, junk packets, vanishing mid-key-exchange: closed at once, nothing leaks")
     func garbage() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "[limits]\nlogin_grace_seconds = 30\nmax_startups_per_source = 3\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             try await expectServes(fived, "warm")
             try await Task.sleep(for: .milliseconds(300))
             let baseline = fived.openDescriptors()
@@ -94,9 +93,8 @@ struct HardeningTests {
     /// address still gets in at once; when the idle ones go, the waiting one starts.
     @Test("a flood of idle connections from 127.0.0.2 cannot lock out 127.0.0.1 (max_startups_per_source); its next one waits")
     func perSourceFlood() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "[limits]\nmax_startups_per_source = 3\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
             defer { idle.forEach { close($0) } }
@@ -127,13 +125,12 @@ struct HardeningTests {
     /// waiting ones get in by themselves.
     @Test("max_startups full of idle connections: others wait at most login_grace_seconds, then get in")
     func totalStartupsAndGrace() async throws {
-        let environment = try await TestEnvironment.make()
         // Times with margins a loaded machine keeps: the three idle connections
         // stay up 20 s; the fourth arrives 5 s after the first started, so the
         // first one's slot (freed at 20 s, give or take the worker's 250 ms tick
         // and any scheduling lag) frees 5 s before the fourth's own wait ends.
         let options = FivedOptions(extraTOML: "[limits]\nmax_startups = 3\nmax_startups_per_source = 3\nlogin_grace_seconds = 20\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             // The whole opening on one thread of its own: with each step a hop
             // through the test's cooperative threads, a loaded full suite spread
@@ -196,9 +193,8 @@ struct HardeningTests {
     /// still never keep another address out.
     @Test("300 idle pre-auth connections from one address never keep another address out", .timeLimit(.minutes(2)))
     func queueOverflowFromOneAddress() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "[limits]\nmax_startups_per_source = 4\nlogin_grace_seconds = 60\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
             defer { idle.forEach { close($0) } }
@@ -218,9 +214,8 @@ struct HardeningTests {
     /// and its other channels go on, and a closed channel frees its place.
     @Test("max_channels_per_connection = 2: a third channel is refused, the first two keep working, a freed place is reused")
     func channelCap() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "[limits]\nmax_channels_per_connection = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let localPort = try Sockets.unusedPort()
             let forward = try fived.spawnSSH(["-N", "-L", "127.0.0.1:\(localPort):echo:1"], name: "ssh-L-cap")
             defer { forward.signal(SIGKILL) }
@@ -285,11 +280,10 @@ struct HardeningTests {
     /// listening: the channel ends, the caller's ssh exits, and nothing is left.
     @Test("a backend that resets mid-stream or is gone ends the channel; nothing leaks; fived serves on")
     func dyingBackend() async throws {
-        let environment = try await TestEnvironment.make()
         let backend = try ResettingBackend.start(after: 1000)
         defer { backend.stop() }
         let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .connect("flaky", "127.0.0.1:\(backend.port)")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             try await expectServes(fived, "warm")
             try await Task.sleep(for: .milliseconds(300))
             let baseline = fived.openDescriptors()

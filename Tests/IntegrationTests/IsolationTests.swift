@@ -33,7 +33,6 @@ struct IsolationTests {
     func blackHoledBackend() async throws {
         let hole = try Self.blackHole()
         defer { ([hole.listener] + hole.fillers).forEach { close($0) } }
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [
             .exec("echo", "/bin/cat"),
             // The opens to the hole must still be pending when the round trips end,
@@ -41,7 +40,7 @@ struct IsolationTests {
             // they timed out under the full suite): longer than this test may run.
             TestService(name: "hole", backend: .connect("127.0.0.1:\(hole.port)"), extra: ["connect_timeout_seconds = 300"]),
         ])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             // Four connections, as four ControlMasters; the echo channel rides on the first.
             var masters: [(master: ChildProcess, control: String)] = []
             for i in 0..<4 { masters.append(try await fived.startControlMaster(name: "m\(i)")) }

@@ -44,8 +44,7 @@ struct LifecycleTests {
 
     @Test("SIGTERM with a live channel: fived closes it and exits 0")
     func terminateWithLiveChannel() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let live = try fived.spawnSSH(["-W", "echo:1"], stdin: .pipe, name: "ssh-live")
             defer { live.signal(SIGKILL) }
             try await live.writeStdin(Array("ping\n".utf8))
@@ -60,8 +59,7 @@ struct LifecycleTests {
 
     @Test("SIGINT: exit 0 and the port is closed")
     func interrupt() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let working = try await fived.stdio("echo", Array("x".utf8))
             #expect(working.stdoutText == "x")
             let stopped = await fived.stop(signal: SIGINT)

@@ -9,9 +9,8 @@ import Testing
 struct LimitsTests {
     @Test("a connection that does not authenticate is closed after login_grace_seconds")
     func loginGrace() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = FivedOptions(services: [.exec("echo", "/bin/cat")], extraTOML: "[limits]\nlogin_grace_seconds = 1\n")
-        try await environment.withFived(options) { fived in
+        let options = FivedOptions(extraTOML: "[limits]\nlogin_grace_seconds = 1\n")
+        try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             let (banner, seconds) = try await onThread { () -> (String, Double) in
                 let fd = try Sockets.connectTCP(port: port)
@@ -33,8 +32,7 @@ struct LimitsTests {
 
     @Test("direct-streamlocal (ssh -L PORT:/path) is refused with a reason that points to -L PORT:NAME:1")
     func streamLocal() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let localPort = try Sockets.unusedPort()
             let forward = try fived.spawnSSH(["-N", "-L", "127.0.0.1:\(localPort):/run/echo.sock"], name: "ssh-L-path")
             defer { forward.signal(SIGKILL) }
@@ -100,11 +98,10 @@ struct PerKeyLimitTests {
 
     @Test("max_channels_per_key = 2: a third channel of that key, on any connection, is refused and logged")
     func channelsPerKey() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(
             services: [.exec("echo", "/bin/cat"), .exec("sleepy", "/bin/sleep", "30")],
             extraTOML: "[limits]\nmax_channels_per_key = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let a = try fived.spawnSSH(["-W", "sleepy:1"], stdin: .pipe, name: "a")
             let b = try fived.spawnSSH(["-W", "sleepy:1"], stdin: .pipe, name: "b")
             defer {

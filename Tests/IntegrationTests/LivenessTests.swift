@@ -40,9 +40,8 @@ struct LivenessTests {
 
     @Test("a client whose path freezes is dropped after client_alive_count_max unanswered keepalives, and logged")
     func frozenClientIsDropped() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 1\nclient_alive_count_max = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let client = try fived.spawnSSH(Self.proxyCommand(fived) + ["-N"], name: "frozen")
             defer { client.signal(SIGKILL) }
             let authenticated = await fived.waitForLog { $0.message == "authenticated" }
@@ -67,9 +66,8 @@ struct LivenessTests {
 
     @Test("an idle client that answers its keepalives stays connected long past client_alive_count_max intervals")
     func idleClientAnsweringStays() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 1\nclient_alive_count_max = 2\n")
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             // An authenticated connection with no traffic of its own: only the
             // keepalive replies (which libssh may read inside ssh_send_keepalive's
             // own poll, where no socket event reaches fived) show it alive.
@@ -85,22 +83,9 @@ struct LivenessTests {
 
     @Test("a publisher reconnecting while its old connection hangs takes its name over within about 5 s")
     func hungPublisherIsTakenOver() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        let otherKey = try await environment.newKey(.ed25519, name: "other")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="pub:*""#),
-            otherKey.authorizedLine(options: #"permitlisten="pub:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
-            let first = try fived.spawnSSH(
-                Self.proxyCommand(fived) + ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(local.port)"],
-                identity: .key(publisherKey), name: "first")
-            let published = await fived.waitForLog { $0.message == "published" }
-            #expect(published != nil, "\(fived.logText)")
+        try await TestEnvironment.withPublishers(["publisher", "other"], permitlisten: "pub:*") { fived, keys, local in
+            let (publisherKey, otherKey) = (keys[0], keys[1])
+            let first = try await fived.startPublisher(key: publisherKey, forward: "pub:1:127.0.0.1:\(local.port)", extra: Self.proxyCommand(fived))
             let socat = try #require(await Self.relay(of: first, in: fived))
             // The old publisher's path freezes (its ssh stays, blocked: killing it
             // would orphan the stopped relay, and the kernel would hang it up).
@@ -111,16 +96,12 @@ struct LivenessTests {
             }
 
             // Another key cannot take it: the name is held (its holder is not probed for it).
-            let stranger = try await fived.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(local.port)"], identity: .key(otherKey),
-                timeout: .seconds(20))
+            let stranger = try await fived.publishing("pub:1:127.0.0.1:\(local.port)", identity: .key(otherKey))
             #expect(stranger.exitStatus == 255, "\(stranger)")
 
             // The same key, reconnecting: the frozen holder is probed, does not answer, and loses the name.
             let started = ContinuousClock.now
-            let second = try fived.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(local.port)"],
-                identity: .key(publisherKey), name: "second")
+            let second = try fived.spawnPublisher("pub:1:127.0.0.1:\(local.port)", key: publisherKey, name: "second")
             defer { second.signal(SIGKILL) }
             let tookOver = await fived.waitForLog(timeout: .seconds(15)) { $0.message == "published" && $0["took_over"] == "true" }
             #expect(tookOver != nil, "\(fived.logText)")
@@ -137,20 +118,13 @@ struct LivenessTests {
     @Test("a caller of a published name whose publisher refuses the channel gets an open failure (ssh -W exits 255), not an empty channel")
     func refusingPublisher() async throws {
         let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="pub:*""#),
-        ])
+        let publisherKey = try await environment.newPublisherKey(permitlisten: "pub:*")
         // The publisher's local target refuses connections, so its client refuses each channel.
         let closed = try Sockets.listenTCP()
         close(closed.fd)
         try await environment.withFived(FivedOptions()) { fived in
-            let publisher = try fived.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(closed.port)"],
-                identity: .key(publisherKey), name: "publisher")
+            let publisher = try await fived.startPublisher(key: publisherKey, forward: "pub:1:127.0.0.1:\(closed.port)")
             defer { publisher.signal(SIGKILL) }
-            _ = await fived.waitForLog { $0.message == "published" }
             let result = try await fived.stdio("pub", Array("hello".utf8))
             #expect(result.exitStatus == 255 && result.stdout.isEmpty, "\(result)")
             #expect(openFailureLine(result) != nil, "\(result)")
@@ -159,21 +133,11 @@ struct LivenessTests {
 
     @Test("a caller of a published name whose publisher stays silent gets an open failure after connect_timeout_seconds")
     func silentPublisher() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="pub:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
         let options = FivedOptions(extraTOML: "client_alive_interval_seconds = 0\n[limits]\nconnect_timeout_seconds = 2\n")
-        try await environment.withFived(options) { fived in
-            let publisher = try fived.spawnSSH(
-                Self.proxyCommand(fived) + ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(local.port)"],
-                identity: .key(publisherKey), name: "publisher")
+        try await TestEnvironment.withPublisher(permitlisten: "pub:*", options: options) { fived, publisherKey, local in
+            let publisher = try await fived.startPublisher(
+                key: publisherKey, forward: "pub:1:127.0.0.1:\(local.port)", extra: Self.proxyCommand(fived))
             defer { publisher.signal(SIGKILL) }
-            _ = await fived.waitForLog { $0.message == "published" }
             let socat = try #require(await Self.relay(of: publisher, in: fived))
             kill(socat, SIGSTOP)
             defer { kill(socat, SIGKILL) }

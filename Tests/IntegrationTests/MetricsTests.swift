@@ -13,9 +13,6 @@ private let parserMissing = PythonClient.missing(module: "prometheus_client", pa
 /// counters checked against the channels the test makes.
 @Suite("Metrics", .timeLimit(.minutes(3)))
 struct MetricsTests {
-    static let parser = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/parse_metrics.py").path
-
     /// One scrape, parsed.
     struct Scrape {
         let families: [String: String]
@@ -54,9 +51,7 @@ struct MetricsTests {
         let (status, body, raw) = try await get(port, in: directory)
         try #require(status == 200, "scrape of \(port): \(raw)")
         let input = try directory.write("scrape-\(UInt32.random(in: 0...UInt32.max)).txt", body)
-        let parsed = try await runProcess(
-            PythonClient.python, [parser], environment: Tools.environment(home: directory.path), stdin: .file(input),
-            scratch: directory.path, timeout: .seconds(30))
+        let parsed = try await Peers.run("parse_metrics.py", [], in: directory, stdin: .file(input), timeout: .seconds(30))
         try #require(parsed.exitStatus == 0, "prometheus_client did not parse the exposition: \(parsed.stderr)\n\(body)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(parsed.stdout)) as? [String: Any])
         let families = try #require(json["families"] as? [String: String])
@@ -77,7 +72,6 @@ struct MetricsTests {
         let admin = try await environment.newKey(.ed25519, name: "id_admin", comment: "admin@ops")
         try environment.setAuthorizedKeys([environment.key.authorizedLine(), admin.authorizedLine()])
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")],
             extraTOML: "metrics_listen = \"127.0.0.1:0\"\n[services.metrics]\nallow = [\"admin@ops\"]\n")
         try await environment.withFived(options) { fived in
             let dir = fived.directory

@@ -10,22 +10,11 @@ import Testing
 /// reaches a service; such a peer is disconnected and logged.
 @Suite("Peer-chosen parameters", .timeLimit(.minutes(2)))
 struct PeerParameterTests {
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/hostile_peer.py").path
-
-    /// Debian's python3 with python3-paramiko (scripts/test.sh installs it).
-    static var python: String? {
-        guard access("/usr/bin/python3", X_OK) == 0 else { return nil }
-        return "/usr/bin/python3"
-    }
-
     func run(_ fived: Fived, _ scenario: String, _ argument: String? = nil) async throws -> String {
-        let python = try #require(Self.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
-        let result = try await runProcess(
-            python, [Self.script, String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario] + (argument.map { [$0] } ?? []),
-            environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path, timeout: .seconds(60))
-        let line = result.stdoutText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }
-        return try #require(line.map { String($0.dropFirst("RESULT ".count)) }, "no RESULT line: \(result)")
+        let result = try await Peers.run(
+            "hostile_peer.py", [String(fived.port), fived.environment.key.privatePath, fived.environment.user, scenario] + (argument.map { [$0] } ?? []),
+            in: fived.directory)
+        return try Peers.result(of: result)
     }
 
     /// fived's user + system CPU time so far, in seconds (/proc/PID/stat fields 14 and 15).
@@ -71,9 +60,8 @@ struct PeerParameterTests {
 
     @Test("a 2^32-1 window and window adjusts that overflow do not grow fived beyond its per-channel bound")
     func hugeWindowsAndOverflowingAdjusts() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .exec("yes", "/usr/bin/yes")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let before = Self.rssKiB(fived.pid)
             let read = try await run(fived, "huge-window", String(64 << 20))
             #expect(read == "read all")
@@ -92,9 +80,8 @@ struct PeerParameterTests {
     func lateMessagesAreViolations(_ scenario: String) async throws {
         let sink = try RecordingServer(reply: [])
         defer { sink.stop() }
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [.exec("echo", "/bin/cat"), .connect("sink", "127.0.0.1:\(sink.port)")])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let outcome = try await run(fived, scenario)
             #expect(outcome == "disconnected")
             let logged = await fived.waitForLog { $0.message == "protocol violation" }

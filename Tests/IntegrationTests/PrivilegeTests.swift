@@ -11,9 +11,6 @@ import Testing
 /// otherwise.
 @Suite("Least privilege", .timeLimit(.minutes(4)))
 struct PrivilegeTests {
-    static let forge = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/spawner_forge.py").path
-
     /// The capabilities no network-facing process may hold (linux/capability.h bits).
     static let forbidden: [(name: String, bit: Int)] = [
         ("CAP_CHOWN", 0), ("CAP_DAC_OVERRIDE", 1), ("CAP_DAC_READ_SEARCH", 2), ("CAP_FOWNER", 3), ("CAP_KILL", 5),
@@ -140,13 +137,10 @@ struct PrivilegeTests {
 
     @Test("requests forged on the daemon's spawner socket are refused and logged; nothing runs")
     func forgedRequests() async throws {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 is needed")
         try await Self.withServices { fived in
             let dropped = try #require(await fived.waitForLog { $0.message == "privileges dropped" }, "\(fived.logText)")
             let socket = try #require(dropped["spawner_socket"], "\(dropped)")
-            let sent = try await runProcess(
-                python, [Self.forge, String(fived.pid), socket, "echo"],
-                environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path)
+            let sent = try await Peers.run("spawner_forge.py", [String(fived.pid), socket, "echo"], in: fived.directory, timeout: .seconds(30))
             #expect(sent.stdoutText.contains("SENT 7"), "\(sent)")
             #expect(
                 await eventually { fived.logLines.filter { $0.message.hasPrefix("spawner refused") || $0.message == "service not started" }.count >= 7 },
@@ -166,19 +160,15 @@ struct PrivilegeTests {
         }
     }
 
-    static let manyChannels = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/many_channels.py").path
-
     @Test("after 1,000 exec channels, the daemon's descriptors and the spawner's children are back where they started")
     func nothingLeaks() async throws {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed")
         try await Self.withServices { fived in
             _ = try await fived.stdio("echo", Array("warm\n".utf8))
             #expect(await eventually { fived.descendants().isEmpty })
             let baseline = fived.openDescriptors().count
-            let run = try await runProcess(
-                python, [Self.manyChannels, String(fived.port), fived.environment.key.privatePath, fived.environment.user, "echo", "1000", "16"],
-                environment: Tools.environment(home: fived.directory.path), scratch: fived.directory.path, timeout: .seconds(150))
+            let run = try await Peers.run(
+                "many_channels.py", [String(fived.port), fived.environment.key.privatePath, fived.environment.user, "echo", "1000", "16"],
+                in: fived.directory, timeout: .seconds(150))
             #expect(run.stdoutText.contains("RESULT ok 1000\n") && !run.stdoutText.contains("failed"), "\(run)")
             #expect(await eventually { fived.openDescriptors().count <= baseline }, "descriptors: \(baseline) before, \(fived.openDescriptors())")
             #expect(await eventually { fived.descendants().isEmpty }, "still running: \(fived.descendants())")

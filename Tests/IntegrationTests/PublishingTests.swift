@@ -12,18 +12,8 @@ import Testing
 struct PublishingTests {
     @Test("a published name is reachable by -W while the publisher is connected, and gone after")
     func publish() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="pub:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
-            let publisher = try fived.spawnSSH(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "pub:1:127.0.0.1:\(local.port)"],
-                identity: .key(publisherKey), name: "ssh-R")
+        try await TestEnvironment.withPublisher(permitlisten: "pub:*") { fived, publisherKey, local in
+            let publisher = try fived.spawnPublisher("pub:1:127.0.0.1:\(local.port)", key: publisherKey, name: "ssh-R")
             defer { publisher.signal(SIGKILL) }
             let data = randomBytes(100_000)
             var last: ProcessResult?
@@ -38,30 +28,18 @@ struct PublishingTests {
 
             publisher.signal(SIGKILL)
             _ = await publisher.wait(timeout: .seconds(5))
-            var after: ProcessResult?
-            let removed = try await eventually(timeout: .seconds(10)) {
-                after = try await fived.stdio("pub", data)
-                return after?.exitStatus == 255
-            }
+            let (removed, after) = try await fived.waitUntilUnpublished("pub", probe: data)
             #expect(removed, "the name outlived its publisher: \(after.map { "\($0)" } ?? "-")")
         }
     }
 
     @Test("help lists a published name while it is live, and not before or after")
     func help() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="listed:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
+        try await TestEnvironment.withPublisher(permitlisten: "listed:*") { fived, publisherKey, local in
             let before = try await fived.ssh(command: ["help"])
             #expect(before.exitStatus == 0 && nonEmptyLines(before.stdoutText) == ["echo"], "\(before)")
 
-            let publisher = try await startPublisher(fived, key: publisherKey, forward: "listed:1:127.0.0.1:\(local.port)")
+            let publisher = try await fived.startPublisher(key: publisherKey, forward: "listed:1:127.0.0.1:\(local.port)")
             defer { publisher.signal(SIGKILL) }
             let during = try await fived.ssh(command: ["help"])
             #expect(
@@ -95,27 +73,19 @@ struct PublishingTests {
     /// Publishes an echo target, sends 4 MiB through it by `-W` or the exec form, and
     /// compares hashes; checks both channel ends fived logged carried every byte.
     private func bulk(via form: String) async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="bulk:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
-            let publisher = try await startPublisher(fived, key: publisherKey, forward: "bulk:1:127.0.0.1:\(local.port)")
+        try await TestEnvironment.withPublisher(permitlisten: "bulk:*") { fived, publisherKey, local in
+            let publisher = try await fived.startPublisher(key: publisherKey, forward: "bulk:1:127.0.0.1:\(local.port)")
             defer { publisher.signal(SIGKILL) }
             // The loss this guards against depends on timing: three rounds make it likely to show.
             for round in 1...3 {
                 let data = randomBytes(4 << 20)
-                let want = try await Tools.sha256(data, scratch: environment.directory)
+                let want = try await Tools.sha256(data, scratch: fived.directory)
                 let result =
                     form == "-W"
                     ? try await fived.stdio("bulk", data, timeout: .seconds(90))
                     : try await fived.ssh(command: ["bulk"], stdin: try fived.input(data), timeout: .seconds(90))
                 #expect(result.exitStatus == 0, "round \(round): \(result)")
-                let got = try await Tools.sha256(result.stdout, scratch: environment.directory)
+                let got = try await Tools.sha256(result.stdout, scratch: fived.directory)
                 #expect(got == want, "round \(round), \(form): \(byteDifference(result.stdout, data) ?? "")")
                 #expect(local.connections == round, "backend connections: \(local.connections)")
                 #expect(publisher.isRunning, "the publisher exited: \(publisher.stderr)")
@@ -135,25 +105,14 @@ struct PublishingTests {
 
     @Test("a second publisher of a live name is refused (ExitOnForwardFailure: exit 255); the first keeps working")
     func duplicate() async throws {
-        let environment = try await TestEnvironment.make()
-        let firstKey = try await environment.newKey(.ed25519, name: "first")
-        let secondKey = try await environment.newKey(.ed25519, name: "second")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            firstKey.authorizedLine(options: #"permitlisten="dup:*""#),
-            secondKey.authorizedLine(options: #"permitlisten="dup:*""#),
-        ])
-        let firstTarget = try EchoServer.tcp()
-        defer { firstTarget.stop() }
-        let secondTarget = try EchoServer.tcp()
-        defer { secondTarget.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
-            let first = try await startPublisher(fived, key: firstKey, forward: "dup:1:127.0.0.1:\(firstTarget.port)")
+        try await TestEnvironment.withPublishers(["first", "second"], permitlisten: "dup:*") { fived, keys, firstTarget in
+            let (firstKey, secondKey) = (keys[0], keys[1])
+            let secondTarget = try EchoServer.tcp()
+            defer { secondTarget.stop() }
+            let first = try await fived.startPublisher(key: firstKey, forward: "dup:1:127.0.0.1:\(firstTarget.port)")
             defer { first.signal(SIGKILL) }
 
-            let second = try await fived.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "dup:1:127.0.0.1:\(secondTarget.port)"],
-                identity: .key(secondKey), timeout: .seconds(20))
+            let second = try await fived.publishing("dup:1:127.0.0.1:\(secondTarget.port)", identity: .key(secondKey))
             #expect(second.exitStatus == 255, "a second publisher of a live name was not refused: \(second)")
             #expect(second.stderr.contains("remote port forwarding failed"), "\(second)")
             let logged = await fived.waitForLog {
@@ -162,9 +121,7 @@ struct PublishingTests {
             #expect(logged?["reason"] == "already published", "\(String(describing: logged))")
 
             // Same name in another case is the same name.
-            let upper = try await fived.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "DUP:1:127.0.0.1:\(secondTarget.port)"],
-                identity: .key(secondKey), timeout: .seconds(20))
+            let upper = try await fived.publishing("DUP:1:127.0.0.1:\(secondTarget.port)", identity: .key(secondKey))
             #expect(upper.exitStatus == 255, "DUP was published beside dup: \(upper)")
 
             #expect(first.isRunning, "the first publisher was disturbed: \(first.stderr)")
@@ -181,18 +138,11 @@ struct PublishingTests {
     @Test("publishing without permitlisten, or a configured name, is refused")
     func refused() async throws {
         let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="*:*""#),
-        ])
+        let publisherKey = try await environment.newPublisherKey(permitlisten: "*:*")
         try await environment.withFived(FivedOptions()) { fived in
-            let plain = try await fived.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "mine:1:127.0.0.1:9"], timeout: .seconds(15))
+            let plain = try await fived.publishing("mine:1:127.0.0.1:9", timeout: .seconds(15))
             #expect(plain.exitStatus == 255, "a key without permitlisten published: \(plain)")
-            let configured = try await fived.ssh(
-                ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "echo:1:127.0.0.1:9"], identity: .key(publisherKey),
-                timeout: .seconds(15))
+            let configured = try await fived.publishing("echo:1:127.0.0.1:9", identity: .key(publisherKey), timeout: .seconds(15))
             #expect(configured.exitStatus == 255, "a configured name was published over: \(configured)")
         }
     }
@@ -216,9 +166,7 @@ struct PublishingTests {
                 _ name: String, key: ClientKey, reason: (String) -> Bool, _ what: String,
                 sourceLocation: SourceLocation = #_sourceLocation
             ) async throws {
-                let result = try await fived.ssh(
-                    ["-N", "-o", "ExitOnForwardFailure=yes", "-R", "\(name):1:127.0.0.1:9"], identity: .key(key),
-                    timeout: .seconds(20))
+                let result = try await fived.publishing("\(name):1:127.0.0.1:9", identity: .key(key))
                 #expect(result.exitStatus == 255, "\(what): \(result)", sourceLocation: sourceLocation)
                 #expect(
                     result.stderr.contains("remote port forwarding failed"), "\(what): \(result)",
@@ -270,20 +218,11 @@ struct PublishingTests {
 
     @Test("cancel-tcpip-forward (ssh -O cancel on a ControlMaster) removes the name at once; it can be published again")
     func cancel() async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="cancelme:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        let control = environment.directory.file("ctl")
-        let forward = "cancelme:1:127.0.0.1:\(local.port)"
-        try await environment.withFived(FivedOptions()) { fived in
-            let master = try fived.spawnSSH(
-                ["-N", "-M", "-S", control, "-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes", "-R", forward],
-                identity: .key(publisherKey), name: "ssh-master")
+        try await TestEnvironment.withPublisher(permitlisten: "cancelme:*") { fived, publisherKey, local in
+            let control = fived.directory.file("ctl")
+            let forward = "cancelme:1:127.0.0.1:\(local.port)"
+            let master = try fived.spawnPublisher(
+                forward, key: publisherKey, extra: ["-M", "-S", control, "-o", "ControlPersist=no"], name: "ssh-master")
             defer { master.signal(SIGKILL) }
             _ = try #require(
                 await fived.waitForLog { $0.message == "published" && $0["service"] == "cancelme" },
@@ -330,16 +269,8 @@ struct PublishingTests {
     /// A caller whose stdin stays open (only fived can end its channel) is echoing
     /// through a publisher when the publisher is SIGKILLed: the caller must exit.
     private func publisherDies(callerOptions: [String], command: [String]) async throws {
-        let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="fragile:*""#),
-        ])
-        let local = try EchoServer.tcp()
-        defer { local.stop() }
-        try await environment.withFived(FivedOptions()) { fived in
-            let publisher = try await startPublisher(fived, key: publisherKey, forward: "fragile:1:127.0.0.1:\(local.port)")
+        try await TestEnvironment.withPublisher(permitlisten: "fragile:*") { fived, publisherKey, local in
+            let publisher = try await fived.startPublisher(key: publisherKey, forward: "fragile:1:127.0.0.1:\(local.port)")
             defer { publisher.signal(SIGKILL) }
 
             let caller = try fived.spawnSSH(callerOptions, command: command, stdin: .pipe, name: "caller")
@@ -369,17 +300,12 @@ struct PublishingTests {
     @Test("port 2: the local target gets a PROXY v2 header naming the caller (user, key fingerprint, address), then the bytes")
     func proxyHeader() async throws {
         let environment = try await TestEnvironment.make()
-        let publisherKey = try await environment.newKey(.ed25519, name: "publisher", comment: "the-publisher")
-        try environment.setAuthorizedKeys([
-            environment.key.publicLine,
-            publisherKey.authorizedLine(options: #"permitlisten="ident:*""#),
-        ])
+        let publisherKey = try await environment.newPublisherKey(permitlisten: "ident:*", comment: "the-publisher")
         let target = try HeaderEchoServer()
         defer { target.stop() }
         try await environment.withFived(FivedOptions()) { fived in
             // -v: ssh then logs each forwarded-tcpip open with its originator.
-            let publisher = try await startPublisher(
-                fived, key: publisherKey, forward: "ident:2:127.0.0.1:\(target.port)", extra: ["-v"])
+            let publisher = try await fived.startPublisher(key: publisherKey, forward: "ident:2:127.0.0.1:\(target.port)", extra: ["-v"])
             defer { publisher.signal(SIGKILL) }
 
             let payload = Array("after the header\n".utf8)
@@ -423,26 +349,6 @@ struct PublishingTests {
             }
             #expect(ids.count == 2 && ids[0] != ids[1], "unique ids: \(ids)")
         }
-    }
-
-    // MARK: helpers
-
-    /// Starts `ssh -N -R FORWARD` with `key` and waits until fived logs the publication.
-    private func startPublisher(
-        _ fived: Fived, key: ClientKey, forward: String, extra: [String] = [],
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws -> ChildProcess {
-        let name = String(forward.prefix { $0 != ":" })
-        let publisher = try fived.spawnSSH(
-            extra + ["-N", "-o", "ExitOnForwardFailure=yes", "-R", forward], identity: .key(key), name: "ssh-R-\(name)")
-        let published = await fived.waitForLog(timeout: .seconds(15)) {
-            $0.message == "published" && $0["service"] == name && $0["fingerprint"] == key.fingerprint
-        }
-        guard published != nil, publisher.isRunning else {
-            publisher.signal(SIGKILL)
-            throw HarnessError("\(forward) was not published: \(publisher.stderr)\n\(fived.logText)")
-        }
-        return publisher
     }
 }
 

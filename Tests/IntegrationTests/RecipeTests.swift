@@ -8,6 +8,22 @@ private let python = program("/usr/bin/python3", "/usr/local/bin/python3")
 private let git = program("/usr/bin/git", "/usr/local/bin/git")
 private let curl = program("/usr/bin/curl", "/usr/local/bin/curl")
 private let sshd = program("/usr/sbin/sshd")
+/// The HTTP recipes need the Python backend and curl.
+private let pythonAndCurl = ConditionTrait.enabled(
+    if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)")
+
+/// examples/recipes/whoami_http.py, listening where `listen` says (`--unix PATH` or
+/// `--tcp HOST:PORT`) once it logs so.
+private func startWhoami(_ listen: [String], in dir: TestDirectory, name: String) async throws -> ChildProcess {
+    let server = try ChildProcess.spawn(
+        try #require(python), [Examples.path("recipes/whoami_http.py")] + listen,
+        environment: Tools.environment(home: dir.path), outputPrefix: dir.file(name))
+    guard await eventually({ server.stderr.contains("listening ") }) else {
+        server.signal(SIGKILL)
+        throw HarnessError("whoami_http.py did not start: \(server.stderr)")
+    }
+    return server
+}
 
 /// The recipes in examples/recipes/, run as written with the real programs: git,
 /// curl, sshd and the Python PROXY v2 reader. Each config is the recipe's own
@@ -66,18 +82,13 @@ struct RecipeTests {
         }
     }
 
-    @Test(
-        "an HTTP service on a Unix socket, reached with curl through ssh -L PORT:web:1",
-        .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
+    @Test("an HTTP service on a Unix socket, reached with curl through ssh -L PORT:web:1", pythonAndCurl)
     func httpOnUnixSocket() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory
         let socket = dir.file("web.sock")
-        let server = try ChildProcess.spawn(
-            try #require(python), [Examples.path("recipes/whoami_http.py"), "--unix", socket],
-            environment: Tools.environment(home: dir.path), outputPrefix: dir.file("web"))
+        let server = try await startWhoami(["--unix", socket], in: dir, name: "web")
         defer { server.signal(SIGKILL) }
-        #expect(await eventually { access(socket, F_OK) == 0 }, "the web service did not start: \(server.stderr)")
 
         let recipe = try Examples.text("recipes/web.toml", replacing: [("/run/web/web.sock", socket)])
         try await environment.withFived(FivedOptions(services: [], extraTOML: recipe)) { fived in
@@ -146,14 +157,17 @@ struct RecipeTests {
         try await environment.withFived(FivedOptions(services: [], extraTOML: recipe)) { fived in
             // The recipe's ProxyCommand, with the test's isolation options added.
             let proxy = ["ssh"] + fived.sshArguments(["-W", "sshd:1"], command: [], key: environment.key, user: nil).dropLast() + ["%h"]
-            let login = try await runProcess(
-                try Tools.path("ssh"),
-                [
-                    "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
-                    "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                    "-i", inner.privatePath, "-o", "ProxyCommand=\(proxy.joined(separator: " "))", "-l", me, "127.0.0.1",
-                    "echo inner-login $(id -un) from ${SSH_CONNECTION%% *}",
-                ], environment: Tools.environment(home: dir.path), scratch: dir.path, timeout: .seconds(60))
+            /// `ssh` with the inner key to the inner sshd as `me`, through `proxy`, running `command`.
+            func innerLogin(through proxy: [String], _ command: String) async throws -> ProcessResult {
+                try await runProcess(
+                    try Tools.path("ssh"),
+                    [
+                        "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
+                        "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                        "-i", inner.privatePath, "-o", "ProxyCommand=\(proxy.joined(separator: " "))", "-l", me, "127.0.0.1", command,
+                    ], environment: Tools.environment(home: dir.path), scratch: dir.path, timeout: .seconds(60))
+            }
+            let login = try await innerLogin(through: proxy, "echo inner-login $(id -un) from ${SSH_CONNECTION%% *}")
             #expect(login.exitStatus == 0, "\(login)")
             #expect(login.stdoutText == "inner-login \(me) from 127.0.0.1\n", "\(login)")
             #expect(await eventually { daemon.stderr.contains("Accepted publickey for \(me) from 127.0.0.1") }, "sshd log: \(daemon.stderr)")
@@ -167,42 +181,24 @@ struct RecipeTests {
                 "-o", "UserKnownHostsFile=\(environment.knownHostsPath)", "-o", "StrictHostKeyChecking=accept-new",
                 "-l", environment.user, "%h", "sshd",
             ]
-            let viaConnect = try await runProcess(
-                try Tools.path("ssh"),
-                [
-                    "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))",
-                    "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                    "-i", inner.privatePath, "-o", "ProxyCommand=\(connectProxy.joined(separator: " "))", "-l", me, "127.0.0.1",
-                    "echo via-fived-connect $(id -un)",
-                ], environment: Tools.environment(home: dir.path), scratch: dir.path, timeout: .seconds(60))
+            let viaConnect = try await innerLogin(through: connectProxy, "echo via-fived-connect $(id -un)")
             #expect(viaConnect.exitStatus == 0, "\(viaConnect)")
             #expect(viaConnect.stdoutText == "via-fived-connect \(me)\n", "\(viaConnect)")
 
             // The inner key alone does not pass fived: both doors are locked.
             let wrongOuter = ["ssh"] + fived.sshArguments(["-W", "sshd:1"], command: [], key: inner, user: nil).dropLast() + ["%h"]
-            let refused = try await runProcess(
-                try Tools.path("ssh"),
-                [
-                    "-F", "/dev/null", "-o", "UserKnownHostsFile=\(dir.file("inner_known_hosts"))", "-o", "BatchMode=yes",
-                    "-o", "IdentitiesOnly=yes", "-i", inner.privatePath, "-o", "ProxyCommand=\(wrongOuter.joined(separator: " "))",
-                    "-l", me, "127.0.0.1", "echo should-not-run",
-                ], environment: Tools.environment(home: dir.path), scratch: dir.path, timeout: .seconds(60))
+            let refused = try await innerLogin(through: wrongOuter, "echo should-not-run")
             #expect(refused.exitStatus == 255 && !refused.stdoutText.contains("should-not-run"), "\(refused)")
         }
     }
 
-    @Test(
-        "a backend that reads the PROXY v2 identity logs the caller's user, key and channel",
-        .enabled(if: python != nil && curl != nil, "python3 or curl is not installed (apt-get install python3 curl)"))
+    @Test("a backend that reads the PROXY v2 identity logs the caller's user, key and channel", pythonAndCurl)
     func identityLogged() async throws {
         let environment = try await TestEnvironment.make()
         let dir = environment.directory
         let backendPort = try Sockets.unusedPort()
-        let server = try ChildProcess.spawn(
-            try #require(python), [Examples.path("recipes/whoami_http.py"), "--tcp", "127.0.0.1:\(backendPort)"],
-            environment: Tools.environment(home: dir.path), outputPrefix: dir.file("whoami"))
+        let server = try await startWhoami(["--tcp", "127.0.0.1:\(backendPort)"], in: dir, name: "whoami")
         defer { server.signal(SIGKILL) }
-        #expect(await eventually { server.stderr.contains("listening tcp=") }, "the service did not start: \(server.stderr)")
 
         let recipe = try Examples.text("recipes/identity.toml", replacing: [("127.0.0.1:8081", "127.0.0.1:\(backendPort)")])
         try await environment.withFived(FivedOptions(services: [], extraTOML: recipe)) { fived in

@@ -16,8 +16,7 @@ struct RefusalTests {
 
     @Test("unknown and not-permitted names give the same open failure; a down backend fails to open")
     func refusals() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
+        try await TestEnvironment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
             async let unknown = fived.ssh(["-W", "no-such-service:1"], stdin: try fived.input(Array("x".utf8)))
             async let forbidden = fived.ssh(["-W", "secret:1"], stdin: try fived.input(Array("x".utf8)))
             async let down = fived.ssh(["-W", "down:1"], stdin: try fived.input(Array("x".utf8)))
@@ -42,8 +41,7 @@ struct RefusalTests {
 
     @Test("unknown and not-permitted names look the same over exec and subsystem too")
     func refusalsInSessions() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
+        try await TestEnvironment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
             for form in [[], ["-s"]] {
                 let unknown = try await fived.ssh(form, command: ["no-such-service"])
                 let forbidden = try await fived.ssh(form, command: ["secret"])
@@ -60,8 +58,7 @@ struct RefusalTests {
 
     @Test("an exec backend's exit status is ssh's exit status")
     func exitStatus() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options(downPort: 9)) { fived in
+        try await TestEnvironment.withFived(Self.options(downPort: 9)) { fived in
             let exec = try await fived.ssh(command: ["fail7"])
             let subsystem = try await fived.ssh(["-s"], command: ["fail7"])
             #expect(exec.exitStatus == 7, "\(exec)")

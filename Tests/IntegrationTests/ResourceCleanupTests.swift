@@ -10,12 +10,11 @@ import Testing
 struct ResourceCleanupTests {
     @Test("kill -9 of ssh mid-stream (cat) and during a sleep 1000 exec leaves no child and no extra fd")
     func killedClients() async throws {
-        let environment = try await TestEnvironment.make()
         let options = FivedOptions(services: [
             .exec("cat", "/bin/cat"),
             .exec("sleeper", "/bin/sleep", "1000"),
         ])
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             // Warm up, so lazily made descriptors are in the baseline.
             let warm = try await fived.stdio("cat", Array("warm".utf8))
             #expect(warm.stdoutText == "warm", "\(warm)")

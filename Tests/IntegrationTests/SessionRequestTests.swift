@@ -9,8 +9,7 @@ struct SessionRequestTests {
     func ptyDeclined() async throws {
         // Stock ssh treats a refused pty as fatal only when -t/-tt forced it; at a terminal
         // (RequestTTY=auto) it warns and goes on, which is what a user sees.
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let result = try await fived.ssh(stdin: .terminal)
             #expect(result.stderr.contains("PTY allocation request failed"), "no pty was asked for: \(result)")
             #expect(result.exitStatus == 1, "the shell form after a declined pty: \(result)")
@@ -20,8 +19,7 @@ struct SessionRequestTests {
 
     @Test("ssh -tt: fived declines the pty; stock ssh gives up by itself (its rule), fived stays up")
     func forcedPty() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+        try await TestEnvironment.withFived(FivedOptions()) { fived in
             let forced = try await fived.ssh(["-tt", "-e", "none"], command: ["echo"], stdin: try fived.input(Array("x\n".utf8)))
             #expect(forced.stderr.contains("PTY allocation request failed"), "\(forced)")
             let after = try await fived.stdio("echo", Array("still serving".utf8))

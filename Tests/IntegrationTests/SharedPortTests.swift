@@ -134,8 +134,7 @@ struct SharedPortTests {
         "a client that sends nothing gets the SSH identification string after about a second, and SSH works after it",
         .enabled(if: !pythonMissing, "the raw client is Python: apt-get install python3"))
     func silentClientGetsTheBanner() async throws {
-        let environment = try await TestEnvironment.make()
-        try await environment.withFived(Self.options()) { fived in
+        try await TestEnvironment.withFived(Self.options()) { fived in
             let (line, seconds, result) = try await Self.silent(fived)
             #expect(line.hasPrefix("SSH-2.0-") && line.hasSuffix("\r\n"), "\(result)")
             // Not before the silence limit; the upper bound only catches "never" on a loaded machine.
@@ -152,10 +151,9 @@ struct SharedPortTests {
         "TCPMUX on the SSH port answers exactly as the plain listener: refusals, HELP, invalid and long names, data after the name",
         .enabled(if: !pythonMissing, "the raw TCPMUX client is Python: apt-get install python3"))
     func sameAnswersAsThePlainListener() async throws {
-        let environment = try await TestEnvironment.make()
         var options = Self.options()
         options.tcpmux = true
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let plain = try #require(fived.tcpmuxPort)
             let requests = [
                 "echo\\r\\nnot for tcpmux", "ECHO\\r\\n", "nothing-here\\r\\n", "HELP\\r\\n", "help\\n", "upper\\r\\nhello, one port\\n",
@@ -183,11 +181,10 @@ struct SharedPortTests {
 
     @Test("connections not yet judged count against max_startups_per_source like SSH's before authentication; another address still gets in")
     func countedAsStartups() async throws {
-        let environment = try await TestEnvironment.make()
         // A long login grace: on a starved machine the steps below have taken more than
         // the default 30 s, and the grace time then freed the held slots by itself.
         let limits = "[limits]\nmax_startups_per_source = 2\nlogin_grace_seconds = 150"
-        try await environment.withFived(Self.options(extraTOML: limits)) { fived in
+        try await TestEnvironment.withFived(Self.options(extraTOML: limits)) { fived in
             let port = fived.port
             // Two silent connections from 127.0.0.1: judged SSH after a second, and
             // holding both of its startup slots until they authenticate or go.

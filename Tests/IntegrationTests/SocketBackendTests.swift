@@ -6,19 +6,11 @@ import Testing
 struct SocketBackendTests {
     @Test("a tcp: backend: bytes echo intact over -W and exec; exit-status 0 on a clean close")
     func tcp() async throws {
-        let environment = try await TestEnvironment.make()
         let server = try EchoServer.tcp()
         defer { server.stop() }
         let options = FivedOptions(services: [.connect("tcpecho", "127.0.0.1:\(server.port)")])
-        try await environment.withFived(options) { fived in
-            let data = randomBytes(1024 * 1024)
-            let stdio = try await fived.stdio("tcpecho", data)
-            #expect(stdio.exitStatus == 0, "\(stdio)")
-            expectBytes(stdio.stdout, data)
-            let exec = try await fived.ssh(command: ["tcpecho"], stdin: try fived.input(data))
-            #expect(exec.exitStatus == 0, "socket backend closed cleanly must give exit-status 0: \(exec)")
-            expectBytes(exec.stdout, data)
-            #expect(server.connections == 2)
+        try await TestEnvironment.withFived(options) { fived in
+            try await Self.expectEchoes(fived, "tcpecho", subsystem: false, server: server)
         }
     }
 
@@ -29,15 +21,23 @@ struct SocketBackendTests {
         defer { server.stop() }
         let options = FivedOptions(services: [.connect("unixecho", "unix:\(server.path!)")])
         try await environment.withFived(options) { fived in
-            let data = randomBytes(1024 * 1024)
-            let stdio = try await fived.stdio("unixecho", data)
-            #expect(stdio.exitStatus == 0, "\(stdio)")
-            expectBytes(stdio.stdout, data)
-            let subsystem = try await fived.ssh(["-s"], command: ["unixecho"], stdin: try fived.input(data))
-            #expect(subsystem.exitStatus == 0, "\(subsystem)")
-            expectBytes(subsystem.stdout, data)
-            #expect(server.connections == 2)
+            try await Self.expectEchoes(fived, "unixecho", subsystem: true, server: server)
         }
+    }
+
+    /// 1 MiB through `service` by -W, then by exec (or the subsystem form), each
+    /// echoed intact and ended with exit-status 0; `server` saw both connections.
+    static func expectEchoes(
+        _ fived: Fived, _ service: String, subsystem: Bool, server: EchoServer, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let data = randomBytes(1024 * 1024)
+        let stdio = try await fived.stdio(service, data)
+        #expect(stdio.exitStatus == 0, "\(stdio)", sourceLocation: sourceLocation)
+        expectBytes(stdio.stdout, data, "-W", sourceLocation: sourceLocation)
+        let session = try await fived.ssh(subsystem ? ["-s"] : [], command: [service], stdin: try fived.input(data))
+        #expect(session.exitStatus == 0, "a socket backend closed cleanly must give exit-status 0: \(session)", sourceLocation: sourceLocation)
+        expectBytes(session.stdout, data, subsystem ? "subsystem" : "exec", sourceLocation: sourceLocation)
+        #expect(server.connections == 2, sourceLocation: sourceLocation)
     }
 
     @Test("services given as --service flags only (tcp:, unix:, exec: split on spaces)")

@@ -15,7 +15,7 @@ struct StatusTests {
             publisher.authorizedLine(options: "permitlisten=\"myapp:*\""),
         ])
         let options = FivedOptions(
-            services: [.exec("echo", "/bin/cat")], extraTOML: "[services.status]\nallow = [\"admin@ops\"]\n")
+            extraTOML: "[services.status]\nallow = [\"admin@ops\"]\n")
         try await environment.withFived(options) { fived in
             // A user with an open echo channel that has moved 6 bytes each way,
             // and a publisher holding a name.

@@ -92,20 +92,16 @@ struct SystemdTests {
         }
     }
 
-    static let activation = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/socket_activation.py").path
-
     @Test("socket activation: the sockets systemd passes (LISTEN_FDS, LISTEN_FDNAMES) are served, `listen` is ignored, one named tcpmux serves TCPMUX")
     func socketActivation() async throws {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 is needed")
-        let environment = try await TestEnvironment.make()
+        let python = try #require(Peers.python, "/usr/bin/python3 is needed")
         var upper = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
         upper.extra = ["tcpmux = true"]
         var options = FivedOptions(services: [.exec("echo", "/bin/cat"), upper])
-        options.launcher = [python, Self.activation, "ssh:tcpmux"]
+        options.launcher = [python, Peers.path("socket_activation.py"), "ssh:tcpmux"]
         // Under activation `listen` (here 127.0.0.1:0) binds nothing: every
         // listening line names a socket the launcher made.
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             #expect(await fived.waitForLog { $0.message == "socket activation" && $0["sockets"] == "2" } != nil, "\(fived.logText)")
             let listening = fived.logLines.filter { $0.message == "listening" }
             #expect(listening.count == 1, "\(fived.logText)")

@@ -9,12 +9,11 @@ import Testing
 struct TCPMUXTests {
     @Test("+ and the service for a tcpmux service; - for others; HELP lists only tcpmux services")
     func tcpmux() async throws {
-        let environment = try await TestEnvironment.make()
         var offered = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
         offered.extra = ["tcpmux = true"]
         var options = FivedOptions(services: [offered, .exec("echo", "/bin/cat")])
         options.tcpmux = true
-        try await environment.withFived(options) { fived in
+        try await TestEnvironment.withFived(options) { fived in
             let port = try #require(fived.tcpmuxPort)
             func exchange(_ bytes: String) async throws -> String {
                 let reply = try await onThread {
@@ -45,10 +44,7 @@ struct TCPMUXTests {
     /// of closing on unread input (which would send a reset and lose the reply).
     @Test("50 pipelined refusals all arrive: `private` followed by 2,000 bytes, then read")
     func pipelinedRefusalsArrive() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options()
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX { fived, port in
             // Ten at a time: 50 at once from one address would pass max_startups_per_source (16).
             var replies: [String] = []
             for _ in 0..<5 {
@@ -74,16 +70,16 @@ struct TCPMUXTests {
         }
     }
 
-    /// fived with `upper` (tr a-z A-Z) and `cat` offered on a TCPMUX listener, and
-    /// `echo` not offered.
-    private static func options(extraTOML: String = "") throws -> FivedOptions {
+    /// fived with `upper` (tr a-z A-Z) and `cat` offered on a plain TCPMUX listener,
+    /// and `echo` not offered; `body` gets the listener's port.
+    private static func withTCPMUX(extraTOML: String = "", _ body: (Fived, UInt16) async throws -> Void) async throws {
         var upper = TestService.exec("upper", "/usr/bin/tr", "a-z", "A-Z")
         upper.extra = ["tcpmux = true"]
         var cat = TestService.exec("cat", "/bin/cat")
         cat.extra = ["tcpmux = true"]
         var options = FivedOptions(services: [upper, cat, .exec("echo", "/bin/cat")], extraTOML: extraTOML)
         options.tcpmux = true
-        return options
+        try await TestEnvironment.withFived(options) { fived in try await body(fived, try #require(fived.tcpmuxPort)) }
     }
 
     /// Sends `bytes` in one write, half-closes, and returns all that came back.
@@ -98,10 +94,7 @@ struct TCPMUXTests {
 
     @Test("no name within 10 s: -timeout CRLF, then close")
     func timeout() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options()
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX { fived, port in
             let (reply, elapsed) = try await onThread {
                 let fd = try Sockets.connectTCP(port: port)
                 defer { close(fd) }
@@ -119,10 +112,7 @@ struct TCPMUXTests {
 
     @Test("a bare LF ends the name line; names are compared without case")
     func lineEndsAndCase() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options()
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX { fived, port in
             for (request, want) in [
                 ("upper\nbare lf\n", "+\r\nBARE LF\n"),
                 ("UPPER\r\nshouting\n", "+\r\nSHOUTING\n"),
@@ -140,10 +130,7 @@ struct TCPMUXTests {
 
     @Test("bytes after the name line in the same packet reach the service, without waiting for more")
     func bytesAfterTheName() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options()
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX { fived, port in
             let reply = try await onThread {
                 let fd = try Sockets.connectTCP(port: port)
                 defer { close(fd) }
@@ -171,10 +158,7 @@ struct TCPMUXTests {
 
     @Test("1 MiB round trip through a tcpmux-offered cat service, intact")
     func bulk() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options()
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX { fived, port in
             let data = randomBytes(1 << 20)
             let reply = try await Self.exchange(port: port, Array("cat\r\n".utf8) + data)
             let prefix = Array("+\r\n".utf8)
@@ -187,10 +171,7 @@ struct TCPMUXTests {
 
     @Test("max_startups_per_source = 2: a third concurrent connection from 127.0.0.1 gets `-` and a close at once; 127.0.0.2 still gets in")
     func perSourceLimit() async throws {
-        let environment = try await TestEnvironment.make()
-        let options = try Self.options(extraTOML: "[limits]\nmax_startups_per_source = 2")
-        try await environment.withFived(options) { fived in
-            let port = try #require(fived.tcpmuxPort)
+        try await Self.withTCPMUX(extraTOML: "[limits]\nmax_startups_per_source = 2") { fived, port in
             func sockets() -> Int { fived.openDescriptors().values.filter { $0.hasPrefix("socket:") }.count }
             let baseline = sockets()
             // Two idle connections hold both of 127.0.0.1's slots (for up to 10 s).

@@ -11,9 +11,6 @@ import Testing
 /// (Peers/terminal_driver.py).
 @Suite("Interactive services on a terminal", .timeLimit(.minutes(2)))
 struct TerminalTests {
-    static let driver = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Peers/terminal_driver.py").path
-
     /// A small REPL: reports its terminal, answers lines, exits 7 on SIGINT, 3 on `quit`.
     static let repl = """
         #!/bin/sh
@@ -42,10 +39,7 @@ struct TerminalTests {
 
     /// The driver's STEP lines as name -> ok, and its exit status.
     func drive(_ fived: Fived, _ arguments: [String]) async throws -> (steps: [String: Bool], exit: String, output: String) {
-        let python = try #require(PeerParameterTests.python, "/usr/bin/python3 with paramiko is needed (apt-get install python3-paramiko)")
-        let run = try await runProcess(
-            python, [Self.driver] + arguments, environment: Tools.environment(home: fived.directory.path, extra: ["TERM": "xterm"]),
-            scratch: fived.directory.path, timeout: .seconds(60))
+        let run = try await Peers.run("terminal_driver.py", arguments, in: fived.directory, environment: ["TERM": "xterm"])
         var steps: [String: Bool] = [:]
         var exit = "none"
         for line in run.stdoutText.split(separator: "\n") {

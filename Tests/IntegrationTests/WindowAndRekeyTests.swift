@@ -94,7 +94,7 @@ extension Clients {
         @Test("ssh -o RekeyLimit=256K: five concurrent channels of 8 MiB each way through echo keep every hash across a hundred rekeys")
         func rekeyUnderLoad() async throws {
             let environment = try await TestEnvironment.make()
-            try await environment.withLowPriorityFived(FivedOptions(services: [.exec("echo", "/bin/cat")])) { fived in
+            try await environment.withLowPriorityFived(FivedOptions()) { fived in
                 let control = fived.directory.file("rekey.ctl")
                 let master = try LowPriority.spawn(
                     try Tools.path("ssh"),

@@ -21,20 +21,18 @@ struct WireReader {
     }
 
     /// A big-endian uint32.
-    mutating func uint32() -> UInt32? {
-        guard bytes.count - offset >= 4 else { return nil }
-        var v: UInt32 = 0
-        for i in 0..<4 { v = v << 8 | UInt32(bytes[offset + i]) }
-        offset += 4
-        return v
-    }
+    mutating func uint32() -> UInt32? { bigEndian() }
 
     /// A big-endian uint64.
-    mutating func uint64() -> UInt64? {
-        guard bytes.count - offset >= 8 else { return nil }
-        var v: UInt64 = 0
-        for i in 0..<8 { v = v << 8 | UInt64(bytes[offset + i]) }
-        offset += 8
+    mutating func uint64() -> UInt64? { bigEndian() }
+
+    /// A big-endian unsigned integer of `Value`'s width.
+    private mutating func bigEndian<Value: FixedWidthInteger & UnsignedInteger>() -> Value? {
+        let width = Value.bitWidth / 8
+        guard bytes.count - offset >= width else { return nil }
+        var v: Value = 0
+        for i in 0..<width { v = v << 8 | Value(bytes[offset + i]) }
+        offset += width
         return v
     }
 

@@ -12,22 +12,7 @@ enum CertificateTime {
     static func format(_ seconds: UInt64) -> String {
         if seconds == forever { return "forever" }
         guard seconds <= lastFourDigitSecond else { return "\(seconds) (seconds since the epoch)" }
-        let s = Int64(seconds)
-        let days = s / 86_400
-        let rest = s % 86_400
-        // Howard Hinnant's civil_from_days, days counted from 1970-01-01.
-        let z = days + 719_468
-        let era = z / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let y = String(year)
-        let paddedYear = String(repeating: "0", count: max(0, 4 - y.count)) + y
-        return "\(paddedYear)-\(two(month))-\(two(day))T\(two(rest / 3600)):\(two(rest % 3600 / 60)):\(two(rest % 60))Z"
+        // Years 1970 to 9999 here, all four digits: the status table's conversion serves.
+        return StatusReport.timestamp(Int64(seconds))
     }
 }

@@ -12,10 +12,7 @@ extension ConfigFileParser {
         guard let rawEndpoints = table["etcd_endpoints"] else {
             throw error(.configInvalidValue, path, "needs etcd_endpoints, e.g. [\"http://127.0.0.1:2379\"]")
         }
-        var endpoints: [String] = []
-        for (i, raw) in try strings(rawEndpoints, at: path + ["etcd_endpoints"]).enumerated() {
-            endpoints.append(try ClusterConfig.checkedEndpoint(raw, context: context(path + ["etcd_endpoints"], index: i)))
-        }
+        let endpoints = try each(rawEndpoints, at: path + ["etcd_endpoints"], ClusterConfig.checkedEndpoint)
         guard !endpoints.isEmpty else {
             throw error(.configInvalidValue, path + ["etcd_endpoints"], "is empty: name at least one etcd client URL")
         }

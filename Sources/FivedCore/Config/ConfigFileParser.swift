@@ -74,51 +74,30 @@ struct ConfigFileParser {
             let path = [key]
             switch key {
             case "listen":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    config.listen.append(try ListenAddress(parsing: raw, context: context(path, index: i)))
-                }
+                config.listen += try each(value, at: path, ListenAddress.init(parsing:context:))
             case "tcpmux":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    config.tcpmux.append(try ListenAddress(parsing: raw, context: context(path, index: i)))
-                }
+                config.tcpmux += try each(value, at: path, ListenAddress.init(parsing:context:))
             case "tcpmux_on_ssh_port":
                 config.tcpmuxOnSSHPort = try bool(value, at: path)
             case "host_keys":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    config.hostKeys.append(try ConfigurationLoader.checkedHostKeyPath(raw, context: context(path, index: i)))
-                }
+                config.hostKeys += try each(value, at: path, ConfigurationLoader.checkedHostKeyPath)
             case "authorized_keys":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    config.authorizedKeys.append(
-                        try ConfigurationLoader.checkedAuthorizedKeysPath(raw, context: context(path, index: i)))
-                }
+                config.authorizedKeys += try each(value, at: path, ConfigurationLoader.checkedAuthorizedKeysPath)
             case "trusted_user_ca_keys", "revoked_keys":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    let checked = try ConfigurationLoader.checkedServerFilePath(raw, context: context(path, index: i))
-                    if key == "revoked_keys" { config.revokedKeys.append(checked) } else { config.trustedUserCAKeys.append(checked) }
-                }
+                let checked = try each(value, at: path, ConfigurationLoader.checkedServerFilePath)
+                if key == "revoked_keys" { config.revokedKeys += checked } else { config.trustedUserCAKeys += checked }
             case "host_certificates":
-                for (i, raw) in try strings(value, at: path).enumerated() {
-                    config.hostCertificates.append(try ConfigurationLoader.checkedHostKeyPath(raw, context: context(path, index: i)))
-                }
+                config.hostCertificates += try each(value, at: path, ConfigurationLoader.checkedHostKeyPath)
             case "authorized_principals_file":
-                let raw = try string(value, at: path)
-                config.authorizedPrincipalsFile =
-                    raw.isEmpty ? nil : try ConfigurationLoader.checkedAuthorizedKeysPath(raw, context: context(path))
+                config.authorizedPrincipalsFile = try unlessEmpty(value, at: path, ConfigurationLoader.checkedAuthorizedKeysPath)
             case "authorized_keys_command":
-                let raw = try string(value, at: path)
-                config.authorizedKeysCommand =
-                    raw.isEmpty ? nil : try ConfigurationLoader.checkedAuthorizedKeysCommand(raw, context: context(path))
+                config.authorizedKeysCommand = try unlessEmpty(value, at: path, ConfigurationLoader.checkedAuthorizedKeysCommand)
             case "authorized_keys_command_user":
-                let raw = try string(value, at: path)
-                config.authorizedKeysCommandUser =
-                    raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
+                config.authorizedKeysCommandUser = try unlessEmpty(value, at: path, ConfigurationLoader.checkedUserName)
             case "metrics_listen":
-                let raw = try string(value, at: path)
-                config.metricsListen = raw.isEmpty ? nil : try ListenAddress(metricsParsing: raw, context: context(path))
+                config.metricsListen = try unlessEmpty(value, at: path, ListenAddress.init(metricsParsing:context:))
             case "daemon_user":
-                let raw = try string(value, at: path)
-                config.daemonUser = raw.isEmpty ? nil : try ConfigurationLoader.checkedUserName(raw, context: context(path))
+                config.daemonUser = try unlessEmpty(value, at: path, ConfigurationLoader.checkedUserName)
             case "log_level":
                 config.logLevel = try LogLevel(parsing: string(value, at: path), context: context(path))
             case "log_format":
@@ -195,7 +174,7 @@ struct ConfigFileParser {
         }
         try checkKeys(table, at: path, allowed: Self.statusKeys)
         guard let allow = table["allow"] else { return [] }
-        return try allowRules(allow, at: path + ["allow"])
+        return try each(allow, at: path + ["allow"], AllowRule.init(parsing:context:))
     }
 
     private func service(_ name: ServiceName, _ table: TOMLTable, at path: [String]) throws(FivedCoreError)
@@ -217,7 +196,7 @@ struct ConfigFileParser {
         var service = ServiceConfig(name: name, backend: backend, origin: file)
         if let value = table["proxy_protocol"] { service.proxyProtocol = try bool(value, at: path + ["proxy_protocol"]) }
         if let value = table["tcpmux"] { service.tcpmux = try bool(value, at: path + ["tcpmux"]) }
-        if let value = table["allow"] { service.allow = try allowRules(value, at: path + ["allow"]) }
+        if let value = table["allow"] { service.allow = try each(value, at: path + ["allow"], AllowRule.init(parsing:context:)) }
         if !backend.isExec, let key = Self.execOnlyKeys.first(where: { table[$0] != nil }) {
             throw error(.configInvalidValue, path + [key], "only an exec service takes '\(key)': remove it or use 'exec'")
         }
@@ -269,14 +248,6 @@ struct ConfigFileParser {
                 "\(context): '\(DisplayText.escaped(raw))' is not HOST:PORT: for a Unix socket write unix:\(DisplayText.escaped(raw))")
         }
         return try Backend(flagValue: "tcp:" + raw, context: context)
-    }
-
-    private func allowRules(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> [AllowRule] {
-        var rules: [AllowRule] = []
-        for (i, raw) in try strings(value, at: path).enumerated() {
-            rules.append(try AllowRule(parsing: raw, context: context(path, index: i)))
-        }
-        return rules
     }
 
     // MARK: - Where, for messages
@@ -401,6 +372,23 @@ struct ConfigFileParser {
     func table(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> TOMLTable {
         guard let t = value.table else { throw mismatch(value, at: path, expected: "a table") }
         return t
+    }
+
+    /// Each string of the array at `path`, as `read` takes it with its `path[i]` context.
+    func each<T>(
+        _ value: TOMLValueConvertible, at path: [String], _ read: (String, String) throws(FivedCoreError) -> T
+    ) throws(FivedCoreError) -> [T] {
+        var values: [T] = []
+        for (i, raw) in try strings(value, at: path).enumerated() { values.append(try read(raw, context(path, index: i))) }
+        return values
+    }
+
+    /// The string at `path` as `read` takes it, or nil when it is empty (the setting left off).
+    func unlessEmpty<T>(
+        _ value: TOMLValueConvertible, at path: [String], _ read: (String, String) throws(FivedCoreError) -> T
+    ) throws(FivedCoreError) -> T? {
+        let raw = try string(value, at: path)
+        return raw.isEmpty ? nil : try read(raw, context(path))
     }
 
     func strings(_ value: TOMLValueConvertible, at path: [String]) throws(FivedCoreError) -> [String] {

@@ -143,18 +143,23 @@ public enum ConfigurationLoader {
     /// tokens sshd's AuthorizedKeysFile knows and SPEC.md keeps: `%h`, `%u`, `%%`.
     static func checkedAuthorizedKeysPath(_ raw: String, context: String) throws(FivedCoreError) -> String {
         let path = try checkedHostKeyPath(raw, context: context)
-        var i = path.startIndex
-        while let percent = path[i...].firstIndex(of: "%") {
-            let next = path.index(after: percent)
-            guard next < path.endIndex, "hu%".contains(path[next]) else {
-                let token = next < path.endIndex ? "%\(path[next])" : "%"
-                throw FivedCoreError(
-                    .configInvalidValue,
-                    "\(context): '\(DisplayText.escaped(path))' has '\(DisplayText.escaped(token))': use %h (home), %u (user) or %% (a percent sign)")
-            }
-            i = path.index(after: next)
-        }
+        try checkPercentTokens(path, allowed: "hu%", context: context, use: "%h (home), %u (user) or %% (a percent sign)")
         return path
+    }
+
+    /// Throws at the first `%` in `text` not followed by one of `allowed` (a lone
+    /// trailing `%` included), naming it and saying which tokens to `use`.
+    private static func checkPercentTokens(_ text: String, allowed: String, context: String, use: String) throws(FivedCoreError) {
+        var i = text.startIndex
+        while let percent = text[i...].firstIndex(of: "%") {
+            let next = text.index(after: percent)
+            guard next < text.endIndex, allowed.contains(text[next]) else {
+                let token = next < text.endIndex ? "%\(text[next])" : "%"
+                throw FivedCoreError(
+                    .configInvalidValue, "\(context): '\(DisplayText.escaped(text))' has '\(DisplayText.escaped(token))': use \(use)")
+            }
+            i = text.index(after: next)
+        }
     }
 
     /// Checks a server-wide file read at authentication (`trusted_user_ca_keys`,
@@ -183,18 +188,8 @@ public enum ConfigurationLoader {
             throw FivedCoreError(
                 .configInvalidValue, "\(context): '\(DisplayText.escaped(raw))' must start with the program's absolute path")
         }
-        var i = raw.startIndex
-        while let percent = raw[i...].firstIndex(of: "%") {
-            let next = raw.index(after: percent)
-            guard next < raw.endIndex, "uhtfk%".contains(raw[next]) else {
-                let token = next < raw.endIndex ? "%\(raw[next])" : "%"
-                throw FivedCoreError(
-                    .configInvalidValue,
-                    "\(context): '\(DisplayText.escaped(raw))' has '\(DisplayText.escaped(token))': use %u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%"
-                )
-            }
-            i = raw.index(after: next)
-        }
+        try checkPercentTokens(
+            raw, allowed: "uhtfk%", context: context, use: "%u (user), %h (home), %t (key type), %f (fingerprint), %k (key) or %%")
         return raw
     }
 

@@ -22,4 +22,16 @@ public enum DisplayText {
         }
         return out
     }
+
+    /// A table as text lines (the `--check` service table, `status`, `fleet`): every
+    /// column but a row's last padded to its widest cell plus two spaces.
+    public static func aligned(_ table: [[String]]) -> [String] {
+        let columns = table.map(\.count).max() ?? 0
+        let widths = (0..<columns).map { c in table.map { $0.indices.contains(c) ? $0[c].count : 0 }.max() ?? 0 }
+        return table.map { row in
+            row.enumerated().map { c, cell in
+                c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
+            }.joined()
+        }
+    }
 }

@@ -21,7 +21,7 @@ public enum ServiceTable {
         }
         rows.sort { $0.name < $1.name }
 
-        var lines = aligned([["NAME", "BACKEND", "PROXY", "TCPMUX", "PTY", "ALLOW"]] + rows.map(\.cells))
+        var lines = DisplayText.aligned([["NAME", "BACKEND", "PROXY", "TCPMUX", "PTY", "ALLOW"]] + rows.map(\.cells))
         lines.append("")
         lines.append("listen: " + list(configuration.listen.map(\.description)))
         lines.append("tcpmux: " + list(configuration.tcpmux.map(\.description)))
@@ -64,17 +64,6 @@ public enum ServiceTable {
             "note: on the SSH port, a TCPMUX request that begins with uppercase 'SSH-' is taken for SSH: "
                 + "clients must name \(sshLike.joined(separator: ", ")) in lowercase (or on the tcpmux listener)"
         ]
-    }
-
-    /// Pads every column but the last to its widest cell plus two spaces.
-    private static func aligned(_ table: [[String]]) -> [String] {
-        let columns = table.map(\.count).max() ?? 0
-        let widths = (0..<columns).map { c in table.map { $0.indices.contains(c) ? $0[c].count : 0 }.max() ?? 0 }
-        return table.map { row in
-            row.enumerated().map { c, cell in
-                c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
-            }.joined()
-        }
     }
 
     private static func allowCell(_ rules: [AllowRule]) -> String {

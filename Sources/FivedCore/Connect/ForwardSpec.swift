@@ -1,21 +1,10 @@
-/// Where fived-connect listens for a `-L` forward: a TCP address or a Unix socket path.
-public enum LocalBind: Hashable, Sendable, CustomStringConvertible {
-    /// `host` is an address or name to bind; `port` 0 asks the kernel for a free port.
+/// The local end of a forward: where fived-connect listens for a `-L` forward, or
+/// what a published name (`-R`) is connected to on this machine.
+public enum LocalSocket: Hashable, Sendable, CustomStringConvertible {
+    /// `host` is an address or name to bind or connect to; `port` 0 (a `-L` bind
+    /// only) asks the kernel for a free port.
     case tcp(host: String, port: UInt16)
-    /// A Unix stream socket created at `path`.
-    case unix(path: String)
-
-    public var description: String {
-        switch self {
-        case .tcp(let host, let port): return HostPort.render(host: host, port: port)
-        case .unix(let path): return path
-        }
-    }
-}
-
-/// What a published name (`-R`) is connected to on this machine.
-public enum ForwardTarget: Hashable, Sendable, CustomStringConvertible {
-    case tcp(host: String, port: UInt16)
+    /// A Unix stream socket at `path` (created there for `-L`).
     case unix(path: String)
 
     public var description: String {
@@ -32,10 +21,10 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
     /// Address ssh binds when none is given (GatewayPorts=no): loopback only.
     public static let defaultBindHost = "127.0.0.1"
 
-    public let bind: LocalBind
+    public let bind: LocalSocket
     public let service: ServiceName
 
-    public init(bind: LocalBind, service: ServiceName) {
+    public init(bind: LocalSocket, service: ServiceName) {
         self.bind = bind
         self.service = service
     }
@@ -44,17 +33,11 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
     /// `-L 8080:web:1` habit) is accepted and ignored; `*` or an empty bind
     /// address means every address.
     public init(parsing raw: String) throws(FivedCoreError) {
-        let shown = DisplayText.escaped(raw)
-        func fail(_ why: String) -> FivedCoreError {
-            FivedCoreError(.invalidForwardSpec, "-L '\(shown)': \(why); use -L [BIND:]PORT:SERVICE or -L /PATH.sock:SERVICE")
-        }
+        let fail = ForwardParts.failure("-L", raw, usage: "-L [BIND:]PORT:SERVICE or -L /PATH.sock:SERVICE")
         guard let lastColon = raw.lastIndex(of: ":") else { throw fail("no service name") }
         let head = raw[..<lastColon]
         if head.hasPrefix("/") || head.hasPrefix("./") || head.hasPrefix("~/") {
-            let serviceText = raw[raw.index(after: lastColon)...]
-            guard let service = ServiceName(serviceText) else {
-                throw fail("'\(DisplayText.escaped(serviceText))' is not a service name")
-            }
+            let service = try ForwardParts.serviceName(raw[raw.index(after: lastColon)...], fail: fail)
             self.init(bind: .unix(path: String(head)), service: service)
             return
         }
@@ -95,10 +78,7 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
         guard let port = ForwardParts.port(portText, allowZero: true) else {
             throw fail("'\(DisplayText.escaped(portText))' is not a port from 0 to 65535")
         }
-        guard let service = ServiceName(serviceText) else {
-            throw fail("'\(DisplayText.escaped(serviceText))' is not a service name")
-        }
-        self.init(bind: .tcp(host: bindHost, port: port), service: service)
+        self.init(bind: .tcp(host: bindHost, port: port), service: try ForwardParts.serviceName(serviceText, fail: fail))
     }
 
     public var description: String { "\(bind) -> \(service)" }
@@ -108,9 +88,9 @@ public struct LocalForward: Hashable, Sendable, CustomStringConvertible {
 /// and connect every channel opened to it to `target`.
 public struct RemoteForward: Hashable, Sendable, CustomStringConvertible {
     public let name: ServiceName
-    public let target: ForwardTarget
+    public let target: LocalSocket
 
-    public init(name: ServiceName, target: ForwardTarget) {
+    public init(name: ServiceName, target: LocalSocket) {
         self.name = name
         self.target = target
     }
@@ -118,15 +98,9 @@ public struct RemoteForward: Hashable, Sendable, CustomStringConvertible {
     /// Parses the argument of `-R`. ssh's `NAME:1:HOST:PORT` spelling is
     /// accepted too (the port after the name is ignored, as fived ignores it).
     public init(parsing raw: String) throws(FivedCoreError) {
-        let shown = DisplayText.escaped(raw)
-        func fail(_ why: String) -> FivedCoreError {
-            FivedCoreError(.invalidForwardSpec, "-R '\(shown)': \(why); use -R NAME:HOST:PORT or -R NAME:/PATH.sock")
-        }
+        let fail = ForwardParts.failure("-R", raw, usage: "-R NAME:HOST:PORT or -R NAME:/PATH.sock")
         guard let firstColon = raw.firstIndex(of: ":") else { throw fail("no local target") }
-        let nameText = raw[..<firstColon]
-        guard let name = ServiceName(nameText) else {
-            throw fail("'\(DisplayText.escaped(nameText))' is not a service name")
-        }
+        let name = try ForwardParts.serviceName(raw[..<firstColon], fail: fail)
         var rest = String(raw[raw.index(after: firstColon)...])
         if rest.hasPrefix("/") {
             self.init(name: name, target: .unix(path: rest))
@@ -154,8 +128,20 @@ public struct RemoteForward: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(name) -> \(target)" }
 }
 
-/// Splitting helpers shared by the two forward forms.
+/// The parsing the two forward forms share.
 enum ForwardParts {
+    /// The error for `-L` or `-R` (`flag`) with argument `raw`: why it is wrong, and `usage`.
+    static func failure(_ flag: String, _ raw: String, usage: String) -> (String) -> FivedCoreError {
+        let shown = DisplayText.escaped(raw)
+        return { why in FivedCoreError(.invalidForwardSpec, "\(flag) '\(shown)': \(why); use \(usage)") }
+    }
+
+    /// `text` as a service name, or `fail`'s error saying it is not one.
+    static func serviceName(_ text: some StringProtocol, fail: (String) -> FivedCoreError) throws(FivedCoreError) -> ServiceName {
+        guard let name = ServiceName(text) else { throw fail("'\(DisplayText.escaped(text))' is not a service name") }
+        return name
+    }
+
     /// Splits on ':' outside brackets; brackets around an IPv6 address are removed.
     static func split(_ raw: String, fail: (String) -> FivedCoreError) throws(FivedCoreError) -> [String] {
         var parts: [String] = []

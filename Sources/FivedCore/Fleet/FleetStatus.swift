@@ -66,14 +66,7 @@ public struct FleetStatus: Sendable, Equatable {
         if rows.isEmpty {
             lines.append("peers: (none yet)")
         } else {
-            let table = [header] + rows
-            let widths = header.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
-            for row in table {
-                lines.append(
-                    row.enumerated().map { c, cell in
-                        c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
-                    }.joined())
-            }
+            lines += DisplayText.aligned([header] + rows)
         }
         return lines.joined(separator: "\n") + "\n"
     }

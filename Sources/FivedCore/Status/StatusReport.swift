@@ -153,17 +153,9 @@ public struct StatusReport: Sendable, Equatable {
         DisplayText.escaped(raw, limit: 64).replacingSpaces()
     }
 
-    /// Pads every column but the last to its widest cell plus two spaces; a table
-    /// with no rows gets `empty` under its header.
+    /// The table aligned (`DisplayText.aligned`); one with no rows gets `empty` under its header.
     static func aligned(_ table: [[String]], empty: String) -> [String] {
-        let widths = (0..<(table.first?.count ?? 0)).map { c in table.map { $0[c].count }.max() ?? 0 }
-        var lines = table.map { row in
-            row.enumerated().map { c, cell in
-                c == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 2)
-            }.joined()
-        }
-        if table.count == 1 { lines.append(empty) }
-        return lines
+        DisplayText.aligned(table) + (table.count == 1 ? [empty] : [])
     }
 
     /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (UTC).

@@ -5,7 +5,7 @@ import LibSSH
 
 /// A caller's channel to a name another node owns, as the caller's worker asks
 /// the worker that carries the connection to that node to relay it.
-struct RelayRequest: Sendable {
+struct RelayRequest: CallerOpenRequest, Sendable {
     /// The node that owns the name, and its record as the caller's worker read it.
     let owner: NodeName
     let record: NodeRecord
@@ -21,12 +21,6 @@ struct RelayRequest: Sendable {
     let token: UInt64
     /// When the caller stops waiting (MonotonicClock ms).
     let deadline: Int64
-
-    /// Tells the caller's worker how the open went (nil: confirmed).
-    func answer(failure: String?) {
-        let token = token
-        replyTo.perform { $0.publisherAnswered(token: token, failure: failure) }
-    }
 }
 
 /// This node's connection to one peer node, on the worker that carries it

@@ -15,7 +15,6 @@ The last stderr line says how the channel ended, for the test to read:
 An open failure prints "fived-client open-failed: REASON" and exits 2; any other
 error exits 1.
 """
-import argparse
 import asyncio
 import sys
 import warnings
@@ -23,27 +22,22 @@ import warnings
 warnings.simplefilter("ignore")  # Debian's cryptography warns about ciphers asyncssh merely names
 import asyncssh  # noqa: E402
 
-RESULT = "fived-client result: "
+from matrix_client import CHUNK, arguments, chunks, open_failed, report, send_stopped  # noqa: E402
 
 
 async def send(writer, path):
     try:
-        if path:
-            with open(path, "rb") as source:
-                while True:
-                    chunk = source.read(65536)
-                    if not chunk:
-                        break
-                    writer.write(chunk)
-                    await writer.drain()
+        for chunk in chunks(path):
+            writer.write(chunk)
+            await writer.drain()
         writer.write_eof()
     except (OSError, asyncssh.Error) as error:  # the service went away first
-        print(f"fived-client send stopped: {error}", file=sys.stderr, flush=True)
+        send_stopped(error)
 
 
 async def copy(reader, sink):
     while True:
-        chunk = await reader.read(65536)
+        chunk = await reader.read(CHUNK)
         if not chunk:
             break
         sink.write(chunk)
@@ -59,15 +53,14 @@ async def run(args):
             if args.form == "direct-tcpip":
                 reader, writer = await conn.open_connection(args.service, 1)
                 await asyncio.gather(send(writer, args.input), copy(reader, sys.stdout.buffer))
-                print(RESULT + "none", file=sys.stderr, flush=True)
+                report("none")
                 return 0
             if args.form == "exec":
                 process = await conn.create_process(args.service, encoding=None)
             else:
                 process = await conn.create_process(subsystem=args.service, encoding=None)
         except asyncssh.ChannelOpenError as error:
-            print(f"fived-client open-failed: code {error.code}: {error.reason}", file=sys.stderr, flush=True)
-            return 2
+            return open_failed(f"code {error.code}: {error.reason}")
         await asyncio.gather(
             send(process.stdin, args.input),
             copy(process.stdout, sys.stdout.buffer),
@@ -80,20 +73,12 @@ async def run(args):
             outcome = f"exit-status={completed.exit_status}"
         else:
             outcome = "none"
-        print(RESULT + outcome, file=sys.stderr, flush=True)
+        report(outcome)
         return 0
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--version", action="store_true")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--user")
-    parser.add_argument("--key")
-    parser.add_argument("--form", choices=["direct-tcpip", "exec", "subsystem"])
-    parser.add_argument("--service")
-    parser.add_argument("--input")
-    args = parser.parse_args()
+    args = arguments()
     if args.version:
         print(f"asyncssh {asyncssh.__version__}")
         return 0

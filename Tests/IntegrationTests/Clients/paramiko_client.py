@@ -17,13 +17,12 @@ An open failure prints "fived-client open-failed: REASON" and exits 2; any other
 error exits 1. paramiko keeps no exit-signal (it answers every request it does not
 know with a failure and drops it), so the request is read as it passes.
 """
-import argparse
 import sys
 import threading
 
 import paramiko
 
-RESULT = "fived-client result: "
+from matrix_client import CHUNK, arguments, chunks, open_failed, report, send_stopped
 
 
 def watch_exit_signal():
@@ -45,21 +44,16 @@ def watch_exit_signal():
 
 def send(channel, path):
     try:
-        if path:
-            with open(path, "rb") as source:
-                while True:
-                    chunk = source.read(65536)
-                    if not chunk:
-                        break
-                    channel.sendall(chunk)
+        for chunk in chunks(path):
+            channel.sendall(chunk)
         channel.shutdown_write()
     except OSError as error:  # the service went away first: its output says what happened
-        print(f"fived-client send stopped: {error}", file=sys.stderr, flush=True)
+        send_stopped(error)
 
 
 def copy(read, sink):
     while True:
-        chunk = read(65536)
+        chunk = read(CHUNK)
         if not chunk:
             break
         sink.write(chunk)
@@ -67,15 +61,7 @@ def copy(read, sink):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--version", action="store_true")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--user")
-    parser.add_argument("--key")
-    parser.add_argument("--form", choices=["direct-tcpip", "exec", "subsystem"])
-    parser.add_argument("--service")
-    parser.add_argument("--input")
-    args = parser.parse_args()
+    args = arguments()
     if args.version:
         print(f"paramiko {paramiko.__version__}")
         return 0
@@ -98,8 +84,7 @@ def main():
             else:
                 channel.invoke_subsystem(args.service)
     except (paramiko.ChannelException, paramiko.SSHException) as error:
-        print(f"fived-client open-failed: {error}", file=sys.stderr, flush=True)
-        return 2
+        return open_failed(error)
 
     sender = threading.Thread(target=send, args=(channel, args.input))
     errors = threading.Thread(target=copy, args=(channel.recv_stderr, sys.stderr.buffer))
@@ -116,7 +101,7 @@ def main():
         outcome = f"exit-status={status}"
     else:
         outcome = "none"
-    print(RESULT + outcome, file=sys.stderr, flush=True)
+    report(outcome)
     client.close()
     return 0
 

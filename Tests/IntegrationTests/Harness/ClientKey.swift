@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// A client key pair made with the stock `ssh-keygen`, as users make theirs.
@@ -20,6 +23,21 @@ struct ClientKey: Sendable {
     func authorizedLine(options: String? = nil) -> String {
         if let options { return "\(options) \(publicLine)" }
         return publicLine
+    }
+
+    /// This private key in another client's format, `PATH.EXTENSION`, made once per
+    /// test directory by `program` with `arguments(PATH, PATH.EXTENSION)`.
+    func converted(
+        to pathExtension: String, by program: String, in directory: TestDirectory, _ arguments: (String, String) -> [String]
+    ) async throws -> String {
+        let converted = "\(privatePath).\(pathExtension)"
+        if access(converted, R_OK) == 0 { return converted }
+        let made = try await runProcess(
+            program, arguments(privatePath, converted), environment: Tools.environment(home: directory.path), scratch: directory.path)
+        guard made.exitStatus == 0 else {
+            throw HarnessError("\((program as NSString).lastPathComponent) could not convert \(privatePath): \(made)")
+        }
+        return converted
     }
 
     /// Generates a new key pair in `directory` named `name`.

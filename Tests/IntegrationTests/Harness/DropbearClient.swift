@@ -22,18 +22,9 @@ struct DropbearClient: ChannelClient {
 
     init(fived: Fived) async throws {
         self.fived = fived
-        key = try await Self.convertKey(fived.environment.key, in: fived.directory)
-    }
-
-    /// The Dropbear form of `key`, made once per test directory.
-    static func convertKey(_ key: ClientKey, in directory: TestDirectory) async throws -> String {
-        let converted = key.privatePath + ".dropbear"
-        if access(converted, R_OK) == 0 { return converted }
-        let made = try await runProcess(
-            "/usr/bin/dropbearconvert", ["openssh", "dropbear", key.privatePath, converted],
-            environment: Tools.environment(home: directory.path), scratch: directory.path)
-        guard made.exitStatus == 0 else { throw HarnessError("dropbearconvert could not convert \(key.privatePath): \(made)") }
-        return converted
+        key = try await fived.environment.key.converted(to: "dropbear", by: "/usr/bin/dropbearconvert", in: fived.directory) {
+            ["openssh", "dropbear", $0, $1]
+        }
     }
 
     func run(_ form: ClientForm, _ service: String, input: String?, timeout: Duration) async throws -> ClientRun {

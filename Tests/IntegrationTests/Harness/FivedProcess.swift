@@ -246,6 +246,12 @@ final class TestEnvironment: Sendable {
         return result
     }
 
+    /// A fresh environment (`make()`) with fived started from `options` for `body`:
+    /// for the tests that need nothing else of it (`fived.environment` holds it).
+    static func withFived<R>(_ options: FivedOptions = FivedOptions(), _ body: (Fived) async throws -> R) async throws -> R {
+        try await make().withFived(options, body)
+    }
+
     /// Runs fived with exactly `arguments` (no generated config) to its end: for
     /// command-line and --check tests. Killed after `timeout`.
     func runFived(_ arguments: [String], timeout: Duration = .seconds(15)) async throws -> ProcessResult {

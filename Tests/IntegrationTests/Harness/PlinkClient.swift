@@ -26,18 +26,9 @@ struct PlinkClient: ChannelClient {
             throw HarnessError("fived logged no 'generated host key fingerprint=': plink needs it for -hostkey\n\(fived.logText)")
         }
         self.hostKey = hostKey
-        ppk = try await Self.convertKey(fived.environment.key, in: fived.directory)
-    }
-
-    /// The PuTTY (.ppk) form of `key`, made once per test directory.
-    static func convertKey(_ key: ClientKey, in directory: TestDirectory) async throws -> String {
-        let ppk = key.privatePath + ".ppk"
-        if access(ppk, R_OK) == 0 { return ppk }
-        let converted = try await runProcess(
-            "/usr/bin/puttygen", [key.privatePath, "-O", "private", "-o", ppk],
-            environment: Tools.environment(home: directory.path), scratch: directory.path)
-        guard converted.exitStatus == 0 else { throw HarnessError("puttygen could not convert \(key.privatePath): \(converted)") }
-        return ppk
+        ppk = try await fived.environment.key.converted(to: "ppk", by: "/usr/bin/puttygen", in: fived.directory) {
+            [$0, "-O", "private", "-o", $1]
+        }
     }
 
     /// The plink command line before the host and command: batch, host key, port,

@@ -12,40 +12,20 @@ enum Sockets {
 
     /// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
     static func listenTCP(backlog: Int32 = 128) throws -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        let fd = try newSocket(AF_INET)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(port: 0)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0, listen(fd, backlog) == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("bind/listen 127.0.0.1:0: \(text)")
-        }
+        try call(bind, fd, loopback(port: 0), orClose: "bind/listen 127.0.0.1:0")
+        try listen(fd, backlog, orClose: "bind/listen 127.0.0.1:0")
         return (fd, try localPort(fd))
     }
 
     /// A listening Unix stream socket at `path` (replacing a stale file).
     static func listenUnix(path: String) throws -> Int32 {
         unlink(path)
-        let fd = socket(AF_UNIX, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-        var address = try unixAddress(path)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0, listen(fd, 128) == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("bind/listen \(path): \(text)")
-        }
+        let fd = try newSocket(AF_UNIX)
+        try call(bind, fd, try unixAddress(path), orClose: "bind/listen \(path)")
+        try listen(fd, 128, orClose: "bind/listen \(path)")
         // fived started as root connects as its daemon_user: connect(2) needs write permission.
         chmod(path, 0o666)
         return fd
@@ -53,79 +33,34 @@ enum Sockets {
 
     /// A loopback port that nothing listens on right now (bound, then closed).
     static func unusedPort() throws -> UInt16 {
-        let fd = socket(AF_INET, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        let fd = try newSocket(AF_INET)
         defer { close(fd) }
-        var address = loopback(port: 0)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0 else { throw HarnessError("bind: \(errnoText())") }
+        guard withSocketAddress(loopback(port: 0), { bind(fd, $0, $1) }) == 0 else { throw HarnessError("bind: \(errnoText())") }
         return try localPort(fd)
     }
 
     /// A TCP connection to 127.0.0.1:`port`.
     static func connectTCP(port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-        var address = loopback(port: port)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port): \(text)")
-        }
+        let fd = try newSocket(AF_INET)
+        try call(connect, fd, loopback(port: port), orClose: "connect 127.0.0.1:\(port)")
         return fd
     }
 
     /// A TCP connection to 127.0.0.1:`port` from `source` (any 127/8 address works
     /// on Linux loopback): bound before connect, so fived sees that client address.
     static func connectTCP(port: UInt16, from source: String) throws -> Int32 {
-        let fd = socket(AF_INET, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        let fd = try newSocket(AF_INET)
         var local = loopback(port: 0)
         local.sin_addr.s_addr = inet_addr(source)
-        var remote = loopback(port: port)
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("bind \(source): \(text)")
-        }
-        let connected = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port) from \(source): \(text)")
-        }
+        try call(bind, fd, local, orClose: "bind \(source)")
+        try call(connect, fd, loopback(port: port), orClose: "connect 127.0.0.1:\(port) from \(source)")
         return fd
     }
 
     /// A connection to the Unix stream socket at `path`.
     static func connectUnix(path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, streamCloexec, 0)
-        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
-        var address = try unixAddress(path)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard rc == 0 else {
-            let text = errnoText()
-            close(fd)
-            throw HarnessError("connect \(path): \(text)")
-        }
+        let fd = try newSocket(AF_UNIX)
+        try call(connect, fd, try unixAddress(path), orClose: "connect \(path)")
         return fd
     }
 
@@ -230,6 +165,40 @@ enum Sockets {
         done.wait()
         if let writeError { throw writeError }
         return try received.withLock { $0! }.get()
+    }
+
+    /// A new close-on-exec stream socket of `family`.
+    private static func newSocket(_ family: Int32) throws -> Int32 {
+        let fd = socket(family, streamCloexec, 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errnoText())") }
+        return fd
+    }
+
+    /// `body(address as a sockaddr, its length)`: the cast every bind and connect needs.
+    private static func withSocketAddress<Address>(_ address: Address, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        withUnsafePointer(to: address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<Address>.size)) }
+        }
+    }
+
+    /// `bind` or `connect` of `fd` to `address`; on failure `fd` is closed and the
+    /// error says `what` and errno.
+    private static func call<Address>(
+        _ function: (Int32, UnsafePointer<sockaddr>?, socklen_t) -> Int32, _ fd: Int32, _ address: Address, orClose what: String
+    ) throws {
+        guard withSocketAddress(address, { function(fd, $0, $1) }) == 0 else { throw closing(fd, what) }
+    }
+
+    /// `listen(2)`; on failure `fd` is closed and the error says `what` and errno.
+    private static func listen(_ fd: Int32, _ backlog: Int32, orClose what: String) throws {
+        guard Glibc.listen(fd, backlog) == 0 else { throw closing(fd, what) }
+    }
+
+    /// The error for a failed call on `fd` (errno read first), `fd` closed.
+    private static func closing(_ fd: Int32, _ what: String) -> HarnessError {
+        let text = errnoText()
+        close(fd)
+        return HarnessError("\(what): \(text)")
     }
 
     private static func loopback(port: UInt16) -> sockaddr_in {
