@@ -1,6 +1,16 @@
-# Shared by bench/run.sh and bench/profile.sh (sourced, not run): the helpers
-# and the client options both use, so a profile measures what the benchmark does.
-# Expects $repo (the checkout) and $work (a scratch folder) to be set.
+# Shared by bench/run.sh, profile.sh, instructions.sh and fleet.sh (sourced, not
+# run): the helpers and the client options they use, so a profile measures what
+# the benchmark does. Expects $repo (the checkout) and $work (a scratch folder) to be set.
+
+# stop_and_remove_work: kills the processes in $pids, waits for them and removes
+# $work (for `trap stop_and_remove_work EXIT`).
+pids=()
+stop_and_remove_work() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$work"
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -10,7 +10,7 @@
 # callgrind: one that moves BYTES (through `ssh -W` to a counting sink, or
 # from a source sending BYTES) or opens N channels over one ControlMaster
 # (`-W echo:1`, one byte each way, closed), minus one that does the same
-# start, wait-for-ready probe and stop without them. So start-up and the
+# start, wait-for-ready probe (and master connection) and stop without them. So start-up and the
 # handshake cancel out, and no profiler has to attach to a running fived
 # (callgrind_control cannot reach a fived that dropped root: its FIFOs stay
 # root's). FIVED is a binary of any version (flags only, no config file), run
@@ -35,15 +35,8 @@ command -v valgrind >/dev/null || { echo "instructions.sh: needs valgrind (apt-g
 work=$(mktemp -d /tmp/fived-instructions.XXXXXX)
 # Started as root, fived becomes nobody and must still write callgrind's file.
 chmod 1777 "$work"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 source "$repo/bench/common.sh"
+trap stop_and_remove_work EXIT
 
 strip -o "$work/fived" "$binary"
 ssh-keygen -q -t ed25519 -N '' -f "$work/client"
@@ -65,20 +58,19 @@ run() {
     local ssh=("${SSH[@]}" -p "$port" -c aes128-gcm@openssh.com)
     wait_for 120 "${ssh[@]}" -W echo:1 127.0.0.1 </dev/null 2>/dev/null \
         || { echo "instructions.sh: fived did not start: $(tail -3 "$work/fived.$port.log")" >&2; kill "$vpid"; return 1; }
-    if ((amount > 0)); then
-        case $what in
-            up) head -c "$amount" /dev/zero | "${ssh[@]}" -W sink:1 127.0.0.1 ;;
-            down) [[ $("${ssh[@]}" -W source:1 127.0.0.1 </dev/null | wc -c) == "$amount" ]] || echo "instructions.sh: short download" >&2 ;;
-            opens)
-                "${ssh[@]}" -S "$work/ctl" -M -N -f 127.0.0.1
-                local i
-                for ((i = 0; i < amount; i++)); do
-                    [[ $(echo x | "${ssh[@]}" -S "$work/ctl" -W echo:1 127.0.0.1) == x ]] || echo "instructions.sh: open $i failed" >&2
-                done
-                "${ssh[@]}" -S "$work/ctl" -O exit 127.0.0.1 2>/dev/null
-                ;;
-        esac
-    fi
+    case $what in
+        up) ((amount == 0)) || head -c "$amount" /dev/zero | "${ssh[@]}" -W sink:1 127.0.0.1 ;;
+        down) ((amount == 0)) || [[ $("${ssh[@]}" -W source:1 127.0.0.1 </dev/null | wc -c) == "$amount" ]] || echo "instructions.sh: short download" >&2 ;;
+        opens)
+            # The master's own connection is in both runs: only the opens differ.
+            "${ssh[@]}" -S "$work/ctl.$port" -M -N -f 127.0.0.1
+            local i
+            for ((i = 0; i < amount; i++)); do
+                [[ $(echo x | "${ssh[@]}" -S "$work/ctl.$port" -W echo:1 127.0.0.1) == x ]] || echo "instructions.sh: open $i failed" >&2
+            done
+            "${ssh[@]}" -S "$work/ctl.$port" -O exit 127.0.0.1 2>/dev/null
+            ;;
+    esac
     kill -TERM "$vpid"
     wait "$vpid"
     awk '/^totals:/ { print $2 }' "$out"

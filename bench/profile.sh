@@ -52,16 +52,9 @@ for tool in ssh ssh-keygen python3; do
 done
 
 work=$(mktemp -d /tmp/fived-profile.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-# free_port, wait_for, start_backends and the benchmark's client options (SSH).
+# free_port, wait_for, start_backends, stop_and_remove_work and the benchmark's client options (SSH).
 source "$repo/bench/common.sh"
+trap stop_and_remove_work EXIT
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 
 ssh-keygen -q -t ed25519 -N '' -f "$work/client"
