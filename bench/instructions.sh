@@ -10,10 +10,10 @@
 # callgrind: one that moves BYTES (through `ssh -W` to a counting sink, or
 # from a source sending BYTES) or opens N channels over one ControlMaster
 # (`-W echo:1`, one byte each way, closed), minus one that does the same
-# start, wait-for-ready probe (and master connection) and stop without them. So start-up and the
-# handshake cancel out, and no profiler has to attach to a running fived
-# (callgrind_control cannot reach a fived that dropped root: its FIFOs stay
-# root's). FIVED is a binary of any version (flags only, no config file), run
+# start, wait-for-ready probe (and master connection) and stop without them.
+# So start-up and the handshake cancel out, and no profiler has to attach to a
+# running fived (callgrind_control cannot reach a fived that dropped root: its
+# FIFOs stay root's). FIVED is a binary of any version (flags only, no config file), run
 # as this user; stripped first (valgrind 3.19 cannot read Swift 6's DWARF 5).
 #
 # Example (issue 12's before/after in docs/performance.md):
