@@ -14,7 +14,10 @@
 # So start-up and the handshake cancel out, and no profiler has to attach to a
 # running fived (callgrind_control cannot reach a fived that dropped root: its
 # FIFOs stay root's). FIVED is a binary of any version (flags only, no config file), run
-# as this user; stripped first (valgrind 3.19 cannot read Swift 6's DWARF 5).
+# as this user; its debug information is stripped first (valgrind 3.19 cannot
+# read Swift 6's DWARF 5), its symbols kept. With FIVED_INSTRUCTIONS_KEEP=DIR the
+# two callgrind files are copied there (`callgrind_annotate DIR/with` lists
+# where the instructions went).
 #
 # Example (issue 12's before/after in docs/performance.md):
 #   bench/instructions.sh /tmp/old/.build-bench/release/fived down
@@ -38,7 +41,7 @@ chmod 1777 "$work"
 source "$repo/bench/common.sh"
 trap stop_and_remove_work EXIT
 
-strip -o "$work/fived" "$binary"
+strip --strip-debug -o "$work/fived" "$binary"
 ssh-keygen -q -t ed25519 -N '' -f "$work/client"
 cp "$work/client.pub" "$work/authorized_keys"
 ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
@@ -76,8 +79,11 @@ run() {
     awk '/^totals:/ { print $2 }' "$out"
 }
 
+keep=${FIVED_INSTRUCTIONS_KEEP:-}
 base=$(run 0) || exit 1
+[[ -n $keep ]] && { mkdir -p "$keep"; cp "$work"/cg.* "$keep/base"; rm -f "$work"/cg.*; }
 with=$(run "$amount") || exit 1
+[[ -n $keep ]] && cp "$work"/cg.* "$keep/with"
 [[ -n $base && -n $with ]] || { echo "instructions.sh: callgrind wrote no totals" >&2; exit 1; }
 case $what in
     up | down) awk -v a="$base" -v b="$with" -v n="$amount" -v w="$what" \
