@@ -93,7 +93,9 @@ struct HardeningTests {
     /// address still gets in at once; when the idle ones go, the waiting one starts.
     @Test("a flood of idle connections from 127.0.0.2 cannot lock out 127.0.0.1 (max_startups_per_source); its next one waits")
     func perSourceFlood() async throws {
-        let options = FivedOptions(extraTOML: "[limits]\nmax_startups_per_source = 3\n")
+        // The idle ones must outlast the test however slowly a loaded runner
+        // takes it (the default 30 s grace would free their slots).
+        let options = FivedOptions(extraTOML: "[limits]\nmax_startups_per_source = 3\nlogin_grace_seconds = 120\n")
         try await TestEnvironment.withFived(options) { fived in
             let port = fived.port
             var idle: [Int32] = []
