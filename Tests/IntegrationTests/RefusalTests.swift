@@ -16,7 +16,9 @@ struct RefusalTests {
 
     @Test("unknown and not-permitted names give the same open failure; a down backend fails to open")
     func refusals() async throws {
-        try await TestEnvironment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
+        let refusing = try Sockets.refusingPort()
+        defer { close(refusing.fd) }
+        try await TestEnvironment.withFived(Self.options(downPort: refusing.port)) { fived in
             async let unknown = fived.ssh(["-W", "no-such-service:1"], stdin: try fived.input(Array("x".utf8)))
             async let forbidden = fived.ssh(["-W", "secret:1"], stdin: try fived.input(Array("x".utf8)))
             async let down = fived.ssh(["-W", "down:1"], stdin: try fived.input(Array("x".utf8)))
@@ -41,7 +43,9 @@ struct RefusalTests {
 
     @Test("unknown and not-permitted names look the same over exec and subsystem too")
     func refusalsInSessions() async throws {
-        try await TestEnvironment.withFived(Self.options(downPort: try Sockets.unusedPort())) { fived in
+        let refusing = try Sockets.refusingPort()
+        defer { close(refusing.fd) }
+        try await TestEnvironment.withFived(Self.options(downPort: refusing.port)) { fived in
             for form in [[], ["-s"]] {
                 let unknown = try await fived.ssh(form, command: ["no-such-service"])
                 let forbidden = try await fived.ssh(form, command: ["secret"])

@@ -39,6 +39,15 @@ enum Sockets {
         return try localPort(fd)
     }
 
+    /// A loopback port that refuses every connection for as long as `fd` stays
+    /// open: bound and never listening, so no other process can take it (a
+    /// port from `unusedPort` is free for anyone the moment it is returned).
+    static func refusingPort() throws -> (fd: Int32, port: UInt16) {
+        let fd = try newSocket(AF_INET)
+        guard withSocketAddress(loopback(port: 0), { bind(fd, $0, $1) }) == 0 else { throw closing(fd, "bind") }
+        return (fd, try localPort(fd))
+    }
+
     /// A TCP connection to 127.0.0.1:`port`.
     static func connectTCP(port: UInt16) throws -> Int32 {
         let fd = try newSocket(AF_INET)
@@ -313,28 +322,38 @@ final class EchoServer: Sendable {
 
 /// A TCP backend that records what each connection sends (until the client's EOF),
 /// answers `reply`, then closes: for checking the PROXY v2 header fived sends first.
+/// With `keepOpen`, it neither answers nor closes after the EOF: the connection
+/// stays half-open until `stop()`, so fived's channel to it does not end by itself.
 final class RecordingServer: Sendable {
     let port: UInt16
     private let listener: Int32
     private let received = Mutex<[[UInt8]]>([])
-    private let reply: [UInt8]
+    private let kept = Mutex<[Int32]>([])
 
     /// What each finished connection sent, in order of their ends.
     var recordings: [[UInt8]] { received.withLock { $0 } }
 
-    init(reply: [UInt8] = Array("ok\n".utf8)) throws {
+    init(reply: [UInt8] = Array("ok\n".utf8), keepOpen: Bool = false) throws {
         let (fd, port) = try Sockets.listenTCP()
         self.listener = fd
         self.port = port
-        self.reply = reply
         Sockets.acceptEach(listener) { [self] fd in
-            defer { close(fd) }
             let bytes = (try? Sockets.readAll(fd)) ?? []
-            try? Sockets.writeAll(fd, reply)
             received.withLock { $0.append(bytes) }
+            if keepOpen {
+                kept.withLock { $0.append(fd) }
+            } else {
+                try? Sockets.writeAll(fd, reply)
+                close(fd)
+            }
         }
     }
 
-    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
-
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        kept.withLock { fds in
+            fds.forEach { close($0) }
+            fds.removeAll()
+        }
+    }
 }
