@@ -40,9 +40,14 @@ final class DaemonMetrics: Sendable {
     /// every time: about 30 thousand instructions per channel opened
     /// (`bench/instructions.sh FIVED opens`), against a dictionary lookup here.
     /// Bounded as the label values are (`MetricLabels`).
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let meters = Mutex<[String: Meter]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let counters = Mutex<[SeriesKey: CoreMetrics.Counter]>([:])
+    private let meters = Mutex<[SeriesKey: Meter]>([:])
+    private let timers = Mutex<[SeriesKey: CoreMetrics.Timer]>([:])
+
+    private struct SeriesKey: Hashable {
+        let name: String
+        let values: [String]
+    }
 
     init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -81,12 +86,11 @@ final class DaemonMetrics: Sendable {
     /// The series `made` holds for `description` and `values`, made (from the
     /// label pairs) and kept the first time.
     private static func series<Series>(
-        in made: borrowing Mutex<[String: Series]>, _ description: MetricDescription, _ values: [String],
+        in made: borrowing Mutex<[SeriesKey: Series]>, _ description: MetricDescription, _ values: [String],
         make: ([(String, String)]) -> Series
     ) -> Series {
         precondition(values.count == description.labels.count, "\(description.name) takes \(description.labels)")
-        // Each part prefixed with its length: no two lists of values share a key.
-        let key = ([description.name] + values).map { "\($0.utf8.count):\($0)" }.joined()
+        let key = SeriesKey(name: description.name, values: values)
         return made.withLock { series in
             if let existing = series[key] { return existing }
             let new = make(Array(zip(description.labels, values)))
