@@ -12,9 +12,9 @@ import Synchronization
 /// One instance serves the process (`shared`), as swift-metrics' own
 /// `MetricsSystem` would; the hooks in connections, channels and the acceptor
 /// are one call each. Cost: a counter or gauge update is one atomic operation;
-/// a labelled one looks its series up in the registry (a lock and a dictionary
-/// lookup), which happens per connection, authentication or channel event,
-/// never per packet. Channel bytes are added from each channel's own running
+/// a labelled one first finds its series among those already made (a lock and
+/// a dictionary lookup), which happens per connection, authentication or
+/// channel event, never per packet. Channel bytes are added from each channel's own running
 /// totals every quarter second and at its close (`ChannelMeter`), so the byte
 /// pump itself does nothing for metrics.
 final class DaemonMetrics: Sendable {
