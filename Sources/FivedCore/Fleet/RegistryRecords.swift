@@ -8,10 +8,11 @@ import Foundation
 /// NAME is a service name as fived compares it (lower case): `web.host7` for an
 /// exported service, the bare name for a published one.
 public enum RegistryLayout {
-    public static func nameKey(prefix: String, _ name: ServiceName) -> String { prefix + "names/" + name.value }
-    public static func nodeKey(prefix: String, _ node: NodeName) -> String { prefix + "nodes/" + node.value }
-    public static func namesPrefix(_ prefix: String) -> String { prefix + "names/" }
-    public static func nodesPrefix(_ prefix: String) -> String { prefix + "nodes/" }
+    private static let names = "names/"
+    private static let nodes = "nodes/"
+
+    public static func nameKey(prefix: String, _ name: ServiceName) -> String { prefix + names + name.value }
+    public static func nodeKey(prefix: String, _ node: NodeName) -> String { prefix + nodes + node.value }
 
     /// What a key under `prefix` names: a registered name, a node, or nothing fived wrote.
     public enum Entry: Equatable, Sendable {
@@ -22,8 +23,8 @@ public enum RegistryLayout {
     public static func entry(forKey key: String, prefix: String) -> Entry? {
         guard key.hasPrefix(prefix) else { return nil }
         let rest = key.dropFirst(prefix.count)
-        if rest.hasPrefix("names/"), let name = ServiceName(rest.dropFirst("names/".count)) { return .name(name) }
-        if rest.hasPrefix("nodes/"), let node = NodeName(rest.dropFirst("nodes/".count)) { return .node(node) }
+        if rest.hasPrefix(names), let name = ServiceName(rest.dropFirst(names.count)) { return .name(name) }
+        if rest.hasPrefix(nodes), let node = NodeName(rest.dropFirst(nodes.count)) { return .node(node) }
         return nil
     }
 
