@@ -120,29 +120,24 @@ int fived_drop_capabilities(void) {
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-static gid_t saved_groups[NGROUPS_MAX];
-static int saved_ngroups = -1;
-
-int fived_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) {
-    saved_ngroups = getgroups(NGROUPS_MAX, saved_groups);
-    if (saved_ngroups < 0) return -1;
-    if (setgroups((size_t)ngroups, groups) < 0) return -1;
-    if (setresgid(-1, gid, -1) < 0) {
-        fived_restore_identity();
-        return -1;
-    }
-    if (setresuid(-1, uid, -1) < 0) {
-        fived_restore_identity();
-        return -1;
-    }
-    return 0;
+// Raw system calls, not glibc's wrappers: those apply a change to every thread
+// of the process (nptl's SIGSETXID broadcast, as POSIX asks), while the kernel
+// keeps credentials per thread. Only the calling thread changes here.
+static int set_thread_identity(uid_t euid, gid_t egid, const gid_t *groups, int ngroups) {
+    if (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0) return -1;
+    if (syscall(SYS_setresgid, (gid_t)-1, egid, (gid_t)-1) < 0) return -1;
+    return syscall(SYS_setresuid, (uid_t)-1, euid, (uid_t)-1) < 0 ? -1 : 0;
 }
 
-int fived_restore_identity(void) {
-    if (setresuid(-1, 0, -1) < 0) return -1;
-    if (setresgid(-1, 0, -1) < 0) return -1;
-    if (saved_ngroups >= 0 && setgroups((size_t)saved_ngroups, saved_groups) < 0) return -1;
-    return 0;
+int fived_thread_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) {
+    return set_thread_identity(uid, gid, groups, ngroups);
+}
+
+int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) {
+    // The effective uid first: setgroups and setresgid need root back.
+    if (syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) < 0) return -1;
+    if (syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) < 0) return -1;
+    return syscall(SYS_setgroups, (size_t)ngroups, groups) < 0 ? -1 : 0;
 }
 
 /* Room for FIVED_MAX_FDS descriptors in one SCM_RIGHTS message, aligned for a cmsghdr. */

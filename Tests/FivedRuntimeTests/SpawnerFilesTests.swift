@@ -2,8 +2,10 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 
+import CSpawn
 import FivedSystem
 @testable import FivedServer
 
@@ -42,6 +44,43 @@ struct SpawnerFilesTests {
         #expect(Spawner.belongs(link + "/authorized_keys", to: mallory))
         #expect(!Spawner.belongs(secret + "/authorized_keys", to: mallory))
         #expect(!Spawner.belongs("/etc/fived/authorized_keys", to: mallory))
+    }
+
+    @Test(
+        "a user's identity taken for a file lookup is its thread's alone, and the thread returns to the spawner's",
+        .enabled(if: geteuid() == 0, "needs root to take another identity"))
+    func threadIdentity() {
+        let own = UserFileLookups.Identity.current
+        let assumed = DispatchSemaphore(value: 0)
+        let looked = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let seen = Mutex((taken: false, euid: uid_t(0), egid: gid_t(0), groups: [gid_t](), restored: false))
+        let thread = Thread {
+            let nobody: [gid_t] = [65534]
+            let rc = nobody.withUnsafeBufferPointer { fived_thread_assume_identity(65534, 65534, $0.baseAddress, 1) }
+            let groups = UserFileLookups.Identity.current.groups
+            seen.withLock { $0 = (rc == 0, geteuid(), getegid(), groups, false) }
+            assumed.signal()
+            looked.wait()
+            let back = own.groups.withUnsafeBufferPointer { fived_thread_restore_identity(own.uid, own.gid, $0.baseAddress, Int32($0.count)) }
+            let now = UserFileLookups.Identity.current
+            let restored = back == 0 && now.uid == own.uid && now.gid == own.gid && now.groups == own.groups
+            seen.withLock { $0.restored = restored }
+            done.signal()
+        }
+        thread.start()
+        #expect(assumed.wait(timeout: .now() + 5) == .success)
+        let onThread = seen.withLock { $0 }
+        #expect(onThread.taken)
+        #expect(onThread.euid == 65534 && onThread.egid == 65534)
+        #expect(onThread.groups == [65534])
+        // Meanwhile this thread (the spawner's main one, which forks) kept its own.
+        let here = UserFileLookups.Identity.current
+        #expect(here.uid == own.uid && here.gid == own.gid)
+        #expect(here.groups == own.groups)
+        looked.signal()
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        #expect(seen.withLock { $0.restored })
     }
 
     @Test("only a pseudo-terminal's slave passes as a terminal")

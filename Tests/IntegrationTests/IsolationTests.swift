@@ -152,6 +152,61 @@ struct IsolationTests {
         }
     }
 
+    @Test(
+        "a user whose authorized_keys hang (a dead file system) delays no other user's login"
+    )
+    func hungFileSystem() async throws {
+        // Users' files go through the spawner only when fived starts as root
+        // (who alone may mount the hung file system, too).
+        guard TestDirectory.asRoot else { return }
+        let environment = try await TestEnvironment.make()
+        let directory = environment.directory
+        mkdir(directory.file(environment.user), 0o755)
+        try environment.setAuthorizedKeys([environment.key.authorizedLine()], file: "\(environment.user)/authorized_keys")
+        // The other user's files lie on a file system that never answers.
+        mkdir(directory.file("stuck"), 0o755)
+        let hung = try HungMount(at: directory.file("stuck"))
+        defer { hung.release() }
+        var options = FivedOptions()
+        options.authorizedKeys = [directory.file("%u/authorized_keys")]
+        try await environment.withFived(options) { fived in
+            let dropped = try #require(await fived.waitForLog { $0.message == "privileges dropped" }, "\(fived.logText)")
+            let spawner = try #require(dropped["spawner"].flatMap { pid_t($0) })
+            let stuckStarted = ContinuousClock.now
+            let stuck = try fived.spawnSSH(["-W", "echo:1"], user: "stuck", name: "stuck-login")
+            defer { stuck.signal(SIGKILL) }
+            #expect(await eventually(timeout: .seconds(15)) { HungMount.waiting(spawner) }, "the spawner never reached the hung file system")
+
+            // Another user logs in while the spawner waits on the hung one's files.
+            let data = Array("past the hung home\n".utf8)
+            let other = try await fived.ssh(["-W", "echo:1"], stdin: try fived.input(data))
+            #expect(other.exitStatus == 0, "\(other)\n\(fived.logText)")
+            expectBytes(other.stdout, data)
+
+            // The file system gives up: the hung open fails, and the user's next lookup runs.
+            let released = ContinuousClock.now - stuckStarted
+            hung.release()
+            #expect(await stuck.wait(timeout: .seconds(20)) == .exited(255), "\(stuck.stderr)")
+            if released < .seconds(4) {
+                // Answered within the 5 s the daemon waits: refused with the file system's error.
+                #expect(
+                    await eventually(timeout: .seconds(10)) {
+                        fived.logLines.contains {
+                            $0.message == "authentication failed" && $0["user"] == "stuck"
+                                && $0["unreadable"]?.contains("Transport endpoint is not connected") == true
+                        }
+                    }, "after \(released): \(fived.logText)")
+            }
+            let again = try await fived.ssh(["-W", "echo:1"], user: "stuck", stdin: try fived.input(data))
+            #expect(again.exitStatus == 255, "\(again)")
+            let gone = directory.file("stuck/authorized_keys")
+            #expect(
+                await eventually(timeout: .seconds(10)) {
+                    fived.logLines.contains { $0.message == "authentication failed" && $0["user"] == "stuck" && $0["missing"] == gone }
+                }, "\(fived.logText)")
+        }
+    }
+
     /// fived's sockets connecting (SYN-SENT) to 127.0.0.1:`port`, from /proc/net/tcp and its descriptors.
     static func connectsTo(_ port: UInt16, of pid: pid_t) -> Int {
         // Read to the end: procfs files report size 0, and a one-shot read stops at a page.

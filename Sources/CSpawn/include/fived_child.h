@@ -64,11 +64,14 @@ int fived_become(uid_t uid, gid_t gid);
 // ambient sets and sets no_new_privs. 0 on success, -1 with errno.
 int fived_drop_capabilities(void);
 
-// Temporarily takes the identity of a user for file access (groups, egid,
-// euid), as sshd's temporarily_use_uid; fived_restore_identity goes back to
-// root. 0 on success, -1 with errno.
-int fived_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
-int fived_restore_identity(void);
+// Takes a user's identity for file access (groups, egid, euid) on the calling
+// thread only, as sshd's temporarily_use_uid does for its process; the real and
+// saved ids stay root's, so fived_thread_restore_identity can return the thread
+// to the spawner's own euid, egid and groups (read before any thread started).
+// Other threads (the one that forks exec services among them) keep their own.
+// 0 on success, -1 with errno (the thread's identity may then be partly changed).
+int fived_thread_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
+int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 
 // The most descriptors one datagram carries.
 #define FIVED_MAX_FDS 32

@@ -50,6 +50,11 @@ public enum SpawnerRequest: Sendable, Equatable {
     /// How long a retired child has between SIGHUP and SIGKILL, in ms.
     public static let retireMilliseconds: Int64 = 2000
 
+    /// How long the daemon waits for the answer to an `openFiles`, in ms; the
+    /// login is refused after that, and the spawner skips a lookup that waited
+    /// longer behind another of the same user's.
+    public static let filesAnswerMilliseconds: Int64 = 5000
+
     /// The descriptors this request carries.
     public var descriptorCount: Int {
         switch self {

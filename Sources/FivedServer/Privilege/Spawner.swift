@@ -12,9 +12,13 @@ import Glibc
 /// on the daemon's request over a SOCK_SEQPACKET socketpair (`SpawnerProtocol`):
 /// start configured exec services as their users, signal and retire them, open
 /// a user's authorized_keys or principals files as that user, run the
-/// authorized_keys_command as its user. Single-threaded, so that its fork() is
-/// safe; nothing in a child runs Swift (CSpawn). It exits when the daemon's end
-/// closes, after its children: SIGHUP at once, SIGKILL 2 s later.
+/// authorized_keys_command as its user. One thread serves every request but
+/// `openFiles`, whose lookups run on threads of their own (`UserFileLookups`),
+/// so a user's hung file system stalls nothing else; those threads take a
+/// user's identity for themselves alone (raw setresuid, CSpawn), and fork()
+/// stays safe because nothing in a child runs Swift or allocates (CSpawn). It
+/// exits when the daemon's end closes, after its children: SIGHUP at once,
+/// SIGKILL 2 s later.
 ///
 /// It trusts nothing the daemon sends: a service is named, never a program; the
 /// environment is checked against the names SPEC.md lists; files are those the
@@ -35,6 +39,7 @@ public final class Spawner {
         var killAt: Int64?
     }
     private var children: [pid_t: Child] = [:]
+    private let lookups: UserFileLookups
 
     /// - Parameters:
     ///   - socket: the spawner's end of the socketpair (SOCK_SEQPACKET).
@@ -44,6 +49,7 @@ public final class Spawner {
         self.load = load
         self.logger = logger
         self.configuration = try load()
+        self.lookups = UserFileLookups(socket: socket, privileged: privileged, logger: logger)
     }
 
     /// Serves the daemon until its end closes; returns the exit status.
@@ -146,9 +152,9 @@ public final class Spawner {
             guard children[pid] != nil else { return }
             retire(pid, grace: SpawnerRequest.retireMilliseconds)
         case .openFiles(let id, let user, let principals):
-            let (entries, opened) = openFiles(user: user, principals: principals)
-            send(.files(id: id, entries: entries), fds: opened)
-            opened.forEach { $0.close() }
+            let patterns = principals ? configuration.authorizedPrincipalsFile.map { [$0] } ?? [] : configuration.authorizedKeys
+            lookups.submit(
+                .init(id: id, user: user, patterns: Array(patterns.prefix(SpawnerProtocol.maximumFiles)), arrived: MonotonicClock.now))
         case .runCommand(let id, let user, let keyType, let fingerprint, let keyBase64):
             switch runCommand(user: user, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64) {
             case .success(let (pid, output)):
@@ -177,6 +183,12 @@ public final class Spawner {
     static let deliverableSignals: Set<Int32> = [SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGABRT, SIGPIPE, SIGWINCH]
 
     private func send(_ event: SpawnerEvent, fds: [Descriptor] = []) {
+        Self.send(event, fds: fds, on: socket, logger: logger)
+    }
+
+    /// Sends one answer on the spawner's socket (one datagram: answers from
+    /// several threads never interleave).
+    static func send(_ event: SpawnerEvent, fds: [Descriptor] = [], on socket: Int32, logger: Logger) {
         let bytes = event.encoded()
         let raw = fds.map(\.rawValue)
         let n = bytes.withUnsafeBytes { b in
@@ -445,61 +457,5 @@ public final class Spawner {
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFCHR else { return false }
         let major = (st.st_rdev >> 8) & 0xFFF
         return (136...143).contains(major)
-    }
-
-    /// The authorized_keys files (or principals file) the configuration names for `user`.
-    private func openFiles(user: String, principals: Bool) -> ([SpawnerEvent.FileEntry], [Descriptor]) {
-        let patterns = principals ? configuration.authorizedPrincipalsFile.map { [$0] } ?? [] : configuration.authorizedKeys
-        let account = Account.resolve(user: user)
-        var entries: [SpawnerEvent.FileEntry] = []
-        var opened: [Descriptor] = []
-        for pattern in patterns.prefix(SpawnerProtocol.maximumFiles) {
-            guard let path = AuthorizedKeysStore.resolve(pattern, user: user, home: account?.home) else {
-                entries.append(.init(path: pattern, status: .missing, reason: "\(DisplayText.escaped(user)) has no home directory"))
-                continue
-            }
-            // A user's own files are opened as that user (sshd's temporarily_use_uid),
-            // so a link in them reaches nothing the user could not read; fived's
-            // own (/etc/fived/..., or for names that are no account here) as fived.
-            let asUser = privileged && account.map { Self.belongs(path, to: $0) } == true
-            if asUser, let account {
-                let rc = account.groups.withUnsafeBufferPointer {
-                    fived_assume_identity(account.uid, account.gid, $0.baseAddress, Int32($0.count))
-                }
-                guard rc == 0 else {
-                    entries.append(.init(path: path, status: .unreadable, reason: "cannot take \(account.name)'s identity: \(errnoText(errno))"))
-                    continue
-                }
-            }
-            let fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
-            let openErrno = errno
-            if asUser && fived_restore_identity() != 0 {
-                // Could not return to root: stop serving rather than go on as the user.
-                logger.critical("spawner could not restore its identity", metadata: ["reason": "\(errnoText(errno))"])
-                exit(1)
-            }
-            guard fd >= 0 else {
-                let missing = openErrno == ENOENT || openErrno == ENOTDIR
-                entries.append(.init(path: path, status: missing ? .missing : .unreadable, reason: missing ? "" : errnoText(openErrno)))
-                continue
-            }
-            let descriptor = Descriptor(fd)
-            var st = stat()
-            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                descriptor.close()
-                entries.append(.init(path: path, status: .unreadable, reason: "not a regular file"))
-                continue
-            }
-            var owners: Set<uid_t> = [0, geteuid()]
-            if let account { owners.insert(account.uid) }
-            if let problem = AuthorizedKeysStore.strictModesProblem(path: path, owners: owners, home: account?.home) {
-                descriptor.close()
-                entries.append(.init(path: path, status: .unsafe, reason: problem))
-                continue
-            }
-            entries.append(.init(path: path, status: .opened))
-            opened.append(descriptor)
-        }
-        return (entries, opened)
     }
 }

@@ -186,7 +186,7 @@ public final class SpawnerLink: @unchecked Sendable {
     /// are closed). Nothing waits meanwhile: a home on a file system that
     /// hangs holds up only this request.
     func openFiles(
-        user: String, principals: Bool, timeoutMilliseconds: Int = 5000,
+        user: String, principals: Bool, timeoutMilliseconds: Int = Int(SpawnerRequest.filesAnswerMilliseconds),
         completion: @escaping @Sendable ([(SpawnerEvent.FileEntry, Descriptor?)]?) -> Void
     ) {
         let sent = sendRequest(

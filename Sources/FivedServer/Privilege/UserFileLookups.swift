@@ -1,0 +1,204 @@
+import CSpawn
+import FivedCore
+import FivedSystem
+import Foundation
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spawner's `openFiles` requests: each user's lookups run in order on a
+/// thread of that user's own, started for them and ended when none is left, so
+/// a home on a file system that hangs (a dead NFS server, the user's own FUSE
+/// mount) holds up that user's logins only. The spawner's main thread, which
+/// starts exec services and answers every other request, never opens a user's
+/// file.
+///
+/// Bounds: at most `maximumUsers` users' lookups at once (threads) and
+/// `maximumQueuedPerUser` waiting behind each; beyond either a request is
+/// answered at once, every file unreadable, and the login is refused. A request
+/// that waited longer than the daemon waits for its answer
+/// (`SpawnerRequest.filesAnswerMilliseconds`) is answered without opening
+/// anything: that login was already refused.
+final class UserFileLookups: Sendable {
+    /// One `openFiles` request, with what its thread needs of the configuration.
+    struct Request: Sendable {
+        let id: UInt64
+        let user: String
+        /// The configured patterns (`%h`, `%u` ...), at most `SpawnerProtocol.maximumFiles`.
+        let patterns: [String]
+        /// When it arrived (MonotonicClock ms).
+        let arrived: Int64
+    }
+
+    /// The spawner's own identity, read before any lookup thread started, to
+    /// which a thread returns after opening a user's file as that user.
+    struct Identity: Sendable {
+        let uid: uid_t
+        let gid: gid_t
+        let groups: [gid_t]
+
+        /// The calling process's effective ids and supplementary groups.
+        static var current: Identity {
+            let count = getgroups(0, nil)
+            var groups = [gid_t](repeating: 0, count: Int(max(count, 0)))
+            let read = getgroups(Int32(groups.count), &groups)
+            return Identity(uid: geteuid(), gid: getegid(), groups: Array(groups.prefix(Int(max(read, 0)))))
+        }
+    }
+
+    static let maximumUsers = 32
+    static let maximumQueuedPerUser = 16
+
+    private let socket: Int32
+    private let privileged: Bool
+    private let own: Identity
+    private let logger: Logger
+    /// The users with a lookup thread, and what waits behind the one it is doing.
+    private let queues = Mutex<[String: [Request]]>([:])
+
+    /// - Parameters:
+    ///   - socket: the spawner's end of the socketpair, where answers go.
+    ///   - privileged: the spawner runs as root and opens a user's files as the user.
+    init(socket: Int32, privileged: Bool, logger: Logger) {
+        self.socket = socket
+        self.privileged = privileged
+        self.own = .current
+        self.logger = logger
+    }
+
+    /// Queues `request` behind the user's others, or starts the user's thread;
+    /// answers at once (every file unreadable) past the bounds.
+    func submit(_ request: Request) {
+        let refusal: String? = queues.withLock { queues in
+            if let waiting = queues[request.user] {
+                guard waiting.count < Self.maximumQueuedPerUser else {
+                    return "\(waiting.count + 1) earlier lookups of \(DisplayText.escaped(request.user))'s files have not finished"
+                }
+                queues[request.user]!.append(request)
+                return ""
+            }
+            guard queues.count < Self.maximumUsers else {
+                return "\(queues.count) users' file lookups are in progress, the most at once"
+            }
+            queues[request.user] = []
+            return nil
+        }
+        switch refusal {
+        case nil:
+            let thread = Thread { [self] in serve(request) }
+            thread.name = "fived-files"
+            thread.stackSize = 512 * 1024
+            thread.start()
+        case ""?:
+            break  // queued behind the user's lookup in progress
+        case let reason?:
+            answer(request, refusing: reason)
+        }
+    }
+
+    /// A user's thread: the request it was started for, then each one queued
+    /// behind it, until none is left.
+    private func serve(_ first: Request) {
+        // Signals are the main thread's (SIGCHLD wakes its poll); none interrupts an open here.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
+        var next: Request? = first
+        while let request = next {
+            let waited = MonotonicClock.now - request.arrived
+            if waited > SpawnerRequest.filesAnswerMilliseconds {
+                answer(request, refusing: "waited \(waited) ms behind an earlier lookup of \(DisplayText.escaped(request.user))'s files")
+            } else {
+                let (entries, opened) = open(request)
+                Spawner.send(.files(id: request.id, entries: entries), fds: opened, on: socket, logger: logger)
+                opened.forEach { $0.close() }
+            }
+            next = queues.withLock { queues in
+                guard var waiting = queues[request.user], !waiting.isEmpty else {
+                    queues[request.user] = nil
+                    return nil
+                }
+                let head = waiting.removeFirst()
+                queues[request.user] = waiting
+                return head
+            }
+        }
+    }
+
+    private func answer(_ request: Request, refusing reason: String) {
+        let home = Account.resolve(user: request.user)?.home
+        let entries = request.patterns.map { pattern in
+            SpawnerEvent.FileEntry(
+                path: AuthorizedKeysStore.resolve(pattern, user: request.user, home: home) ?? pattern, status: .unreadable, reason: reason)
+        }
+        Spawner.send(.files(id: request.id, entries: entries), on: socket, logger: logger)
+    }
+
+    /// Opens the files `request` names, a user's own as that user (sshd's
+    /// temporarily_use_uid, here for this thread alone) so that a link in them
+    /// reaches nothing the user could not read; fived's own (/etc/fived/...,
+    /// or for names that are no account here) as the spawner.
+    private func open(_ request: Request) -> ([SpawnerEvent.FileEntry], [Descriptor]) {
+        let user = request.user
+        let account = Account.resolve(user: user)
+        var entries: [SpawnerEvent.FileEntry] = []
+        var opened: [Descriptor] = []
+        for pattern in request.patterns {
+            guard let path = AuthorizedKeysStore.resolve(pattern, user: user, home: account?.home) else {
+                entries.append(.init(path: pattern, status: .missing, reason: "\(DisplayText.escaped(user)) has no home directory"))
+                continue
+            }
+            let asUser = privileged && account.map { Spawner.belongs(path, to: $0) } == true
+            if asUser, let account {
+                let rc = account.groups.withUnsafeBufferPointer {
+                    fived_thread_assume_identity(account.uid, account.gid, $0.baseAddress, Int32($0.count))
+                }
+                guard rc == 0 else {
+                    let reason = "cannot take \(account.name)'s identity: \(errnoText(errno))"
+                    restoreIdentity()
+                    entries.append(.init(path: path, status: .unreadable, reason: reason))
+                    continue
+                }
+            }
+            let fd = Glibc.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+            let openErrno = errno
+            if asUser { restoreIdentity() }
+            guard fd >= 0 else {
+                let missing = openErrno == ENOENT || openErrno == ENOTDIR
+                entries.append(.init(path: path, status: missing ? .missing : .unreadable, reason: missing ? "" : errnoText(openErrno)))
+                continue
+            }
+            let descriptor = Descriptor(fd)
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                descriptor.close()
+                entries.append(.init(path: path, status: .unreadable, reason: "not a regular file"))
+                continue
+            }
+            var owners: Set<uid_t> = [0, own.uid]
+            if let account { owners.insert(account.uid) }
+            if let problem = AuthorizedKeysStore.strictModesProblem(path: path, owners: owners, home: account?.home) {
+                descriptor.close()
+                entries.append(.init(path: path, status: .unsafe, reason: problem))
+                continue
+            }
+            entries.append(.init(path: path, status: .opened))
+            opened.append(descriptor)
+        }
+        return (entries, opened)
+    }
+
+    /// Returns this thread to the spawner's identity; a thread that cannot
+    /// stops the spawner rather than go on as the user.
+    private func restoreIdentity() {
+        let rc = own.groups.withUnsafeBufferPointer {
+            fived_thread_restore_identity(own.uid, own.gid, $0.baseAddress, Int32($0.count))
+        }
+        guard rc == 0 else {
+            logger.critical("spawner could not restore its identity", metadata: ["reason": "\(errnoText(errno))"])
+            exit(1)
+        }
+    }
+}
