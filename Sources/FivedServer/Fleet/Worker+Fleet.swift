@@ -153,10 +153,8 @@ extension Worker {
         do {
             guard let key = fleet?.nodeKey else { return linkFailed(link, "this node has no node key") }
             link.nodeKey = try key.copy()
-        } catch let error as LibSSHError {
-            return linkFailed(link, "cannot copy the node key: \(error.message)")
         } catch {
-            return linkFailed(link, "cannot copy the node key: \(error)")
+            return linkFailed(link, "cannot copy the node key: \(error.message)")
         }
         link.phase = .authenticating
         authenticate(link, now: now)
