@@ -27,6 +27,11 @@ final class TCPMUXConnection: AwaitsBackend {
     private(set) var ended: TCPMUXEndReason?
     private var reader = TCPMUXLineReader()
     let startedAt = MonotonicClock.now
+    /// Its part in the metrics, as a channel of form `tcpmux` once it names an
+    /// offered service (Metrics/ChannelMeter.swift).
+    var meter = ChannelMeter()
+    /// When its backend connect (or exec start) began (MonotonicClock ns); nil once ended.
+    var backendConnectBegan: UInt64?
 
     let inbound = RelayDirection(chunkSize: chunkSize)
     let outbound = RelayDirection(chunkSize: chunkSize)
@@ -134,6 +139,7 @@ final class TCPMUXConnection: AwaitsBackend {
         case .success(let backend):
             attach(backend, reply: start.reply, preamble: start.preamble)
         case .failure(let failure):
+            meterBackendUnavailable()
             logger?.info("tcpmux backend unavailable", metadata: ["client": "\(client)", "service": "\(service)", "reason": "\(failure)"])
             reply("-service not available\r\n")
             finish(.refused)
@@ -141,6 +147,7 @@ final class TCPMUXConnection: AwaitsBackend {
     }
 
     private func attach(_ backend: BackendConnection, reply: String, preamble: [UInt8]) {
+        meterAttached()
         self.backend = backend
         if backend.errorsEnd == nil { errors.endSource() }
         outbound.prepend(Array(reply.utf8))

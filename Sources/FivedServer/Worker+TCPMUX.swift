@@ -34,11 +34,15 @@ extension Worker {
             let names = config.sortedServices.filter(\.tcpmux).map { $0.name.value + "\r\n" }.joined()
             return .init(reply: names, service: "help")
         case .invalid(let why):
+            DaemonMetrics.shared.refused(.invalidName(why))
             return .init(reply: "-\(why)\r\n", service: "-")
         case .service(let name):
             guard let service = config.services[name], service.tcpmux else {
+                // A configured service not offered on TCPMUX is one the caller may not open.
+                DaemonMetrics.shared.refused(config.services[name] == nil ? .unknownService(name) : .notAllowed(name))
                 return .init(reply: "-service not available\r\n", service: name.value)
             }
+            t.meterNamed(name.value)
             let handOff = CallerHandOff(
                 service: name, caller: nil, clientAddress: t.client.address, clientPort: t.client.port,
                 localAddress: t.local.address, localPort: t.local.port, channelID: nil)
@@ -55,6 +59,7 @@ extension Worker {
                 }
                 return .init(reply: "+\r\n", backend: start, preamble: preamble, service: name.value)
             } catch {
+                t.meterBackendUnavailable()
                 logger.info("tcpmux backend unavailable", metadata: ["client": "\(t.client)", "service": "\(name)", "reason": "\(error)"])
                 return .init(reply: "-service not available\r\n", service: name.value)
             }
@@ -77,6 +82,7 @@ extension Worker {
             }
             guard tcpmux.removeValue(forKey: ObjectIdentifier(t)) != nil else { return }
             tcpmuxSources.release(t.slot)
+            t.meterEnded(reason)
             logger.info(
                 "tcpmux closed",
                 metadata: [
@@ -95,11 +101,15 @@ extension Worker {
         }
     }
 
-    /// TCPMUX name timeouts.
+    /// TCPMUX name timeouts, and the bytes relayed meanwhile for the metrics.
     func tickTCPMUX(now: Int64) {
-        for t in tcpmux.values where t.isReadingName && now >= t.deadline {
-            t.expire()
-            settle(t)
+        for t in tcpmux.values {
+            if t.isReadingName && now >= t.deadline {
+                t.expire()
+                settle(t)
+            } else {
+                t.meterTick()
+            }
         }
     }
 }

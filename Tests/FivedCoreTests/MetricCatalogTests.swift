@@ -65,6 +65,13 @@ import Testing
         #expect(MetricLabels.form("direct-tcpip") == "direct-tcpip")
         #expect(MetricLabels.form("forwarded-tcpip") == "forwarded-tcpip")
         #expect(MetricLabels.form("x11") == "other")
+        #expect(MetricLabels.form("tcpmux") == "tcpmux")
+        // A TCPMUX connection's outcome: the client's error text never becomes a label.
+        #expect(MetricLabels.outcome(TCPMUXEndReason.relay(.peerReadError("ECONNRESET")), service: "web") == "served")
+        #expect(MetricLabels.outcome(TCPMUXEndReason.refused, service: "help") == "help")
+        #expect(MetricLabels.outcome(TCPMUXEndReason.refused, service: "web") == "refused")
+        #expect(MetricLabels.outcome(TCPMUXEndReason.errorBeforeName("\u{0}evil"), service: "-") == "client_error_before_name")
+        #expect(MetricLabels.outcome(TCPMUXEndReason.nameTimeout, service: "-") == "name_timeout")
     }
 
     @Test("a fleet hop names the peer and whether this node is the entry or the owner")

@@ -153,6 +153,52 @@ struct MetricsTests {
         }
     }
 
+    @Test(
+        "TCPMUX connections are counted by how they ended; one that reaches its service is that service's channel of form tcpmux",
+        .enabled(
+            if: curl != nil && parserMissing == nil && !SharedPortTests.pythonMissing,
+            "needs curl, python3 and python3-prometheus-client (apt-get install curl python3-prometheus-client)"))
+    func tcpmuxCounted() async throws {
+        var options = SharedPortTests.options(extraTOML: "metrics_listen = \"127.0.0.1:0\"\n[limits]\nmax_startups_per_source = 64")
+        options.tcpmux = true
+        try await TestEnvironment.withFived(options) { fived in
+            let listenerPort = try await Fived.waitForListening(fived.process, message: "metrics listening")
+            let plain = try #require(fived.tcpmuxPort)
+            // On the plain listener and on the SSH port: both are counted.
+            let served = try await SharedPortTests.tcpmux(fived, port: plain, "upper\\r\\nhello, metrics\\n")
+            #expect(served.stdoutText == "+\r\nHELLO, METRICS\n", "\(served)")
+            let shared = try await SharedPortTests.tcpmux(fived, "upper\\r\\nagain\\n")
+            #expect(shared.stdoutText == "+\r\nAGAIN\n", "\(shared)")
+            // HELP; echo (configured, not offered on TCPMUX); a name that is no
+            // service; an invalid name.
+            for request in ["HELP\\r\\n", "echo\\r\\n", "nothing-here\\r\\n", "bad name\\r\\n"] {
+                let answered = try await SharedPortTests.tcpmux(fived, port: plain, request)
+                #expect(answered.exitStatus == 0, "\(answered)")
+            }
+            #expect(
+                await eventually { fived.logLines.filter { $0.message == "tcpmux closed" }.count == 6 }, "\(fived.logText)")
+            let upperLines = fived.logLines.filter { $0.message == "tcpmux closed" && $0["service"] == "upper" }
+            let movedIn = upperLines.compactMap { $0["bytes_in"].flatMap(Double.init) }.reduce(0, +)
+            let movedOut = upperLines.compactMap { $0["bytes_out"].flatMap(Double.init) }.reduce(0, +)
+
+            let scrape = try await Self.scrape(listenerPort, in: fived.directory)
+            #expect(scrape.families["fived_tcpmux_connections"] == "counter", "\(scrape.families)")
+            for (outcome, count) in [("served", 2.0), ("help", 1), ("refused", 3)] {
+                #expect(scrape.sum("fived_tcpmux_connections_total", ["outcome": outcome]) == count, "\(outcome)")
+            }
+            let upper = ["service": "upper", "form": "tcpmux"]
+            #expect(scrape.sum("fived_channels_total", upper) == 2)
+            #expect(scrape.sum("fived_channels_open", upper) == 0)
+            #expect(movedIn > 0 && scrape.sum("fived_channel_bytes_total", ["service": "upper", "direction": "in"]) == movedIn)
+            #expect(movedOut > 0 && scrape.sum("fived_channel_bytes_total", ["service": "upper", "direction": "out"]) == movedOut)
+            #expect(scrape.sum("fived_channel_duration_seconds_count", ["service": "upper"]) == 2)
+            #expect(scrape.sum("fived_backend_connect_seconds_count", ["service": "upper", "result": "ok"]) == 2)
+            for reason in ["not_allowed", "unknown_service", "invalid_name"] {
+                #expect(scrape.sum("fived_channel_refusals_total", ["reason": reason]) == 1, "\(reason)")
+            }
+        }
+    }
+
     @Test("metrics_listen takes loopback addresses only, and a bad one is a one-line error naming the key")
     func listenValidated() async throws {
         let environment = try await TestEnvironment.make()

@@ -83,6 +83,9 @@ public enum MetricCatalog {
         "fived_fleet_relayed_bytes_total", .counter,
         "Bytes of channels relayed through another fleet node, by peer node, channel direction (outbound, inbound) and byte direction (in, out).",
         labels: ["peer", "direction", "bytes"])
+    public static let tcpmuxConnections = MetricDescription(
+        "fived_tcpmux_connections_total", .counter,
+        "Connections of the plain TCPMUX listener (and TCPMUX on the SSH port) ended, by how they ended.", labels: ["outcome"])
     public static let metricsScrapes = MetricDescription(
         "fived_metrics_scrapes_total", .counter, "Scrapes of this endpoint answered, by where they came (channel, listener).",
         labels: ["via"])
@@ -91,7 +94,7 @@ public enum MetricCatalog {
     public static let all: [MetricDescription] = [
         connectionsOpen, connections, authentications, startupsQueued, startupsWaiting, startupsDropped, channelsOpen, channels,
         channelBytes, channelDuration, backendConnect, refusals, publishedNames, execProcesses, loopLag, fleetChannels,
-        fleetBytes, metricsScrapes,
+        fleetBytes, tcpmuxConnections, metricsScrapes,
     ]
 
     /// The description of `name`, if fived exports it.
@@ -132,6 +135,20 @@ public enum MetricLabels {
         case .connectionEnded: return "connection_ended"
         case .protocolViolation: return "protocol_violation"
         case .stopping: return "stopping"
+        }
+    }
+
+    /// `outcome` of `fived_tcpmux_connections_total` for a connection that ended
+    /// for `reason` after naming `service` (as it logs it: `help`, `-` for none).
+    public static func outcome(_ reason: TCPMUXEndReason, service: String) -> String {
+        switch reason {
+        case .refused: return service == "help" ? "help" : "refused"
+        case .nameTooLong: return "name_too_long"
+        case .closedBeforeName: return "closed_before_name"
+        case .errorBeforeName: return "client_error_before_name"
+        case .nameTimeout: return "name_timeout"
+        case .stopping: return "stopping"
+        case .relay: return "served"
         }
     }
 
@@ -178,7 +195,7 @@ public enum MetricLabels {
     /// `form` label for a channel: its form as logs give it, limited to the known ones.
     public static func form(_ label: String) -> String {
         switch label {
-        case "direct-tcpip", "exec", "subsystem", "shell", "session", "forwarded-tcpip", "relay": return label
+        case "direct-tcpip", "exec", "subsystem", "shell", "session", "forwarded-tcpip", "relay", "tcpmux": return label
         default: return "other"
         }
     }

@@ -77,6 +77,53 @@ extension ServiceChannel {
     }
 }
 
+extension TCPMUXConnection {
+    /// Named offered service `service`, whose backend is starting: counted open
+    /// as a channel of form `tcpmux`, its connect time from now.
+    func meterNamed(_ service: String) {
+        meter.named(service: service, form: "tcpmux")
+        backendConnectBegan = MonotonicClock.nanoseconds
+    }
+
+    /// Its backend is ready: the connect time.
+    func meterAttached() {
+        guard let began = backendConnectBegan, let (service, _) = meter.labels else { return }
+        backendConnectBegan = nil
+        DaemonMetrics.shared.backendConnect(service: service, nanoseconds: MonotonicClock.nanoseconds &- began, succeeded: true)
+    }
+
+    /// Its backend could not be reached (answered `-service not available`).
+    func meterBackendUnavailable() {
+        let metrics = DaemonMetrics.shared
+        metrics.refused(.backendUnavailable)
+        meter.refused = true
+        guard let began = backendConnectBegan, let (service, _) = meter.labels else { return }
+        backendConnectBegan = nil
+        metrics.backendConnect(service: service, nanoseconds: MonotonicClock.nanoseconds &- began, succeeded: false)
+    }
+
+    /// The worker's quarter-second tick: bytes moved meanwhile.
+    func meterTick() {
+        meter.flush(movedIn: bytesIn, movedOut: bytesOut)
+    }
+
+    /// It ended for `reason`: counted in `fived_tcpmux_connections_total`, and,
+    /// if it named an offered service, closed as that service's channel.
+    func meterEnded(_ reason: TCPMUXEndReason) {
+        let metrics = DaemonMetrics.shared
+        metrics.counter(MetricCatalog.tcpmuxConnections, MetricLabels.outcome(reason, service: service)).increment()
+        guard meter.labels != nil else { return }
+        let channelReason: ChannelEndReason
+        switch reason {
+        case .relay(let why): channelReason = why
+        case .stopping: channelReason = .stopping
+        default: channelReason = .refused("\(reason)")
+        }
+        let elapsed = UInt64(max(0, MonotonicClock.now - startedAt)) * 1_000_000
+        meter.closed(channelReason, nanoseconds: elapsed, movedIn: bytesIn, movedOut: bytesOut, formLabel: "tcpmux")
+    }
+}
+
 extension Connection {
     /// The `service` label for `shown` (a channel's service as it logs it).
     func serviceLabel(_ shown: String) -> String {
