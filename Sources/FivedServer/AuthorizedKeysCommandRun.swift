@@ -40,10 +40,10 @@ enum AuthorizedKeysCommandRun {
                 switch result {
                 case .failure(let failure):
                     completion(.failure(Failure(description: "authorized_keys_command did not start: \(failure)")))
-                case .success(let (pid, output)):
+                case .success(let (child, output)):
                     let reader = Thread {
                         let outcome = collect(
-                            output, pid: pid, exit: exit, deadline: deadline, seconds: Double(timeoutMilliseconds) / 1000,
+                            output, child: child, exit: exit, deadline: deadline, seconds: Double(timeoutMilliseconds) / 1000,
                             limit: outputLimit, spawner: spawner)
                         output.close()
                         completion(outcome)
@@ -57,14 +57,14 @@ enum AuthorizedKeysCommandRun {
 
     /// Reads `output` to EOF (bounded), then waits for the exit status; both by `deadline`.
     private static func collect(
-        _ output: Descriptor, pid: pid_t, exit: ExitStatus, deadline: Int64, seconds: Double, limit: Int, spawner: SpawnerLink
+        _ output: Descriptor, child: SpawnedChild, exit: ExitStatus, deadline: Int64, seconds: Double, limit: Int, spawner: SpawnerLink
     ) -> Outcome {
         var collected: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let left = deadline - MonotonicClock.now
             guard left > 0 else {
-                spawner.retire(pid)
+                spawner.retire(child)
                 return .failure(Failure(description: "authorized_keys_command timed out after \(seconds) s"))
             }
             var fds = [pollfd(fd: output.rawValue, events: Int16(POLLIN), revents: 0)]
@@ -76,12 +76,12 @@ enum AuthorizedKeysCommandRun {
             if n <= 0 { break }
             collected += buffer[..<n]
             if collected.count > limit {
-                spawner.retire(pid)
+                spawner.retire(child)
                 return .failure(Failure(description: "authorized_keys_command printed more than \(limit) bytes"))
             }
         }
         guard let status = exit.wait(until: deadline) else {
-            spawner.retire(pid)
+            spawner.retire(child)
             return .failure(Failure(description: "authorized_keys_command timed out after \(seconds) s"))
         }
         if status & 0x7F != 0 {

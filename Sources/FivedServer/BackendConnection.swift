@@ -69,15 +69,16 @@ protocol ProcessOwner: AnyObject {
 /// arrives as the spawner's report and signals go through the spawner. Used on
 /// its worker's thread only.
 final class ServiceProcess {
-    let pid: pid_t
+    let child: SpawnedChild
+    var pid: pid_t { child.pid }
     private let spawner: SpawnerLink
     /// Its wait(2) status, once the spawner reported the exit.
     private(set) var status: Int32?
     /// Told of the exit (the channel or TCPMUX connection using the process).
     weak var owner: ProcessOwner?
 
-    init(pid: pid_t, spawner: SpawnerLink) {
-        self.pid = pid
+    init(_ child: SpawnedChild, spawner: SpawnerLink) {
+        self.child = child
         self.spawner = spawner
         DaemonMetrics.shared.execStarted()
     }
@@ -96,13 +97,13 @@ final class ServiceProcess {
     /// Signals the process group (the child leads its own session).
     func signalGroup(_ sig: Int32) {
         guard isRunning else { return }
-        spawner.signal(pid, sig)
+        spawner.signal(child, sig)
     }
 
     /// fived is done with it: SIGHUP now, SIGKILL 2 s later (by the spawner).
     func retire() {
         guard isRunning else { return }
-        spawner.retire(pid)
+        spawner.retire(child)
     }
 }
 

@@ -69,10 +69,10 @@ extension Worker {
     }
 
     /// The spawner's answer to a `startProcess`.
-    private func processStarted(_ pending: PendingProcess, _ slot: ProcessSlot, _ result: Result<pid_t, BackendFailure>) {
+    private func processStarted(_ pending: PendingProcess, _ slot: ProcessSlot, _ result: Result<SpawnedChild, BackendFailure>) {
         let process: ServiceProcess?
-        if case .success(let pid) = result {
-            let started = ServiceProcess(pid: pid, spawner: spawner)
+        if case .success(let child) = result {
+            let started = ServiceProcess(child, spawner: spawner)
             slot.process = started
             if let status = slot.status { started.exited(status) }
             process = started

@@ -9,8 +9,8 @@ struct SpawnerProtocolTests {
     static let requests: [SpawnerRequest] = [
         .spawn(id: 7, service: "git", environment: ["FIVED_SERVICE=git", "FIVED_USER=alice"], source: "192.0.2.1", terminal: false),
         .spawn(id: UInt64.max, service: "repl", environment: ["TERM=xterm"], source: "2001:db8::1", terminal: true),
-        .signal(pid: 4242, signal: 15),
-        .retire(pid: 99),
+        .signal(child: 4242, signal: 15),
+        .retire(child: UInt64.max),
         .openFiles(id: 3, user: "alice", principals: true),
         .runCommand(id: 4, user: "bob", keyType: "ssh-ed25519", fingerprint: "SHA256:abc", keyBase64: "AAAA"),
         .reload(id: 5),

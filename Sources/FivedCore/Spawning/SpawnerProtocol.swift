@@ -31,11 +31,14 @@ public enum SpawnerRequest: Sendable, Equatable {
     /// write end. With `terminal`, the first descriptor is a pseudo-terminal's
     /// slave, which becomes the child's controlling terminal and its stderr too.
     case spawn(id: UInt64, service: String, environment: [String], source: String, terminal: Bool)
-    /// Send `signal` to the process group of the spawner's child `pid`.
-    case signal(pid: Int32, signal: Int32)
-    /// The daemon is done with child `pid`: SIGHUP to its group now, SIGKILL
-    /// after `SpawnerRequest.retireMilliseconds` if it still runs.
-    case retire(pid: Int32)
+    /// Send `signal` to the process group of the spawner's child that request
+    /// `child` (a `spawn` or `runCommand`) started. Named by the request, never
+    /// by pid: once the child is reaped its id names nothing, while its pid may
+    /// already be another child's.
+    case signal(child: UInt64, signal: Int32)
+    /// The daemon is done with the child request `child` started: SIGHUP to its
+    /// group now, SIGKILL after `SpawnerRequest.retireMilliseconds` if it still runs.
+    case retire(child: UInt64)
     /// Open the authorized_keys files (or, with `principals`, the
     /// authorized_principals_file) that the configuration names for SSH user
     /// `user`, as that user when it is an account on the host.
@@ -133,10 +136,10 @@ extension SpawnerRequest {
             w.u8(1); w.u64(id); w.string(service); w.u16(UInt16(environment.count))
             environment.forEach { w.string($0) }
             w.string(source); w.u8(terminal ? 1 : 0)
-        case .signal(let pid, let signal):
-            w.u8(2); w.i32(pid); w.i32(signal)
-        case .retire(let pid):
-            w.u8(3); w.i32(pid)
+        case .signal(let child, let signal):
+            w.u8(2); w.u64(child); w.i32(signal)
+        case .retire(let child):
+            w.u8(3); w.u64(child)
         case .openFiles(let id, let user, let principals):
             w.u8(4); w.u64(id); w.string(user); w.u8(principals ? 1 : 0)
         case .runCommand(let id, let user, let keyType, let fingerprint, let keyBase64):
@@ -174,9 +177,9 @@ extension SpawnerRequest {
             guard terminal <= 1 else { throw SpawnerProtocolError("bad terminal flag") }
             self = .spawn(id: id, service: service, environment: environment, source: source, terminal: terminal == 1)
         case 2:
-            self = .signal(pid: try r.i32(), signal: try r.i32())
+            self = .signal(child: try r.u64(), signal: try r.i32())
         case 3:
-            self = .retire(pid: try r.i32())
+            self = .retire(child: try r.u64())
         case 4:
             let id = try r.u64()
             let user = try r.string()

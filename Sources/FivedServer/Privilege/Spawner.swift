@@ -35,10 +35,15 @@ public final class Spawner {
         /// The exec service, or nil for an authorized_keys_command.
         var service: ServiceName?
         var source: String
+        /// The `spawn` or `runCommand` request that started it.
+        var request: UInt64
         /// When a retired child gets SIGKILL (ms, monotonic); nil while in use.
         var killAt: Int64?
     }
     private var children: [pid_t: Child] = [:]
+    /// Each unreaped child by the id of the request that started it, as
+    /// `signal` and `retire` name it.
+    private var started: [UInt64: pid_t] = [:]
     private let lookups: UserFileLookups
 
     /// - Parameters:
@@ -136,27 +141,28 @@ public final class Spawner {
     private func handle(_ request: SpawnerRequest, _ fds: [Descriptor]) {
         switch request {
         case .spawn(let id, let service, let environment, let source, let terminal):
-            switch spawn(service: service, environment: environment, source: source, terminal: terminal, fds: fds) {
+            switch spawn(id: id, service: service, environment: environment, source: source, terminal: terminal, fds: fds) {
             case .success(let pid): send(.spawned(id: id, pid: pid))
             case .failure(let why):
                 logger.info("service not started", metadata: ["service": "\(ServiceName.printable(service))", "reason": "\(why.reason)"])
                 send(.spawnFailed(id: id, reason: why.reason))
             }
-        case .signal(let pid, let sig):
-            guard let child = children[pid], child.killAt == nil, Self.deliverableSignals.contains(sig) else {
-                logger.warning("spawner refused a signal", metadata: ["pid": "\(pid)", "signal": "\(sig)"])
+        case .signal(let request, let sig):
+            guard let pid = started[request], let child = children[pid], child.killAt == nil, Self.deliverableSignals.contains(sig) else {
+                // Also a child already reaped, whose exit is on its way to the daemon.
+                logger.warning("spawner refused a signal", metadata: ["child": "\(request)", "signal": "\(sig)"])
                 return
             }
             _ = kill(-pid, sig)
-        case .retire(let pid):
-            guard children[pid] != nil else { return }
+        case .retire(let request):
+            guard let pid = started[request] else { return }
             retire(pid, grace: SpawnerRequest.retireMilliseconds)
         case .openFiles(let id, let user, let principals):
             let patterns = principals ? configuration.authorizedPrincipalsFile.map { [$0] } ?? [] : configuration.authorizedKeys
             lookups.submit(
                 .init(id: id, user: user, patterns: Array(patterns.prefix(SpawnerProtocol.maximumFiles)), arrived: MonotonicClock.now))
         case .runCommand(let id, let user, let keyType, let fingerprint, let keyBase64):
-            switch runCommand(user: user, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64) {
+            switch runCommand(id: id, user: user, keyType: keyType, fingerprint: fingerprint, keyBase64: keyBase64) {
             case .success(let (pid, output)):
                 send(.commandStarted(id: id, pid: pid), fds: [output])
                 output.close()
@@ -206,7 +212,7 @@ public final class Spawner {
         init(_ reason: String) { self.reason = reason }
     }
 
-    private func spawn(service rawName: String, environment: [String], source: String, terminal: Bool, fds: [Descriptor])
+    private func spawn(id: UInt64, service rawName: String, environment: [String], source: String, terminal: Bool, fds: [Descriptor])
         -> Result<pid_t, Refusal>
     {
         guard let name = ServiceName(rawName), let service = configuration.services[name], case .exec(let argv) = service.backend else {
@@ -254,11 +260,14 @@ public final class Spawner {
             program: argv[0], argv: argv, environment: env, stdin: stdio, stdout: stdio, stderr: stderr, terminal: terminal,
             account: account, umask: mode_t(service.umask), directory: directory, directoryOptional: service.workingDirectory == nil,
             limits: service.processLimits)
-        if case .success(let pid) = started { children[pid] = Child(service: name, source: source) }
+        if case .success(let pid) = started {
+            children[pid] = Child(service: name, source: source, request: id)
+            self.started[id] = pid
+        }
         return started
     }
 
-    private func runCommand(user: String, keyType: String, fingerprint: String, keyBase64: String) -> Result<(pid_t, Descriptor), Refusal> {
+    private func runCommand(id: UInt64, user: String, keyType: String, fingerprint: String, keyBase64: String) -> Result<(pid_t, Descriptor), Refusal> {
         guard let command = configuration.authorizedKeysCommand, let commandUser = configuration.authorizedKeysCommandUser else {
             return .failure(Refusal("no authorized_keys_command is configured"))
         }
@@ -290,7 +299,8 @@ public final class Spawner {
             account: account, umask: 0o077, directory: "/", limits: ProcessLimits())
         {
         case .success(let pid):
-            children[pid] = Child(service: nil, source: "")
+            children[pid] = Child(service: nil, source: "", request: id)
+            started[id] = pid
             return .success((pid, output.read))
         case .failure(let why):
             output.read.close()
@@ -407,7 +417,8 @@ public final class Spawner {
                 if pid < 0 && errno == EINTR { continue }
                 return
             }
-            guard children.removeValue(forKey: pid) != nil else { continue }
+            guard let child = children.removeValue(forKey: pid) else { continue }
+            started.removeValue(forKey: child.request)
             send(.exited(pid: pid, status: status))
         }
     }

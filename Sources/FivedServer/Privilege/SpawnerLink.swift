@@ -125,18 +125,18 @@ public final class SpawnerLink: @unchecked Sendable {
     }
 
     /// Asks for configured exec service `service` to be started on `fds` (see
-    /// `SpawnerRequest.spawn`). `started` gets the pid or why not; `exited` the
+    /// `SpawnerRequest.spawn`). `started` gets the child or why not; `exited` the
     /// wait status later. Both run on the reader thread.
     func spawn(
         service: ServiceName, environment: [String], source: String, terminal: Bool, fds: [Int32],
-        started: @escaping @Sendable (Result<pid_t, BackendFailure>) -> Void, exited: @escaping @Sendable (Int32) -> Void
+        started: @escaping @Sendable (Result<SpawnedChild, BackendFailure>) -> Void, exited: @escaping @Sendable (Int32) -> Void
     ) {
         let sent = send(
             { .spawn(id: $0, service: service.value, environment: environment, source: source, terminal: terminal) }, fds: fds,
             onExit: exited
         ) { event, _ in
             switch event {
-            case .spawned(_, let pid): started(.success(pid))
+            case .spawned(let id, let pid): started(.success(SpawnedChild(request: id, pid: pid)))
             case .spawnFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
             default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
             }
@@ -144,15 +144,15 @@ public final class SpawnerLink: @unchecked Sendable {
         if !sent { started(.failure(BackendFailure(.spawn, "the spawner is gone"))) }
     }
 
-    /// Delivers `signal` to child `pid`'s process group.
-    func signal(_ pid: pid_t, _ signal: Int32) {
-        send({ _ in .signal(pid: pid, signal: signal) })
+    /// Delivers `signal` to `child`'s process group (unless it was reaped).
+    func signal(_ child: SpawnedChild, _ signal: Int32) {
+        send({ _ in .signal(child: child.request, signal: signal) })
     }
 
-    /// Gives child `pid` up: SIGHUP now, SIGKILL 2 s later.
-    func retire(_ pid: pid_t) {
-        state.withLock { _ = $0.exits.removeValue(forKey: pid) }
-        send({ _ in .retire(pid: pid) })
+    /// Gives `child` up: SIGHUP now, SIGKILL 2 s later.
+    func retire(_ child: SpawnedChild) {
+        state.withLock { _ = $0.exits.removeValue(forKey: child.pid) }
+        send({ _ in .retire(child: child.request) })
     }
 
     /// The spawner reads its configuration again.
@@ -225,7 +225,7 @@ public final class SpawnerLink: @unchecked Sendable {
     /// Runs the authorized_keys_command for `user` and the presented key;
     /// `started` gets its stdout (and pid) or why not; `exited` its wait status.
     func runCommand(
-        user: String, key: PublicKeyBlob, started: @escaping @Sendable (Result<(pid_t, Descriptor), BackendFailure>) -> Void,
+        user: String, key: PublicKeyBlob, started: @escaping @Sendable (Result<(SpawnedChild, Descriptor), BackendFailure>) -> Void,
         exited: @escaping @Sendable (Int32) -> Void
     ) {
         let sent = send(
@@ -233,7 +233,7 @@ public final class SpawnerLink: @unchecked Sendable {
             onExit: exited
         ) { event, fds in
             switch event {
-            case .commandStarted(_, let pid) where fds.count == 1: started(.success((pid, fds[0])))
+            case .commandStarted(let id, let pid) where fds.count == 1: started(.success((SpawnedChild(request: id, pid: pid), fds[0])))
             case .commandFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
             default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
             }
@@ -320,4 +320,12 @@ public final class SpawnerLink: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A process the spawner started: the id of the `spawn` or `runCommand` request
+/// that started it, by which `signal` and `retire` name it (never reused, unlike
+/// its pid), and its pid, by which its exit is reported.
+struct SpawnedChild: Sendable, Hashable {
+    let request: UInt64
+    let pid: pid_t
 }

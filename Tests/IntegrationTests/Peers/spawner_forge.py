@@ -58,8 +58,8 @@ def main():
         (spawn(9005, service, ["PATH=/tmp/evil"]), fds),
         # A terminal for a service without pty = true.
         (spawn(9003, service, ["FIVED_USER=x"], terminal=1), fds[:1]),
-        # SIGKILL for a process that is not the spawner's child (init).
-        (bytes([2]) + struct.pack(">ii", 1, 9), []),
+        # SIGKILL for a child no request started (the spawner names none by pid).
+        (bytes([2]) + struct.pack(">Qi", 424242, 9), []),
         # The right shape with one descriptor too many.
         (spawn(9004, service, ["FIVED_USER=x"]), fds + [r]),
     ]
