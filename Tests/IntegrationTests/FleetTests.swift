@@ -143,6 +143,54 @@ struct FleetTests {
         }
     }
 
+    @Test(
+        "a relayed channel's bytes reach both nodes' fleet metrics while it is open, its count at its close",
+        .enabled(if: MetricsTests.scrapeMissing == nil, "\(MetricsTests.scrapeMissing ?? "")"))
+    func relayedMetrics() async throws {
+        let environment = try await TestEnvironment.make()
+        // `count` answers only at the end: bytes in and out differ, and show which is which.
+        var count = TestService.exec("count", "/usr/bin/wc", "-c")
+        count.extra.append("export = true")
+        try await FleetNodes.start(environment, names: ["a", "b"], services: ["a": [Self.echo("echo"), count]], metrics: true).run { fleet in
+            let a = try fleet["a"], b = try fleet["b"]
+            let aPort = try await Fived.waitForListening(a.process, message: "metrics listening")
+            let bPort = try await Fived.waitForListening(b.process, message: "metrics listening")
+            func relayed(_ node: Fived, _ port: UInt16, _ labels: [String: String]) async -> Double {
+                (try? await MetricsTests.scrape(port, in: node.directory))?.sum("fived_fleet_relayed_bytes_total", labels) ?? -1
+            }
+            let warm = try await b.stdio("echo.a", Array("warm\n".utf8))
+            #expect(warm.stdoutText == "warm\n", "\(warm)\nA: \(a.logText)\nB: \(b.logText)")
+
+            // A channel held open: the bytes it carried so far show on both nodes
+            // (one relayed call each: on B the leg toward A, not also the caller's channel).
+            let held = try b.spawnSSH(["-W", "count.a:1"], stdin: .pipe, name: "held")
+            defer { held.signal(SIGKILL) }
+            try await held.writeStdin(randomBytes(1000))
+            let entry = ["peer": "a", "direction": "outbound"]
+            let owner = ["peer": "b", "direction": "inbound"]
+            for (node, port, labels) in [(b, bPort, entry), (a, aPort, owner)] {
+                #expect(await eventually { await relayed(node, port, labels.merging(["bytes": "in"]) { $1 }) == 1005 }, "\(labels) in")
+                #expect(await relayed(node, port, labels.merging(["bytes": "out"]) { $1 }) == 5, "\(labels) out")
+                let scrape = try await MetricsTests.scrape(port, in: node.directory)
+                #expect(scrape.sum("fived_fleet_relayed_channels_total", labels) == 1, "\(labels): only the first channel has closed")
+            }
+
+            // Its end: wc's count comes back, and each node counts the channel.
+            held.closeStdin()
+            #expect(await held.wait(timeout: .seconds(20)) == .exited(0), "\(held.stderr)")
+            #expect(held.stdout == Array("1000\n".utf8), "\(held.stdout)")
+            for (node, port, labels) in [(b, bPort, entry), (a, aPort, owner)] {
+                #expect(
+                    await eventually {
+                        (try? await MetricsTests.scrape(port, in: node.directory))?.sum("fived_fleet_relayed_channels_total", labels) == 2
+                    }, "\(labels)")
+                let scrape = try await MetricsTests.scrape(port, in: node.directory)
+                #expect(scrape.sum("fived_fleet_relayed_bytes_total", labels.merging(["bytes": "in"]) { $1 }) == 1005, "\(labels)")
+                #expect(scrape.sum("fived_fleet_relayed_bytes_total", labels.merging(["bytes": "out"]) { $1 }) == 10, "\(labels)")
+            }
+        }
+    }
+
     @Test("web exported on A is web.a from C, with the caller's identity; help lists the fleet's names; allow lists and non-exported services hold")
     func exportedService() async throws {
         let environment = try await TestEnvironment.make()

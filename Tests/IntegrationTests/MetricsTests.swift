@@ -13,6 +13,11 @@ private let parserMissing = PythonClient.missing(module: "prometheus_client", pa
 /// counters checked against the channels the test makes.
 @Suite("Metrics", .timeLimit(.minutes(3)))
 struct MetricsTests {
+    /// Why `scrape` cannot run here, if it cannot.
+    static var scrapeMissing: String? {
+        curl == nil ? "needs curl (apt-get install curl)" : parserMissing
+    }
+
     /// One scrape, parsed.
     struct Scrape {
         let families: [String: String]

@@ -8,7 +8,9 @@ import LibSSH
 /// service (`fived_channels_open`), its byte counters, looked up once, and the
 /// bytes already added to them. Its bytes reach the counters every quarter
 /// second (the worker's tick) and at its close, as the difference from what
-/// was added before, so the relay itself never touches a metric.
+/// was added before, so the relay itself never touches a metric. A channel
+/// relayed through another fleet node adds the same bytes to that peer's
+/// series too, from the first tick after its hop is known.
 struct ChannelMeter {
     /// `service` and `form` labels, once named.
     private(set) var labels: (service: String, form: String)?
@@ -16,6 +18,11 @@ struct ChannelMeter {
     private var bytesOut: CoreMetrics.Counter?
     private var addedIn = 0
     private var addedOut = 0
+    /// The fleet peer this channel is relayed through, and whether this node is
+    /// the entry (`outbound`) or the owner (`inbound`); nil for a local channel.
+    private(set) var fleetPeer: (node: String, direction: String)?
+    private var fleetIn: CoreMetrics.Counter?
+    private var fleetOut: CoreMetrics.Counter?
     /// The channel was answered with a refusal (its outcome is `refused`).
     var refused = false
 
@@ -29,14 +36,32 @@ struct ChannelMeter {
         bytesOut = metrics.counter(MetricCatalog.channelBytes, service, "out")
     }
 
+    /// The channel is relayed through fleet node `node` (once): its bytes go to
+    /// that peer's series too, those already counted included. `reversed` for
+    /// the entry node's leg toward the owner, whose peer is the service's side:
+    /// what it receives is the service's output.
+    mutating func relayed(through node: String, direction: String, reversed: Bool = false) {
+        guard fleetPeer == nil else { return }
+        fleetPeer = (node, direction)
+        let metrics = DaemonMetrics.shared
+        let fleetIn = metrics.counter(MetricCatalog.fleetBytes, node, direction, reversed ? "out" : "in")
+        let fleetOut = metrics.counter(MetricCatalog.fleetBytes, node, direction, reversed ? "in" : "out")
+        if addedIn > 0 { fleetIn.increment(by: addedIn) }
+        if addedOut > 0 { fleetOut.increment(by: addedOut) }
+        self.fleetIn = fleetIn
+        self.fleetOut = fleetOut
+    }
+
     /// Adds the bytes moved since the last call (`moved*` are the channel's running totals).
     mutating func flush(movedIn: Int, movedOut: Int) {
         if movedIn > addedIn, let bytesIn {
             bytesIn.increment(by: movedIn - addedIn)
+            fleetIn?.increment(by: movedIn - addedIn)
             addedIn = movedIn
         }
         if movedOut > addedOut, let bytesOut {
             bytesOut.increment(by: movedOut - addedOut)
+            fleetOut?.increment(by: movedOut - addedOut)
             addedOut = movedOut
         }
     }
@@ -73,6 +98,7 @@ extension ServiceChannel {
 
     /// The worker's quarter-second tick: bytes moved meanwhile.
     func meterTick() {
+        if meter.fleetPeer == nil, !connection.fleetHops.isEmpty { connection.meterFleetPeer(self) }
         meter.flush(movedIn: bytesIn, movedOut: bytesOut)
     }
 }
@@ -158,20 +184,30 @@ extension Connection {
         channel?.meter.refused = true
     }
 
+    /// `channel` is relayed through another fleet node, if its hop says so:
+    /// its meter counts its bytes for that peer from now on. On the entry node
+    /// a relayed call is two channels with the same hop, the caller's and the
+    /// leg toward the owner (form `relay`); only the leg counts, once the owner
+    /// accepted it.
+    func meterFleetPeer(_ channel: ServiceChannel) {
+        guard let hop = fleetHops[channel.id]?.hop, let me = worker.fleet?.me.value,
+            let peer = MetricLabels.fleetPeer(hop: hop, me: me)
+        else { return }
+        let isLeg = channel.formLabel == "relay"
+        guard peer.direction == "inbound" || isLeg else { return }
+        channel.meter.relayed(through: peer.node, direction: peer.direction, reversed: isLeg)
+    }
+
     /// A channel of this connection closed: counted, and for a channel relayed
     /// through another fleet node, counted for that peer too.
     func meterClosed(_ channel: ServiceChannel, reason: ChannelEndReason) {
         backendConnectStarts.removeValue(forKey: channel.id)
+        if channel.meter.fleetPeer == nil, !fleetHops.isEmpty { meterFleetPeer(channel) }
         let elapsed = UInt64(max(0, MonotonicClock.now - channel.startedAt)) * 1_000_000
         channel.meter.closed(
             reason, nanoseconds: elapsed, movedIn: channel.bytesIn, movedOut: channel.bytesOut, formLabel: channel.formLabel)
-        guard let hop = fleetHops[channel.id]?.hop, let me = worker.fleet?.me.value,
-            let peer = MetricLabels.fleetPeer(hop: hop, me: me)
-        else { return }
-        let metrics = DaemonMetrics.shared
-        metrics.counter(MetricCatalog.fleetChannels, peer.node, peer.direction).increment()
-        metrics.counter(MetricCatalog.fleetBytes, peer.node, peer.direction, "in").increment(by: channel.bytesIn)
-        metrics.counter(MetricCatalog.fleetBytes, peer.node, peer.direction, "out").increment(by: channel.bytesOut)
+        guard let peer = channel.meter.fleetPeer else { return }
+        DaemonMetrics.shared.counter(MetricCatalog.fleetChannels, peer.node, peer.direction).increment()
     }
 
     /// The `method` label of `fived_authentications_total`.

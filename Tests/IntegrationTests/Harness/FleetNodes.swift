@@ -14,10 +14,16 @@ final class FleetNodes: Sendable {
     let leaseSeconds: Int
     private let running = Mutex<[String: Fived]>([:])
     private let services: [String: [TestService]]
+    /// Each node serves its metrics on `metrics_listen = "127.0.0.1:0"`.
+    private let metrics: Bool
 
     var directory: TestDirectory { environment.directory }
 
-    private init(environment: TestEnvironment, etcd: EtcdProcess, names: [String], leaseSeconds: Int, services: [String: [TestService]]) {
+    private init(
+        environment: TestEnvironment, etcd: EtcdProcess, names: [String], leaseSeconds: Int, services: [String: [TestService]],
+        metrics: Bool
+    ) {
+        self.metrics = metrics
         self.environment = environment
         self.etcd = etcd
         self.names = names
@@ -28,7 +34,7 @@ final class FleetNodes: Sendable {
     /// Starts etcd and the nodes `names`, each with its `services`.
     static func start(
         _ environment: TestEnvironment, names: [String] = ["a", "b", "c"], leaseSeconds: Int = 10,
-        services: [String: [TestService]] = [:]
+        services: [String: [TestService]] = [:], metrics: Bool = false
     ) async throws -> FleetNodes {
         let etcd = try await EtcdProcess.start(in: environment.directory)
         var lines: [String] = []
@@ -38,7 +44,8 @@ final class FleetNodes: Sendable {
         }
         // fived's own file (public keys), read by the daemon after it dropped root, as from /etc/fived.
         try environment.directory.write("peers_authorized_keys", lines.joined(separator: "\n") + "\n", mode: 0o644)
-        let fleet = FleetNodes(environment: environment, etcd: etcd, names: names, leaseSeconds: leaseSeconds, services: services)
+        let fleet = FleetNodes(
+            environment: environment, etcd: etcd, names: names, leaseSeconds: leaseSeconds, services: services, metrics: metrics)
         do {
             for name in names { try await fleet.start(name) }
             for name in names { try await fleet.waitForRegistry(name) }
@@ -53,17 +60,18 @@ final class FleetNodes: Sendable {
         var options = FivedOptions(services: services[name] ?? [])
         options.name = name
         options.hostKey = directory.file("host_\(name)")
-        options.extraTOML = """
-            [services.status]
-            allow = [\(tomlString(environment.key.comment))]
+        options.extraTOML =
+            (metrics ? "metrics_listen = \"127.0.0.1:0\"\n" : "") + """
+                [services.status]
+                allow = [\(tomlString(environment.key.comment))]
 
-            [cluster]
-            node_name = \(tomlString(name))
-            etcd_endpoints = [\(tomlString(etcd.endpoint))]
-            node_key = \(tomlString(directory.file("node_\(name)")))
-            peers_authorized_keys = \(tomlString(directory.file("peers_authorized_keys")))
-            lease_seconds = \(leaseSeconds)
-            """
+                [cluster]
+                node_name = \(tomlString(name))
+                etcd_endpoints = [\(tomlString(etcd.endpoint))]
+                node_key = \(tomlString(directory.file("node_\(name)")))
+                peers_authorized_keys = \(tomlString(directory.file("peers_authorized_keys")))
+                lease_seconds = \(leaseSeconds)
+                """
         return options
     }
 
