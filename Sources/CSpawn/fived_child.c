@@ -122,22 +122,46 @@ int fived_drop_capabilities(void) {
 
 // Raw system calls, not glibc's wrappers: those apply a change to every thread
 // of the process (nptl's SIGSETXID broadcast, as POSIX asks), while the kernel
-// keeps credentials per thread. Only the calling thread changes here.
-static int set_thread_identity(uid_t euid, gid_t egid, const gid_t *groups, int ngroups) {
-    if (syscall(SYS_setgroups, (size_t)ngroups, groups) < 0) return -1;
-    if (syscall(SYS_setresgid, (gid_t)-1, egid, (gid_t)-1) < 0) return -1;
-    return syscall(SYS_setresuid, (uid_t)-1, euid, (uid_t)-1) < 0 ? -1 : 0;
-}
+// keeps credentials per thread. Only the calling thread changes here. (While a
+// thread's ids differ from the others', a glibc set*id call anywhere in the
+// process would abort it: nptl's setxid_error. The spawner makes none.)
+// 32-bit architectures have 16-bit legacy calls under the plain names.
+#ifdef SYS_setresuid32
+#define FIVED_SYS_SETRESUID SYS_setresuid32
+#define FIVED_SYS_SETRESGID SYS_setresgid32
+#define FIVED_SYS_SETGROUPS SYS_setgroups32
+#else
+#define FIVED_SYS_SETRESUID SYS_setresuid
+#define FIVED_SYS_SETRESGID SYS_setresgid
+#define FIVED_SYS_SETGROUPS SYS_setgroups
+#endif
 
 int fived_thread_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) {
-    return set_thread_identity(uid, gid, groups, ngroups);
+    if (syscall(FIVED_SYS_SETGROUPS, (size_t)ngroups, groups) < 0) return -1;
+    if (syscall(FIVED_SYS_SETRESGID, (gid_t)-1, gid, (gid_t)-1) < 0) return -1;
+    if (syscall(FIVED_SYS_SETRESUID, (uid_t)-1, uid, (uid_t)-1) < 0) return -1;
+    // Leaving uid 0 clears the effective capabilities, unless the process runs
+    // with SECBIT_NO_SETUID_FIXUP (systemd's SecureBits=no-setuid-fixup): then
+    // the "user" could still read anything. Refuse to go on as such a user.
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) < 0) return -1;
+    if (uid != 0 && (data[0].effective != 0 || data[1].effective != 0)) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
 }
 
 int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups) {
     // The effective uid first: setgroups and setresgid need root back.
-    if (syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) < 0) return -1;
-    if (syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) < 0) return -1;
-    return syscall(SYS_setgroups, (size_t)ngroups, groups) < 0 ? -1 : 0;
+    if (syscall(FIVED_SYS_SETRESUID, (uid_t)-1, uid, (uid_t)-1) < 0) return -1;
+    if (syscall(FIVED_SYS_SETRESGID, (gid_t)-1, gid, (gid_t)-1) < 0) return -1;
+    return syscall(FIVED_SYS_SETGROUPS, (size_t)ngroups, groups) < 0 ? -1 : 0;
+}
+
+int fived_name_thread(const char *name) {
+    return prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
 /* Room for FIVED_MAX_FDS descriptors in one SCM_RIGHTS message, aligned for a cmsghdr. */

@@ -69,8 +69,8 @@ protocol ProcessOwner: AnyObject {
 /// arrives as the spawner's report and signals go through the spawner. Used on
 /// its worker's thread only.
 final class ServiceProcess {
+    /// Named by its start request when signalled or retired, never by pid.
     let child: SpawnedChild
-    var pid: pid_t { child.pid }
     private let spawner: SpawnerLink
     /// Its wait(2) status, once the spawner reported the exit.
     private(set) var status: Int32?

@@ -66,7 +66,7 @@ struct SpawnerProtocolTests {
     @Test("events the spawner sends decode as sent")
     func events() throws {
         let events: [SpawnerEvent] = [
-            .spawned(id: 1, pid: 100), .spawnFailed(id: 2, reason: "instances (1) reached"), .exited(pid: 100, status: 256),
+            .spawned(id: 1, pid: 100), .spawnFailed(id: 2, reason: "instances (1) reached"), .exited(child: 1, pid: 100, status: 256),
             .commandStarted(id: 3, pid: 5), .commandFailed(id: 4, reason: "no user 'x'"), .reloaded(id: 5, reason: nil),
             .reloaded(id: 6, reason: "services.git.user: no user 'gitx' on this host"),
         ]

@@ -69,9 +69,15 @@ int fived_drop_capabilities(void);
 // saved ids stay root's, so fived_thread_restore_identity can return the thread
 // to the spawner's own euid, egid and groups (read before any thread started).
 // Other threads (the one that forks exec services among them) keep their own.
-// 0 on success, -1 with errno (the thread's identity may then be partly changed).
+// Fails with EPERM if the thread keeps effective capabilities as the user
+// (SECBIT_NO_SETUID_FIXUP). 0 on success, -1 with errno (the thread's identity
+// may then be partly changed: restore it).
 int fived_thread_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
+
+// Names the calling thread (prctl PR_SET_NAME: 15 bytes at most shown in
+// /proc/PID/task/TID/comm). 0 on success, -1 with errno.
+int fived_name_thread(const char *name);
 
 // The most descriptors one datagram carries.
 #define FIVED_MAX_FDS 32

@@ -74,8 +74,9 @@ public enum SpawnerEvent: Sendable, Equatable {
     /// It did not; `reason` is for the log (a refusal by `instances`, a missing
     /// user, exec's errno...).
     case spawnFailed(id: UInt64, reason: String)
-    /// A child of the spawner ended; `status` is its wait(2) status.
-    case exited(pid: Int32, status: Int32)
+    /// The child that request `child` (a `spawn` or `runCommand`) started, as
+    /// `pid`, ended; `status` is its wait(2) status.
+    case exited(child: UInt64, pid: Int32, status: Int32)
     /// The files an `openFiles` request named, in configuration order; the
     /// descriptors are those of the entries with `opened` status, in order.
     case files(id: UInt64, entries: [FileEntry])
@@ -209,8 +210,8 @@ extension SpawnerEvent {
             w.u8(1); w.u64(id); w.i32(pid)
         case .spawnFailed(let id, let reason):
             w.u8(2); w.u64(id); w.string(reason)
-        case .exited(let pid, let status):
-            w.u8(3); w.i32(pid); w.i32(status)
+        case .exited(let child, let pid, let status):
+            w.u8(3); w.u64(child); w.i32(pid); w.i32(status)
         case .files(let id, let entries):
             w.u8(4); w.u64(id); w.u16(UInt16(entries.count))
             for entry in entries { w.string(entry.path); w.u8(entry.status.rawValue); w.string(entry.reason) }
@@ -231,7 +232,7 @@ extension SpawnerEvent {
         switch try r.u8() {
         case 1: self = .spawned(id: try r.u64(), pid: try r.i32())
         case 2: self = .spawnFailed(id: try r.u64(), reason: try r.string())
-        case 3: self = .exited(pid: try r.i32(), status: try r.i32())
+        case 3: self = .exited(child: try r.u64(), pid: try r.i32(), status: try r.i32())
         case 4:
             let id = try r.u64()
             let count = Int(try r.u16())

@@ -28,6 +28,15 @@ struct Account: Sendable, Equatable {
         return account
     }
 
+    /// The account an SSH user name names: by name only (getpwnam, as sshd's
+    /// getpwnamallow), never by number, so that "0" or "+1000" logs in as no
+    /// one's account. nil when there is none.
+    static func resolve(login user: String) -> Account? {
+        guard var account = lookup(user: user, byNumber: false) else { return nil }
+        account.groups = supplementaryGroups(name: account.name, gid: account.gid)
+        return account
+    }
+
     /// The account running this process.
     static var current: Account? {
         lookup(user: String(geteuid())).map { account in
@@ -49,13 +58,13 @@ struct Account: Sendable, Equatable {
         return nil
     }
 
-    private static func lookup(user: String) -> Account? {
+    private static func lookup(user: String, byNumber: Bool = true) -> Account? {
         guard !user.isEmpty, !user.utf8.contains(0) else { return nil }
         var pwd = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
         var found = getpwnam_r(user, &pwd, &buffer, buffer.count, &result) == 0 && result != nil
-        if !found, let number = UInt32(user) {
+        if !found, byNumber, let number = UInt32(user) {
             found = getpwuid_r(number, &pwd, &buffer, buffer.count, &result) == 0 && result != nil
         }
         guard found, let name = pwd.pw_name else { return nil }

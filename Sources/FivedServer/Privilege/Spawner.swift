@@ -278,7 +278,7 @@ public final class Spawner {
         guard !user.isEmpty, user.utf8.count <= 256, !user.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             return .failure(Refusal("the user name is empty, too long or has a control character"))
         }
-        let home = Account.resolve(user: user)?.home ?? ""
+        let home = Account.resolve(login: user)?.home ?? ""
         let argv = AuthorizedKeysCommand.argv(
             command, user: user, home: home, keyType: key.keyType, fingerprint: key.fingerprint, keyBase64: key.base64)
         let output: (read: Descriptor, write: Descriptor)
@@ -419,7 +419,7 @@ public final class Spawner {
             }
             guard let child = children.removeValue(forKey: pid) else { continue }
             started.removeValue(forKey: child.request)
-            send(.exited(pid: pid, status: status))
+            send(.exited(child: child.request, pid: pid, status: status))
         }
     }
 

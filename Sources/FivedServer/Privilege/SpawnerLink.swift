@@ -26,9 +26,9 @@ public final class SpawnerLink: @unchecked Sendable {
     private struct State {
         var nextID: UInt64 = 0
         var waiting: [UInt64: @Sendable (SpawnerEvent, [Descriptor]) -> Void] = [:]
-        /// What to run when a child of a finished `spawn` or `runCommand` exits.
-        var exits: [pid_t: @Sendable (Int32) -> Void] = [:]
-        /// Exit handlers registered with a request, moved to `exits` when the pid is known.
+        /// What to run when the child a `spawn` or `runCommand` request started
+        /// exits, by the request's id (as the spawner reports the exit: a pid
+        /// may already be another child's).
         var exitHandlers: [UInt64: @Sendable (Int32) -> Void] = [:]
         var closed = false
         /// The daemon is stopping: the spawner's end closing is expected.
@@ -151,7 +151,7 @@ public final class SpawnerLink: @unchecked Sendable {
 
     /// Gives `child` up: SIGHUP now, SIGKILL 2 s later.
     func retire(_ child: SpawnedChild) {
-        state.withLock { _ = $0.exits.removeValue(forKey: child.pid) }
+        state.withLock { _ = $0.exitHandlers.removeValue(forKey: child.request) }
         send({ _ in .retire(child: child.request) })
     }
 
@@ -295,14 +295,11 @@ public final class SpawnerLink: @unchecked Sendable {
 
     private func dispatch(_ event: SpawnerEvent, _ fds: [Descriptor]) {
         switch event {
-        case .exited(let pid, let status):
-            let handler = state.withLock { $0.exits.removeValue(forKey: pid) }
+        case .exited(let child, _, let status):
+            let handler = state.withLock { $0.exitHandlers.removeValue(forKey: child) }
             handler?(status)
-        case .spawned(let id, let pid), .commandStarted(let id, let pid):
-            let completion = state.withLock { s -> (@Sendable (SpawnerEvent, [Descriptor]) -> Void)? in
-                if let onExit = s.exitHandlers.removeValue(forKey: id) { s.exits[pid] = onExit }
-                return s.waiting.removeValue(forKey: id)
-            }
+        case .spawned(let id, _), .commandStarted(let id, _):
+            let completion = state.withLock { $0.waiting.removeValue(forKey: id) }
             if let completion {
                 completion(event, fds)
             } else {

@@ -8,15 +8,18 @@ import Synchronization
 import Glibc
 #endif
 
-/// The spawner's `openFiles` requests: each user's lookups run in order on a
-/// thread of that user's own, started for them and ended when none is left, so
-/// a home on a file system that hangs (a dead NFS server, the user's own FUSE
+/// The spawner's `openFiles` requests: each account's lookups run in order on a
+/// thread of that account's own, started for them and ended when none is left,
+/// so a home on a file system that hangs (a dead NFS server, the user's own FUSE
 /// mount) holds up that user's logins only. The spawner's main thread, which
 /// starts exec services and answers every other request, never opens a user's
-/// file.
+/// file (it does resolve the name: getpwnam, as before).
 ///
-/// Bounds: at most `maximumUsers` users' lookups at once (threads) and
-/// `maximumQueuedPerUser` waiting behind each; beyond either a request is
+/// Lookups are grouped by account (uid), not by the name asked for, so names
+/// that resolve to one account (case-insensitive NSS back ends) share one
+/// thread; a name with no account is its own group. Bounds: at most
+/// `maximumUsers` groups at once (threads) and `maximumQueuedPerUser` waiting
+/// behind each; beyond either, or when no thread can be started, a request is
 /// answered at once, every file unreadable, and the login is refused. A request
 /// that waited longer than the daemon waits for its answer
 /// (`SpawnerRequest.filesAnswerMilliseconds`) is answered without opening
@@ -30,6 +33,11 @@ final class UserFileLookups: Sendable {
         let patterns: [String]
         /// When it arrived (MonotonicClock ms).
         let arrived: Int64
+        /// The account `user` names (`Account.resolve(login:)`), if any.
+        var account: Account? = nil
+
+        /// Which thread serves it: the account's, or the name's when there is none.
+        var group: String { account.map { "uid \($0.uid)" } ?? "name \(user)" }
     }
 
     /// The spawner's own identity, read before any lookup thread started, to
@@ -55,7 +63,8 @@ final class UserFileLookups: Sendable {
     private let privileged: Bool
     private let own: Identity
     private let logger: Logger
-    /// The users with a lookup thread, and what waits behind the one it is doing.
+    /// The groups (`Request.group`) with a lookup thread, and what waits behind
+    /// the one it is doing.
     private let queues = Mutex<[String: [Request]]>([:])
 
     /// - Parameters:
@@ -68,43 +77,83 @@ final class UserFileLookups: Sendable {
         self.logger = logger
     }
 
-    /// Queues `request` behind the user's others, or starts the user's thread;
-    /// answers at once (every file unreadable) past the bounds.
-    func submit(_ request: Request) {
+    /// Queues `request` behind its account's others, or starts the account's
+    /// thread; answers at once (every file unreadable) past the bounds.
+    func submit(_ asked: Request) {
+        var request = asked
+        request.account = Account.resolve(login: asked.user)
+        let group = request.group
         let refusal: String? = queues.withLock { queues in
-            if let waiting = queues[request.user] {
+            if let waiting = queues[group] {
                 guard waiting.count < Self.maximumQueuedPerUser else {
                     return "\(waiting.count + 1) earlier lookups of \(DisplayText.escaped(request.user))'s files have not finished"
                 }
-                queues[request.user]!.append(request)
+                queues[group]!.append(request)
                 return ""
             }
             guard queues.count < Self.maximumUsers else {
                 return "\(queues.count) users' file lookups are in progress, the most at once"
             }
-            queues[request.user] = []
+            queues[group] = []
             return nil
         }
         switch refusal {
         case nil:
-            let thread = Thread { [self] in serve(request) }
-            thread.name = "fived-files"
-            thread.stackSize = 512 * 1024
-            thread.start()
+            if let failure = startThread(serving: request) {
+                // No thread: this request and any queued behind it meanwhile are refused.
+                let stranded = queues.withLock { $0.removeValue(forKey: group) ?? [] }
+                for refused in [request] + stranded { answer(refused, refusing: "no thread for the lookup: \(failure)") }
+            }
         case ""?:
-            break  // queued behind the user's lookup in progress
+            break  // queued behind the account's lookup in progress
         case let reason?:
             answer(request, refusing: reason)
         }
     }
 
-    /// A user's thread: the request it was started for, then each one queued
+    /// Starts the thread for `request`'s group (pthread_create, whose failure
+    /// Foundation's Thread would not report), with every signal blocked from
+    /// its first instruction: they are the main thread's (SIGCHLD wakes its
+    /// poll), and none interrupts an open. nil when started, else why not.
+    private func startThread(serving request: Request) -> String? {
+        var all = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 512 * 1024)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        let job = Unmanaged.passRetained(Job(lookups: self, request: request)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, &attributes,
+            { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+                _ = fived_name_thread("fived-files")
+                job.lookups.serve(job.request)
+                return nil
+            }, job)
+        guard rc != 0 else { return nil }
+        Unmanaged<Job>.fromOpaque(job).release()
+        return errnoText(rc)
+    }
+
+    /// What a new thread is handed.
+    private final class Job {
+        let lookups: UserFileLookups
+        let request: Request
+        init(lookups: UserFileLookups, request: Request) {
+            self.lookups = lookups
+            self.request = request
+        }
+    }
+
+    /// A group's thread: the request it was started for, then each one queued
     /// behind it, until none is left.
     private func serve(_ first: Request) {
-        // Signals are the main thread's (SIGCHLD wakes its poll); none interrupts an open here.
-        var all = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_BLOCK, &all, nil)
         var next: Request? = first
         while let request = next {
             let waited = MonotonicClock.now - request.arrived
@@ -116,19 +165,19 @@ final class UserFileLookups: Sendable {
                 opened.forEach { $0.close() }
             }
             next = queues.withLock { queues in
-                guard var waiting = queues[request.user], !waiting.isEmpty else {
-                    queues[request.user] = nil
+                guard var waiting = queues[request.group], !waiting.isEmpty else {
+                    queues[request.group] = nil
                     return nil
                 }
                 let head = waiting.removeFirst()
-                queues[request.user] = waiting
+                queues[request.group] = waiting
                 return head
             }
         }
     }
 
     private func answer(_ request: Request, refusing reason: String) {
-        let home = Account.resolve(user: request.user)?.home
+        let home = request.account?.home
         let entries = request.patterns.map { pattern in
             SpawnerEvent.FileEntry(
                 path: AuthorizedKeysStore.resolve(pattern, user: request.user, home: home) ?? pattern, status: .unreadable, reason: reason)
@@ -142,7 +191,7 @@ final class UserFileLookups: Sendable {
     /// or for names that are no account here) as the spawner.
     private func open(_ request: Request) -> ([SpawnerEvent.FileEntry], [Descriptor]) {
         let user = request.user
-        let account = Account.resolve(user: user)
+        let account = request.account
         var entries: [SpawnerEvent.FileEntry] = []
         var opened: [Descriptor] = []
         for pattern in request.patterns {
@@ -198,7 +247,7 @@ final class UserFileLookups: Sendable {
         }
         guard rc == 0 else {
             logger.critical("spawner could not restore its identity", metadata: ["reason": "\(errnoText(errno))"])
-            exit(1)
+            _exit(1)  // at once: no atexit handler runs while other threads go on
         }
     }
 }
