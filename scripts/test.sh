@@ -7,7 +7,7 @@
 # ssh-agent, ssh-add: the integration tests' client), socat; for the recipe and systemd
 # tests (examples/), git, curl, python3, openssh-server (sshd) and systemd
 # (systemd-analyze), groff-base (the man page check); python3-prometheus-client (the
-# metrics test's parser); for the package test, dpkg-dev,
+# metrics test's parser); python3-fusepy (a FUSE file system that hangs reads); for the package test, dpkg-dev,
 # binutils, lintian and debootstrap; etcd-server (the fleet tests). Quiet when all is there.
 #
 # Environment:
@@ -50,6 +50,8 @@ command -v debootstrap >/dev/null 2>&1 || optional+=(debootstrap)
 [[ -f /usr/share/gocode/src/golang.org/x/crypto/ssh/client.go ]] || optional+=(golang-golang-x-crypto-dev)
 # MetricsTests parse the Prometheus exposition with prometheus_client's own parser.
 [[ -f /usr/lib/python3/dist-packages/prometheus_client/__init__.py ]] || optional+=(python3-prometheus-client)
+# IsolationTests mount a FUSE file system (fusepy) whose reads never answer.
+[[ -f /usr/lib/python3/dist-packages/fusepy.py ]] || optional+=(python3-fusepy)
 # The fleet tests (FleetTests) start a real etcd; they skip, saying why, without it.
 command -v etcd >/dev/null 2>&1 || optional+=(etcd-server)
 if ((${#optional[@]})); then

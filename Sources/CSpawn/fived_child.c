@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -158,6 +159,26 @@ int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int
     if (syscall(FIVED_SYS_SETRESUID, (uid_t)-1, uid, (uid_t)-1) < 0) return -1;
     if (syscall(FIVED_SYS_SETRESGID, (gid_t)-1, gid, (gid_t)-1) < 0) return -1;
     return syscall(FIVED_SYS_SETGROUPS, (size_t)ngroups, groups) < 0 ? -1 : 0;
+}
+
+int fived_sealed_copy(const void *bytes, size_t length) {
+    int fd = memfd_create("fived-file", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = write(fd, (const char *)bytes + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) goto fail;
+        done += (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) goto fail;
+    if (lseek(fd, 0, SEEK_SET) < 0) goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
 int fived_name_thread(const char *name) {

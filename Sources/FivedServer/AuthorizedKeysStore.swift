@@ -38,11 +38,8 @@ final class AuthorizedKeysStore: Sendable {
     /// multi-megabyte authorized_keys file is a mistake or an attack).
     static let maximumFileSize = 4 << 20
 
-    private struct Stamp: Equatable {
-        var dev: UInt64, ino: UInt64, size: Int64, mtimeSec: Int, mtimeNsec: Int
-    }
     private struct Entry {
-        var stamp: Stamp
+        var stamp: FileStamp
         var keys: [AuthorizedKey]
     }
     private let cache = Mutex<[String: Entry]>([:])
@@ -109,7 +106,7 @@ final class AuthorizedKeysStore: Sendable {
                 found.unsafe.append("\(path) (\(problem))")
                 continue
             }
-            guard let keys = keys(atPath: path, st) else {
+            guard let keys = keys(atPath: path, FileStamp(st)) else {
                 found.unreadable.append("\(path) (\(st.st_size > Self.maximumFileSize ? "larger than 4 MiB" : "cannot be read"))")
                 continue
             }
@@ -134,11 +131,12 @@ final class AuthorizedKeysStore: Sendable {
             case .unsafe: found.unsafe.append("\(entry.path) (\(entry.reason))")
             case .unreadable: found.unreadable.append("\(entry.path) (\(entry.reason))")
             case .opened:
-                guard let descriptor else { continue }
+                // The contents as the spawner read them, in a sealed memfd: no
+                // read here can wait on a user's file system.
+                guard let descriptor, let stamp = entry.stamp else { continue }
                 defer { descriptor.close() }
-                var st = stat()
-                guard fstat(descriptor.rawValue, &st) == 0, let keys = keys(atPath: entry.path, st, from: descriptor.rawValue) else {
-                    found.unreadable.append("\(entry.path) (\(st.st_size > Self.maximumFileSize ? "larger than 4 MiB" : "cannot be read"))")
+                guard let keys = keys(atPath: entry.path, stamp, from: descriptor.rawValue) else {
+                    found.unreadable.append("\(entry.path) (\(stamp.size > Self.maximumFileSize ? "larger than 4 MiB" : "cannot be read"))")
                     continue
                 }
                 found.read.append(entry.path)
@@ -192,15 +190,12 @@ final class AuthorizedKeysStore: Sendable {
     /// The keys of the regular file at `path` (whose stat is `st`), from the cache
     /// when it has not changed; nil when it is too large or cannot be read. With
     /// `descriptor`, the file is read from it rather than opened by path.
-    private func keys(atPath path: String, _ st: stat, from descriptor: Int32? = nil) -> [AuthorizedKey]? {
-        let stamp = Stamp(
-            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
-            mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
+    private func keys(atPath path: String, _ stamp: FileStamp, from descriptor: Int32? = nil) -> [AuthorizedKey]? {
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp {
             return hit.keys
         }
-        guard st.st_size <= Self.maximumFileSize else {
-            logger.warning("authorized_keys file too large, ignored", metadata: ["file": "\(path)", "size": "\(st.st_size)"])
+        guard stamp.size <= Self.maximumFileSize else {
+            logger.warning("authorized_keys file too large, ignored", metadata: ["file": "\(path)", "size": "\(stamp.size)"])
             return nil
         }
         let bytes: [UInt8]?

@@ -1,3 +1,4 @@
+import FivedCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -18,11 +19,7 @@ final class ParsedFiles<Value: Sendable>: Sendable {
         case unreadable(String)
     }
 
-    private struct Stamp: Equatable {
-        var dev: UInt64, ino: UInt64, size: Int64, mtimeSec: Int, mtimeNsec: Int
-    }
-
-    private let cache = Mutex<[String: (stamp: Stamp, value: Value)]>([:])
+    private let cache = Mutex<[String: (stamp: FileStamp, value: Value)]>([:])
     /// Files larger than this are not read (`.unreadable`).
     let maximumSize: Int
     private let parse: @Sendable ([UInt8], String) -> Value
@@ -42,9 +39,7 @@ final class ParsedFiles<Value: Sendable>: Sendable {
             return e == ENOENT || e == ENOTDIR ? .missing : .unreadable(String(cString: strerror(e)))
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return .unreadable("not a regular file") }
-        let stamp = Stamp(
-            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
-            mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec))
+        let stamp = FileStamp(st)
         if let hit = cache.withLock({ $0[path] }), hit.stamp == stamp { return .parsed(hit.value) }
         guard st.st_size <= maximumSize else { return .unreadable("larger than \(maximumSize) bytes") }
         guard let contents = Self.contents(of: path, limit: maximumSize) else {
@@ -61,6 +56,15 @@ final class ParsedFiles<Value: Sendable>: Sendable {
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }
         return FileContents.read(fd, limit: limit)
+    }
+}
+
+extension FileStamp {
+    /// The identity of the file `st` describes.
+    init(_ st: stat) {
+        self.init(
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+            modifiedSeconds: Int64(st.st_mtim.tv_sec), modifiedNanoseconds: Int64(st.st_mtim.tv_nsec))
     }
 }
 

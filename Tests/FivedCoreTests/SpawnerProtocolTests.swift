@@ -69,9 +69,23 @@ struct SpawnerProtocolTests {
             .spawned(id: 1, pid: 100), .spawnFailed(id: 2, reason: "instances (1) reached"), .exited(child: 1, pid: 100, status: 256),
             .commandStarted(id: 3, pid: 5), .commandFailed(id: 4, reason: "no user 'x'"), .reloaded(id: 5, reason: nil),
             .reloaded(id: 6, reason: "services.git.user: no user 'gitx' on this host"),
+            .files(
+                id: 7,
+                entries: [
+                    .init(
+                        path: "/home/alice/.ssh/authorized_keys", status: .opened,
+                        stamp: FileStamp(device: 2049, inode: 1 << 40, size: 4 << 20, modifiedSeconds: -1, modifiedNanoseconds: 999_999_999)),
+                    .init(path: "/etc/fived/keys/alice", status: .missing),
+                    .init(path: "/home/alice/.ssh/authorized_keys2", status: .unsafe, reason: "file is writable by group (mode 664)"),
+                ]),
         ]
         for event in events {
             #expect(try SpawnerEvent(decoding: event.encoded(), descriptors: event.descriptorCount) == event)
+        }
+        // Found by fuzz/spawner.swift: a reload that took, with a reason, decoded
+        // as one without, so it did not encode back to its bytes.
+        #expect(throws: SpawnerProtocolError.self) {
+            try SpawnerEvent(decoding: [7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 1, 0x41], descriptors: 0)
         }
     }
 

@@ -207,6 +207,61 @@ struct IsolationTests {
         }
     }
 
+    /// fusepy is one module file, not a package folder.
+    static let fusepyMissing: String? =
+        access("/usr/lib/python3/dist-packages/fusepy.py", R_OK) == 0 && access(PythonClient.python, X_OK) == 0
+        ? nil : "needs python3 and fusepy (apt-get install python3-fusepy)"
+
+    @Test(
+        "a user's file system that opens at once but never answers a read holds up no other login and no exec start",
+        .enabled(if: fusepyMissing == nil, "\(fusepyMissing ?? "")"))
+    func hungRead() async throws {
+        guard TestDirectory.asRoot else { return }
+        let environment = try await TestEnvironment.make()
+        let directory = environment.directory
+        let line = environment.key.authorizedLine()
+        mkdir(directory.file(environment.user), 0o755)
+        try environment.setAuthorizedKeys([line], file: "\(environment.user)/authorized_keys")
+        // slowpoke's authorized_keys (the same key) lies on a FUSE file system
+        // whose reads wait for the file `release`.
+        mkdir(directory.file("slowpoke"), 0o755)
+        let contents = try directory.write("slowpoke-keys", line + "\n")
+        let release = directory.file("release")
+        let fs = try ChildProcess.spawn(
+            PythonClient.python, [Peers.path("slow_read_fs.py"), directory.file("slowpoke"), contents, release],
+            environment: Tools.environment(home: directory.path), outputPrefix: directory.file("slow-read-fs"))
+        defer {
+            _ = creat(release, 0o644)
+            _ = umount2(directory.file("slowpoke"), Int32(MNT_DETACH))
+            fs.signal(SIGKILL)
+        }
+        #expect(await eventually { String(decoding: fs.stdout, as: UTF8.self).contains("READY") }, "\(fs.stderr)")
+        var options = FivedOptions()
+        options.authorizedKeys = [directory.file("%u/authorized_keys")]
+        try await environment.withFived(options) { fived in
+            let started = ContinuousClock.now
+            let slow = try fived.spawnSSH(["-W", "echo:1"], user: "slowpoke", stdin: .pipe, name: "slow-login")
+            defer { slow.signal(SIGKILL) }
+            #expect(
+                await eventually(timeout: .seconds(15)) { String(decoding: fs.stdout, as: UTF8.self).contains("READ-WAITING") },
+                "\(fs.stderr)\n\(fived.logText)")
+
+            // While that read waits: another user logs in, and cat (an exec service) starts.
+            let data = Array("not held up\n".utf8)
+            let other = try await fived.ssh(["-W", "echo:1"], stdin: try fived.input(data))
+            #expect(other.exitStatus == 0, "\(other)\n\(fived.logText)")
+            expectBytes(other.stdout, data)
+
+            // The read answered within the 5 s the daemon waits: slowpoke's key is in, and its channel works.
+            let answeredIn = ContinuousClock.now - started
+            #expect(creat(release, 0o644) >= 0)
+            if answeredIn < .seconds(4) {
+                try await slow.writeStdin(data)
+                #expect(await eventually { slow.stdout == data }, "after \(answeredIn): \(slow.stderr)\n\(fived.logText)")
+            }
+        }
+    }
+
     /// fived's sockets connecting (SYN-SENT) to 127.0.0.1:`port`, from /proc/net/tcp and its descriptors.
     static func connectsTo(_ port: UInt16, of pid: pid_t) -> Int {
         // Read to the end: procfs files report size 0, and a one-shot read stops at a page.

@@ -75,6 +75,11 @@ int fived_drop_capabilities(void);
 int fived_thread_assume_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 int fived_thread_restore_identity(uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 
+// A sealed memfd (memfd_create, then F_SEAL_SHRINK|GROW|WRITE|SEAL) holding
+// `length` bytes at `bytes`, its offset at 0: contents a reader can take without
+// waiting on anything and no one can change. The descriptor, or -1 with errno.
+int fived_sealed_copy(const void *bytes, size_t length);
+
 // Names the calling thread (prctl PR_SET_NAME: 15 bytes at most shown in
 // /proc/PID/task/TID/comm). 0 on success, -1 with errno.
 int fived_name_thread(const char *name);

@@ -78,7 +78,10 @@ public enum SpawnerEvent: Sendable, Equatable {
     /// `pid`, ended; `status` is its wait(2) status.
     case exited(child: UInt64, pid: Int32, status: Int32)
     /// The files an `openFiles` request named, in configuration order; the
-    /// descriptors are those of the entries with `opened` status, in order.
+    /// descriptors are those of the entries with `opened` status, in order:
+    /// each a sealed memfd holding the file's contents as the spawner read them
+    /// (so the daemon never touches a user's file system), the file's own
+    /// identity in the entry's `stamp`.
     case files(id: UInt64, entries: [FileEntry])
     /// The authorized_keys_command started as `pid`; the descriptor is its stdout.
     case commandStarted(id: UInt64, pid: Int32)
@@ -102,11 +105,15 @@ public enum SpawnerEvent: Sendable, Equatable {
         public var status: Status
         /// Why, for `unsafe` and `unreadable`; empty otherwise.
         public var reason: String
+        /// The file's identity when it was read (`opened` entries only), for the
+        /// daemon's cache of parsed files.
+        public var stamp: FileStamp?
 
-        public init(path: String, status: Status, reason: String = "") {
+        public init(path: String, status: Status, reason: String = "", stamp: FileStamp? = nil) {
             self.path = path
             self.status = status
             self.reason = reason
+            self.stamp = status == .opened ? stamp ?? FileStamp() : nil
         }
     }
 
@@ -214,7 +221,13 @@ extension SpawnerEvent {
             w.u8(3); w.u64(child); w.i32(pid); w.i32(status)
         case .files(let id, let entries):
             w.u8(4); w.u64(id); w.u16(UInt16(entries.count))
-            for entry in entries { w.string(entry.path); w.u8(entry.status.rawValue); w.string(entry.reason) }
+            for entry in entries {
+                w.string(entry.path); w.u8(entry.status.rawValue); w.string(entry.reason)
+                if let stamp = entry.stamp {
+                    w.u64(stamp.device); w.u64(stamp.inode); w.u64(UInt64(bitPattern: stamp.size))
+                    w.u64(UInt64(bitPattern: stamp.modifiedSeconds)); w.u64(UInt64(bitPattern: stamp.modifiedNanoseconds))
+                }
+            }
         case .commandStarted(let id, let pid):
             w.u8(5); w.u64(id); w.i32(pid)
         case .commandFailed(let id, let reason):
@@ -241,7 +254,14 @@ extension SpawnerEvent {
             for _ in 0..<count {
                 let path = try r.string()
                 guard let status = FileEntry.Status(rawValue: try r.u8()) else { throw SpawnerProtocolError("bad file status") }
-                entries.append(FileEntry(path: path, status: status, reason: try r.string()))
+                let reason = try r.string()
+                var stamp: FileStamp?
+                if status == .opened {
+                    stamp = FileStamp(
+                        device: try r.u64(), inode: try r.u64(), size: Int64(bitPattern: try r.u64()),
+                        modifiedSeconds: Int64(bitPattern: try r.u64()), modifiedNanoseconds: Int64(bitPattern: try r.u64()))
+                }
+                entries.append(FileEntry(path: path, status: status, reason: reason, stamp: stamp))
             }
             self = .files(id: id, entries: entries)
         case 5: self = .commandStarted(id: try r.u64(), pid: try r.i32())
@@ -251,6 +271,8 @@ extension SpawnerEvent {
             let failed = try r.u8()
             guard failed <= 1 else { throw SpawnerProtocolError("bad reload flag") }
             let reason = try r.string()
+            // A reload that took has no reason: anything else is not what the spawner sends.
+            guard failed == 1 || reason.isEmpty else { throw SpawnerProtocolError("a reason for a reload that took") }
             self = .reloaded(id: id, reason: failed == 1 ? reason : nil)
         case let kind:
             throw SpawnerProtocolError("unknown event kind \(kind)")
@@ -344,5 +366,23 @@ public enum SpawnerEnvironment {
             }
         }
         return nil
+    }
+}
+
+/// A file's identity as stat(2) gives it: device, inode, size (bytes) and
+/// modification time. A cache keyed by a path holds while this stays the same.
+public struct FileStamp: Sendable, Equatable {
+    public var device: UInt64 = 0
+    public var inode: UInt64 = 0
+    public var size: Int64 = 0
+    public var modifiedSeconds: Int64 = 0
+    public var modifiedNanoseconds: Int64 = 0
+
+    public init(device: UInt64 = 0, inode: UInt64 = 0, size: Int64 = 0, modifiedSeconds: Int64 = 0, modifiedNanoseconds: Int64 = 0) {
+        self.device = device
+        self.inode = inode
+        self.size = size
+        self.modifiedSeconds = modifiedSeconds
+        self.modifiedNanoseconds = modifiedNanoseconds
     }
 }

@@ -58,6 +58,8 @@ final class UserFileLookups: Sendable {
 
     static let maximumUsers = 32
     static let maximumQueuedPerUser = 16
+    /// The largest authorized_keys or principals file read (bytes), as the daemon's.
+    static let maximumFileSize = AuthorizedKeysStore.maximumFileSize
 
     private let socket: Int32
     private let privileged: Bool
@@ -233,8 +235,28 @@ final class UserFileLookups: Sendable {
                 entries.append(.init(path: path, status: .unsafe, reason: problem))
                 continue
             }
-            entries.append(.init(path: path, status: .opened))
-            opened.append(descriptor)
+            // Read here, on this account's thread, and handed over as a sealed
+            // copy: a file system that answers the open but hangs the read (a
+            // user's FUSE mount) holds up this account's lookups only, never
+            // the daemon's thread that takes every spawner answer.
+            let contents = FileContents.read(fd, limit: Self.maximumFileSize)
+            let readErrno = errno
+            descriptor.close()
+            guard let contents else {
+                entries.append(.init(path: path, status: .unreadable, reason: errnoText(readErrno)))
+                continue
+            }
+            guard contents.count <= Self.maximumFileSize else {
+                entries.append(.init(path: path, status: .unreadable, reason: "larger than 4 MiB"))
+                continue
+            }
+            let copy = contents.withUnsafeBytes { fived_sealed_copy($0.baseAddress, $0.count) }
+            guard copy >= 0 else {
+                entries.append(.init(path: path, status: .unreadable, reason: "cannot copy it: \(errnoText(errno))"))
+                continue
+            }
+            entries.append(.init(path: path, status: .opened, stamp: FileStamp(st)))
+            opened.append(Descriptor(copy))
         }
         return (entries, opened)
     }
