@@ -1,3 +1,4 @@
+import CSpawn
 import FivedCore
 import FivedSystem
 import Foundation
@@ -42,13 +43,13 @@ enum AuthorizedKeysCommandRun {
                     completion(.failure(Failure(description: "authorized_keys_command did not start: \(failure)")))
                 case .success(let (child, output)):
                     let reader = Thread {
+                        _ = fived_name_thread("fived-akc")
                         let outcome = collect(
                             output, child: child, exit: exit, deadline: deadline, seconds: Double(timeoutMilliseconds) / 1000,
                             limit: outputLimit, spawner: spawner)
                         output.close()
                         completion(outcome)
                     }
-                    reader.name = "fived-akc"
                     reader.start()
                 }
             },

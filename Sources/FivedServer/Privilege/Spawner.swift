@@ -44,6 +44,10 @@ public final class Spawner {
     /// Each unreaped child by the id of the request that started it, as
     /// `signal` and `retire` name it.
     private var started: [UInt64: pid_t] = [:]
+    /// The highest request id that started a child: a `signal` for an id at or
+    /// below it names a child already reaped (its exit on its way), above it
+    /// one no request started (a forged request).
+    private var highestStarted: UInt64 = 0
     private let lookups: UserFileLookups
 
     /// - Parameters:
@@ -149,8 +153,10 @@ public final class Spawner {
             }
         case .signal(let request, let sig):
             guard let pid = started[request], let child = children[pid], child.killAt == nil, Self.deliverableSignals.contains(sig) else {
-                // Also a child already reaped, whose exit is on its way to the daemon.
-                logger.warning("spawner refused a signal", metadata: ["child": "\(request)", "signal": "\(sig)"])
+                // A signal that raced its child's exit is routine; one for a child no request started is not.
+                let raced = request <= highestStarted && Self.deliverableSignals.contains(sig)
+                logger.log(
+                    level: raced ? .debug : .warning, "spawner refused a signal", metadata: ["child": "\(request)", "signal": "\(sig)"])
                 return
             }
             _ = kill(-pid, sig)
@@ -215,6 +221,7 @@ public final class Spawner {
     private func spawn(id: UInt64, service rawName: String, environment: [String], source: String, terminal: Bool, fds: [Descriptor])
         -> Result<pid_t, Refusal>
     {
+        guard started[id] == nil else { return .failure(Refusal("request id \(id) already names a running child")) }
         guard let name = ServiceName(rawName), let service = configuration.services[name], case .exec(let argv) = service.backend else {
             return .failure(Refusal("\(ServiceName.printable(rawName)) is not a configured exec service"))
         }
@@ -263,11 +270,13 @@ public final class Spawner {
         if case .success(let pid) = started {
             children[pid] = Child(service: name, source: source, request: id)
             self.started[id] = pid
+            highestStarted = max(highestStarted, id)
         }
         return started
     }
 
     private func runCommand(id: UInt64, user: String, keyType: String, fingerprint: String, keyBase64: String) -> Result<(pid_t, Descriptor), Refusal> {
+        guard started[id] == nil else { return .failure(Refusal("request id \(id) already names a running child")) }
         guard let command = configuration.authorizedKeysCommand, let commandUser = configuration.authorizedKeysCommandUser else {
             return .failure(Refusal("no authorized_keys_command is configured"))
         }
@@ -301,6 +310,7 @@ public final class Spawner {
         case .success(let pid):
             children[pid] = Child(service: nil, source: "", request: id)
             started[id] = pid
+            highestStarted = max(highestStarted, id)
             return .success((pid, output.read))
         case .failure(let why):
             output.read.close()

@@ -75,8 +75,10 @@ public final class SpawnerLink: @unchecked Sendable {
     /// no_new_privs are per thread, and threads inherit them from their creator
     /// (the authorized_keys_command readers are this thread's).
     func startReading() {
-        let thread = Thread { self.readEvents() }
-        thread.name = "fived-spawner-link"
+        let thread = Thread {
+            _ = fived_name_thread("fived-spawnlink")  // as ps -L and /proc/PID/task show it (15 bytes at most)
+            self.readEvents()
+        }
         thread.start()
         reader = thread
     }
@@ -253,8 +255,17 @@ public final class SpawnerLink: @unchecked Sendable {
             if rc == pid || (rc < 0 && errno == ECHILD) { return }
             usleep(20_000)
         }
+        // Not waited for without end: a spawner thread in an uninterruptible
+        // wait (a FUSE request its server has taken, fs/fuse/dev.c) keeps the
+        // process from dying even after SIGKILL.
         _ = kill(pid, SIGKILL)
-        _ = waitpid(pid, &status, 0)
+        let killDeadline = MonotonicClock.now + timeoutMilliseconds
+        while MonotonicClock.now < killDeadline {
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid || (rc < 0 && errno == ECHILD) { return }
+            usleep(20_000)
+        }
+        logger.warning("the spawner did not end after SIGKILL; fived stops without it", metadata: ["spawner": "\(pid)"])
     }
 
     // MARK: Events
