@@ -55,11 +55,13 @@ struct SpawnerFilesTests {
         let looked = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
         let seen = Mutex((taken: false, euid: uid_t(0), egid: gid_t(0), groups: [gid_t](), restored: false))
+        let status = Mutex("")
         let thread = Thread {
             let nobody: [gid_t] = [65534]
             let rc = nobody.withUnsafeBufferPointer { fived_thread_assume_identity(65534, 65534, $0.baseAddress, 1) }
             let groups = UserFileLookups.Identity.current.groups
             seen.withLock { $0 = (rc == 0, geteuid(), getegid(), groups, false) }
+            status.withLock { $0 = (try? String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)) ?? "" }
             assumed.signal()
             looked.wait()
             let back = own.groups.withUnsafeBufferPointer { fived_thread_restore_identity(own.uid, own.gid, $0.baseAddress, Int32($0.count)) }
@@ -74,6 +76,12 @@ struct SpawnerFilesTests {
         #expect(onThread.taken)
         #expect(onThread.euid == 65534 && onThread.egid == 65534)
         #expect(onThread.groups == [65534])
+        // The kernel's view of that thread: real and saved ids still root's (so it
+        // can return, and the user cannot signal or trace it), no effective capability.
+        let lines = status.withLock { $0 }.split(separator: "\n")
+        let uids = lines.first { $0.hasPrefix("Uid:") }?.split(whereSeparator: \.isWhitespace).dropFirst().map(String.init)
+        #expect(uids == ["0", "65534", "0", "65534"], "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("CapEff:") && $0.hasSuffix("0000000000000000") }, "\(lines)")
         // Meanwhile this thread (the spawner's main one, which forks) kept its own.
         let here = UserFileLookups.Identity.current
         #expect(here.uid == own.uid && here.gid == own.gid)
