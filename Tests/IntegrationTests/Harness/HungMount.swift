@@ -28,6 +28,21 @@ final class HungMount {
 
     deinit { release() }
 
+    /// Why FUSE file systems cannot be mounted here (not root, no /dev/fuse, or
+    /// a container that refuses the mount), found by mounting one; nil when they can.
+    static let unavailable: String? = {
+        guard geteuid() == 0 else { return "needs root to mount a FUSE file system" }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fived-fuse-probe-\(getpid())").path
+        mkdir(directory, 0o755)
+        defer { rmdir(directory) }
+        do {
+            try HungMount(at: directory).release()
+            return nil
+        } catch {
+            return "FUSE is not available here: \(error)"
+        }
+    }()
+
     /// True while a thread of `pid` waits for this file system to answer
     /// (its kernel wait channel is FUSE's request wait, /proc/PID/task/TID/wchan).
     static func waiting(_ pid: pid_t) -> Bool {
