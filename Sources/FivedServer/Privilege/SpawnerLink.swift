@@ -138,7 +138,7 @@ public final class SpawnerLink: @unchecked Sendable {
             onExit: exited
         ) { event, _ in
             switch event {
-            case .spawned(let id, let pid): started(.success(SpawnedChild(request: id, pid: pid)))
+            case .spawned(let id, _): started(.success(SpawnedChild(request: id)))
             case .spawnFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
             default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
             }
@@ -235,7 +235,7 @@ public final class SpawnerLink: @unchecked Sendable {
             onExit: exited
         ) { event, fds in
             switch event {
-            case .commandStarted(let id, let pid) where fds.count == 1: started(.success((SpawnedChild(request: id, pid: pid), fds[0])))
+            case .commandStarted(let id, _) where fds.count == 1: started(.success((SpawnedChild(request: id), fds[0])))
             case .commandFailed(_, let reason): started(.failure(BackendFailure(.spawn, reason)))
             default: started(.failure(BackendFailure(.spawn, "the spawner answered \(event)")))
             }
@@ -248,24 +248,25 @@ public final class SpawnerLink: @unchecked Sendable {
     func close(timeoutMilliseconds: Int64 = 3000) {
         state.withLock { $0.stopping = true }
         _ = Glibc.shutdown(socket.rawValue, Int32(SHUT_RDWR))
-        let deadline = MonotonicClock.now + timeoutMilliseconds
-        var status: Int32 = 0
-        while MonotonicClock.now < deadline {
-            let rc = waitpid(pid, &status, WNOHANG)
-            if rc == pid || (rc < 0 && errno == ECHILD) { return }
-            usleep(20_000)
-        }
+        if reaped(within: timeoutMilliseconds) { return }
         // Not waited for without end: a spawner thread in an uninterruptible
         // wait (a FUSE request its server has taken, fs/fuse/dev.c) keeps the
         // process from dying even after SIGKILL.
         _ = kill(pid, SIGKILL)
-        let killDeadline = MonotonicClock.now + timeoutMilliseconds
-        while MonotonicClock.now < killDeadline {
+        if reaped(within: timeoutMilliseconds) { return }
+        logger.warning("the spawner did not end after SIGKILL; fived stops without it", metadata: ["spawner": "\(pid)"])
+    }
+
+    /// Reaps the spawner if it ends within `milliseconds`; true when it did (or was already reaped).
+    private func reaped(within milliseconds: Int64) -> Bool {
+        let deadline = MonotonicClock.now + milliseconds
+        var status: Int32 = 0
+        while MonotonicClock.now < deadline {
             let rc = waitpid(pid, &status, WNOHANG)
-            if rc == pid || (rc < 0 && errno == ECHILD) { return }
+            if rc == pid || (rc < 0 && errno == ECHILD) { return true }
             usleep(20_000)
         }
-        logger.warning("the spawner did not end after SIGKILL; fived stops without it", metadata: ["spawner": "\(pid)"])
+        return false
     }
 
     // MARK: Events
@@ -330,10 +331,9 @@ public final class SpawnerLink: @unchecked Sendable {
     }
 }
 
-/// A process the spawner started: the id of the `spawn` or `runCommand` request
-/// that started it, by which `signal` and `retire` name it (never reused, unlike
-/// its pid), and its pid, by which its exit is reported.
+/// A process the spawner started, named by the id of the `spawn` or
+/// `runCommand` request that started it: `signal`, `retire` and its exit report
+/// name it so (never reused, unlike its pid).
 struct SpawnedChild: Sendable, Hashable {
     let request: UInt64
-    let pid: pid_t
 }

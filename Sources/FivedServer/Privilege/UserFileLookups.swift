@@ -85,32 +85,38 @@ final class UserFileLookups: Sendable {
         var request = asked
         request.account = Account.resolve(login: asked.user)
         let group = request.group
-        let refusal: String? = queues.withLock { queues in
+        let admission: Admission = queues.withLock { queues in
             if let waiting = queues[group] {
                 guard waiting.count < Self.maximumQueuedPerUser else {
-                    return "\(waiting.count + 1) earlier lookups of \(DisplayText.escaped(request.user))'s files have not finished"
+                    return .refused("\(waiting.count + 1) earlier lookups of \(DisplayText.escaped(request.user))'s files have not finished")
                 }
                 queues[group]!.append(request)
-                return ""
+                return .queued
             }
             guard queues.count < Self.maximumUsers else {
-                return "\(queues.count) users' file lookups are in progress, the most at once"
+                return .refused("\(queues.count) users' file lookups are in progress, the most at once")
             }
             queues[group] = []
-            return nil
+            return .startThread
         }
-        switch refusal {
-        case nil:
+        switch admission {
+        case .startThread:
             if let failure = startThread(serving: request) {
                 // No thread: this request and any queued behind it meanwhile are refused.
                 let stranded = queues.withLock { $0.removeValue(forKey: group) ?? [] }
                 for refused in [request] + stranded { answer(refused, refusing: "no thread for the lookup: \(failure)") }
             }
-        case ""?:
-            break  // queued behind the account's lookup in progress
-        case let reason?:
+        case .queued:
+            break  // behind the account's lookup in progress
+        case .refused(let reason):
             answer(request, refusing: reason)
         }
+    }
+
+    /// What `submit` decided under the lock.
+    private enum Admission {
+        case startThread, queued
+        case refused(String)
     }
 
     /// Starts the thread for `request`'s group (pthread_create, whose failure
@@ -221,17 +227,15 @@ final class UserFileLookups: Sendable {
                 entries.append(.init(path: path, status: missing ? .missing : .unreadable, reason: missing ? "" : errnoText(openErrno)))
                 continue
             }
-            let descriptor = Descriptor(fd)
+            defer { Glibc.close(fd) }
             var st = stat()
             guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                descriptor.close()
                 entries.append(.init(path: path, status: .unreadable, reason: "not a regular file"))
                 continue
             }
             var owners: Set<uid_t> = [0, own.uid]
             if let account { owners.insert(account.uid) }
             if let problem = AuthorizedKeysStore.strictModesProblem(path: path, owners: owners, home: account?.home) {
-                descriptor.close()
                 entries.append(.init(path: path, status: .unsafe, reason: problem))
                 continue
             }
@@ -241,7 +245,6 @@ final class UserFileLookups: Sendable {
             // the daemon's thread that takes every spawner answer.
             let contents = FileContents.read(fd, limit: Self.maximumFileSize)
             let readErrno = errno
-            descriptor.close()
             guard let contents else {
                 entries.append(.init(path: path, status: .unreadable, reason: errnoText(readErrno)))
                 continue
